@@ -1,0 +1,90 @@
+# muongpt: one binary, ./train, built with nvcc (CPU + CUDA) or, where nvcc is missing, with g++ (CPU only).
+#   make            build ./train
+#   make train      the default job: Muon vs AdamW on the embedded corpus (./train compare)
+#   make test       build and run the doctest suite (GPU tests skip, visibly, without a GPU)
+#   make bench      Google Benchmark: kernels, a training step, tokens/s
+#   make sanitize   compute-sanitizer memcheck + racecheck on a tiny GPU run
+#   make experiments  the papers' controlled experiments (fp64, CPU)
+# Dependencies are Debian packages; `make deps` installs them (as root) or names what is missing.
+
+CXX   ?= g++
+NVCC  ?= nvcc
+HAVE_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
+
+# Build for the GPU that is here; with none, for A100 (sm_80) and H100/H200 (sm_90) plus PTX for later GPUs.
+GPU_CC := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
+ifneq ($(GPU_CC),)
+  CUDA_ARCH := -gencode arch=compute_$(GPU_CC),code=[sm_$(GPU_CC),compute_$(GPU_CC)]
+else
+  CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+endif
+
+WARN      := -Wall -Wno-unused-function
+CXXFLAGS  ?= -O3 -march=native
+CXXFLAGS  += -std=c++17 -fopenmp $(WARN) -I. -MMD -MP
+NVCCFLAGS ?= -O3 -lineinfo
+NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp,-march=native,-Wall,-Wno-unused-function
+LDLIBS    := -lpcre2-8
+CUDA_LIBS := -lcublas -lcublasLt -lcusolver
+
+ifneq ($(HAVE_NVCC),)
+  CU_COMPILE = $(NVCC) $(NVCCFLAGS)
+  LINK       = $(NVCC) $(NVCCFLAGS) -Xcompiler -fopenmp
+  LINK_LIBS  = $(LDLIBS) $(CUDA_LIBS) -lgomp
+else
+  CU_COMPILE = $(CXX) $(CXXFLAGS) -x c++
+  LINK       = $(CXX) $(CXXFLAGS)
+  LINK_LIBS  = $(LDLIBS)
+endif
+
+.PHONY: all train test bench sanitize experiments deps clean
+all: deps build/train
+	@ln -f build/train train
+
+# ---- dependencies -----------------------------------------------------------------------------------
+# Each line: a header the build needs, and the Debian package that ships it.
+DEP_HEADERS := doctest/doctest.h:doctest-dev stb/stb_image_write.h:libstb-dev \
+               benchmark/benchmark.h:libbenchmark-dev pcre2.h:libpcre2-dev
+deps: build/.deps-ok
+build/.deps-ok:
+	@mkdir -p build
+	@missing=""; for d in $(DEP_HEADERS); do h=$${d%%:*}; p=$${d##*:}; \
+	  printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <%s>\n' "$$h" | $(CXX) $(CXXFLAGS) -E -x c++ - >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
+	      { echo "error: could not install:$$missing (try: sudo apt-get install$$missing)"; exit 1; }; \
+	  else echo "error: missing Debian packages:$$missing (install with: sudo apt-get install$$missing)"; exit 1; fi; fi
+	@[ -n "$(HAVE_NVCC)" ] || echo "note: nvcc not found: building the CPU-only binary with $(CXX) (install the CUDA toolkit for the GPU path)"
+	@touch $@
+
+# ---- the binary -------------------------------------------------------------------------------------
+build/train.o: train.cu | deps
+	@mkdir -p $(dir $@)
+	$(CU_COMPILE) -c $< -o $@
+build/train: build/train.o
+	$(LINK) $^ -o $@ $(LINK_LIBS)
+
+# ---- tests: tests/*.cpp with g++ (CPU), tests/*.cu with nvcc (GPU parity; they skip without a GPU) ----
+TEST_OBJS := $(patsubst tests/%.cpp,build/tests/%.o,$(wildcard tests/*.cpp)) \
+             $(patsubst tests/%.cu,build/tests/%.o,$(wildcard tests/*.cu))
+build/tests/%.o: tests/%.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+build/tests/%.o: tests/%.cu | deps
+	@mkdir -p $(dir $@)
+	$(CU_COMPILE) -c $< -o $@
+build/test: $(TEST_OBJS)
+	$(LINK) $^ -o $@ $(LINK_LIBS)
+
+test: all build/test
+	./build/test
+
+train: all
+	./train compare
+
+clean:
+	rm -rf build train
+
+-include $(wildcard build/*.d build/tests/*.d build/dev/*.d)

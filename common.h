@@ -1,0 +1,109 @@
+// common.h: the small things every other file leans on.
+// Errors (one clear line and a non-zero exit at the command line; an error message returned by library
+// code so tests can check it), the CUDA/cuBLAS call checks, a seeded random number generator whose whole
+// state is one integer (so a checkpoint can save it), and a wall clock.
+// Flow: used everywhere; holds no model or training logic.
+#pragma once
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef __CUDACC__
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#endif
+
+// ----------------------------------------------------------------------------------------------------
+// errors
+// Library code never exits: it writes one line into `err` (ERR_LEN bytes) and returns -1, so a test can
+// read the message. The command line prints that line with die() and exits with status 1.
+
+#define ERR_LEN 512
+
+static int fail(char* err, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, ERR_LEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+// malloc that dies with the size it wanted, instead of returning NULL into a later crash
+static void* xmalloc(size_t bytes) {
+    void* p = malloc(bytes ? bytes : 1);
+    if (!p) die("out of host memory: could not allocate %.1f MiB", bytes / 1048576.0);
+    return p;
+}
+
+static void* xcalloc(size_t count, size_t size) {
+    void* p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) die("out of host memory: could not allocate %.1f MiB", (double)count * size / 1048576.0);
+    return p;
+}
+
+#ifdef __CUDACC__
+// Every CUDA and cuBLAS call is checked; a failure names the file and the line.
+static void cuda_check(cudaError_t e, const char* file, int line) {
+    if (e != cudaSuccess) die("CUDA error at %s:%d: %s", file, line, cudaGetErrorString(e));
+}
+static void cublas_check(cublasStatus_t s, const char* file, int line) {
+    if (s != CUBLAS_STATUS_SUCCESS) die("cuBLAS error %d at %s:%d", (int)s, file, line);
+}
+#define cudaCheck(call) cuda_check((call), __FILE__, __LINE__)
+#define cublasCheck(call) cublas_check((call), __FILE__, __LINE__)
+// after a kernel launch: catches a bad launch configuration at the line that made it
+#define cudaCheckLaunch() cuda_check(cudaGetLastError(), __FILE__, __LINE__)
+#endif
+
+// ----------------------------------------------------------------------------------------------------
+// random numbers: xorshift64* (as llm.c), whose whole state is one uint64, saved in checkpoints
+
+struct Rng {
+    uint64_t state;
+};
+
+static Rng rng_make(uint64_t seed) {
+    Rng r;
+    r.state = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;  // spread small seeds; never zero
+    if (r.state == 0) r.state = 1;
+    return r;
+}
+
+static uint32_t rng_u32(Rng* r) {
+    r->state ^= r->state >> 12;
+    r->state ^= r->state << 25;
+    r->state ^= r->state >> 27;
+    return (uint32_t)((r->state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+// uniform in [0, 1), 24 random bits
+static float rng_uniform(Rng* r) { return (rng_u32(r) >> 8) / 16777216.0f; }
+
+// standard normal by Box-Muller; one value per call keeps the state simple to save
+static double rng_normal(Rng* r) {
+    double u1 = ((rng_u32(r) >> 8) + 1.0) / 16777217.0;  // (0, 1]: log stays finite
+    double u2 = (rng_u32(r) >> 8) / 16777216.0;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+// ----------------------------------------------------------------------------------------------------
+// wall clock in seconds (monotonic)
+
+static double now_seconds() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,238 @@
+// tensor.h: where numbers live, and the tape that runs the backward pass.
+//  - Device: CPU or CUDA. Everything below works on either; CUDA code is compiled only by nvcc.
+//  - Arena: one allocation carved into many buffers. It is walked twice with the same calls: first with
+//    no memory (to add up the sizes), then for real. The model uses one arena for its parameters, one for
+//    their gradients and one for activations (values and gradients), as llm.c does.
+//  - Tensor: a buffer of floats, its gradient buffer (or NULL), a shape and a device.
+//  - Tape: the reverse-mode autodiff record. Each op in ops/ runs its forward and pushes a node; backward
+//    walks the nodes in reverse and calls each node's handwritten backward, which adds (+=) into the
+//    gradients of its inputs. The tape is a fixed array: recording a step allocates nothing.
+// Flow: data -> [tensors on the tape: model -> loss -> backward] -> optimizer.
+#pragma once
+#include "common.h"
+
+enum Device { DEV_CPU = 0, DEV_CUDA = 1 };
+
+static const char* device_name(Device d) { return d == DEV_CUDA ? "cuda" : "cpu"; }
+
+// ----------------------------------------------------------------------------------------------------
+// raw memory on a device
+
+static void* device_malloc(Device d, size_t bytes) {
+    if (d == DEV_CPU) return xmalloc(bytes);
+#ifdef __CUDACC__
+    void* p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        die("out of GPU memory: wanted %.1f MiB, %.1f MiB free of %.1f MiB", bytes / 1048576.0,
+            free_b / 1048576.0, total_b / 1048576.0);
+    }
+    return p;
+#else
+    die("this binary was built without CUDA (no nvcc): use --device cpu");
+    return NULL;
+#endif
+}
+
+static void device_free(Device d, void* p) {
+    if (!p) return;
+    if (d == DEV_CPU) { free(p); return; }
+#ifdef __CUDACC__
+    cudaCheck(cudaFree(p));
+#endif
+}
+
+static void device_zero(Device d, void* p, size_t bytes) {
+    if (d == DEV_CPU) { memset(p, 0, bytes); return; }
+#ifdef __CUDACC__
+    cudaCheck(cudaMemset(p, 0, bytes));
+#endif
+}
+
+// copies between host memory and a device buffer (a plain memcpy on the CPU)
+static void copy_to_device(Device d, void* dst, const void* src, size_t bytes) {
+    if (d == DEV_CPU) { memcpy(dst, src, bytes); return; }
+#ifdef __CUDACC__
+    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+#endif
+}
+
+static void copy_to_host(Device d, void* dst, const void* src, size_t bytes) {
+    if (d == DEV_CPU) { memcpy(dst, src, bytes); return; }
+#ifdef __CUDACC__
+    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+#endif
+}
+
+#ifdef __CUDACC__
+// one thread per element: x[i] = value
+static __global__ void fill_kernel(float* x, size_t n, float value) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = value;
+}
+#endif
+
+static void device_fill(Device d, float* x, size_t n, float value) {
+    if (d == DEV_CPU) {
+        for (size_t i = 0; i < n; i++) x[i] = value;
+        return;
+    }
+#ifdef __CUDACC__
+    if (n == 0) return;
+    fill_kernel<<<(unsigned)((n + 255) / 256), 256>>>(x, n, value);
+    cudaCheckLaunch();
+#endif
+}
+
+// ----------------------------------------------------------------------------------------------------
+// arena: one allocation, handed out in 256-byte aligned pieces
+
+struct Arena {
+    char* base;       // NULL during the sizing pass
+    size_t used;      // bytes handed out so far
+    size_t capacity;  // bytes allocated (0 during the sizing pass)
+    Device device;
+};
+
+static Arena arena_sizing(Device d) {
+    Arena a = {NULL, 0, 0, d};
+    return a;
+}
+
+// a piece of `count` floats; NULL while sizing
+static float* arena_take(Arena* a, size_t count) {
+    size_t bytes = (count * sizeof(float) + 255) & ~(size_t)255;
+    char* p = NULL;
+    if (a->base) {
+        if (a->used + bytes > a->capacity)
+            die("arena overflow: the second pass asked for more than the first (a bug in the layout code)");
+        p = a->base + a->used;
+    }
+    a->used += bytes;
+    return (float*)p;
+}
+
+// after the sizing pass: allocate what was counted (zeroed), and rewind for the real pass
+static void arena_allocate(Arena* a) {
+    a->capacity = a->used;
+    a->base = (char*)device_malloc(a->device, a->capacity);
+    device_zero(a->device, a->base, a->capacity);
+    a->used = 0;
+}
+
+static void arena_free(Arena* a) {
+    device_free(a->device, a->base);
+    a->base = NULL;
+    a->used = a->capacity = 0;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// tensor
+
+struct Tensor {
+    float* data;    // values
+    float* grad;    // dLoss/dvalues, same size; NULL where no gradient is needed
+    int shape[4];   // sizes of the leading `ndim` dimensions (informational: ops take sizes explicitly)
+    int ndim;
+    size_t size;    // number of floats
+    Device device;
+    const char* name;
+};
+
+// A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.
+// Dimensions after the first zero are unused: tensor_make("ln1", &a, &g, B, T, C) is (B, T, C).
+static Tensor tensor_make(const char* name, Arena* values, Arena* grads, int d0, int d1 = 0, int d2 = 0,
+                          int d3 = 0) {
+    Tensor t;
+    memset(&t, 0, sizeof(t));
+    int dims[4] = {d0, d1, d2, d3};
+    t.size = 1;
+    for (int i = 0; i < 4 && dims[i] > 0; i++) {
+        t.shape[i] = dims[i];
+        t.ndim = i + 1;
+        t.size *= (size_t)dims[i];
+    }
+    t.name = name;
+    t.device = values->device;
+    t.data = arena_take(values, t.size);
+    t.grad = grads ? arena_take(grads, t.size) : NULL;
+    return t;
+}
+
+// A view of `count` floats starting at `offset` inside `base` (its gradient too, if it has one).
+static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, int d0, int d1 = 0) {
+    Tensor t;
+    memset(&t, 0, sizeof(t));
+    t.name = name;
+    t.device = base->device;
+    t.shape[0] = d0;
+    t.shape[1] = d1;
+    t.ndim = d1 > 0 ? 2 : 1;
+    t.size = (size_t)d0 * (d1 > 0 ? d1 : 1);
+    t.data = base->data ? base->data + offset : NULL;
+    t.grad = base->grad ? base->grad + offset : NULL;
+    return t;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// the tape
+
+struct TapeNode;
+typedef void (*BackwardFn)(const TapeNode* node);
+
+struct TapeNode {
+    const char* op;        // "layernorm", "matmul", ...: for messages and profiles
+    BackwardFn backward;   // the op's backward; it dispatches to the CPU or CUDA kernel by device
+    Tensor* out;           // the output: out->grad holds dLoss/dout when backward runs
+    Tensor* in[3];         // the inputs: backward adds into in[i]->grad (skipped where it is NULL)
+    Tensor* saved[2];      // what the forward kept for the backward (layernorm's mean and rstd, ...)
+    const int* ids;        // integer inputs (token ids, targets) on the tensors' device
+    int dims[4];           // the op's sizes (e.g. B, T, C, NH), as the forward was called
+};
+
+struct Tape {
+    TapeNode* nodes;  // fixed capacity, allocated once
+    int count;
+    int capacity;
+    bool recording;   // false: ops run their forward only (evaluation, sampling)
+};
+
+static void tape_init(Tape* tape, int capacity) {
+    tape->nodes = (TapeNode*)xcalloc(capacity, sizeof(TapeNode));
+    tape->count = 0;
+    tape->capacity = capacity;
+    tape->recording = true;
+}
+
+static void tape_free(Tape* tape) {
+    free(tape->nodes);
+    tape->nodes = NULL;
+    tape->count = tape->capacity = 0;
+}
+
+// forget the last step's nodes; the buffers they point at stay where they are
+static void tape_reset(Tape* tape) { tape->count = 0; }
+
+static void tape_push(Tape* tape, const TapeNode* node) {
+    if (!tape || !tape->recording) return;
+    if (tape->count == tape->capacity) die("tape full (%d nodes): raise its capacity in model.h", tape->capacity);
+    tape->nodes[tape->count++] = *node;
+}
+
+// Reverse-mode sweep: the last op's backward first. Each backward reads out->grad (complete by then,
+// because every consumer of `out` was recorded later and has already run) and adds into its inputs.
+static void tape_backward(const Tape* tape) {
+    for (int i = tape->count - 1; i >= 0; i--) tape->nodes[i].backward(&tape->nodes[i]);
+}
+
+// a node with the common fields filled in; ops set the rest
+static TapeNode tape_node(const char* op, BackwardFn backward, Tensor* out) {
+    TapeNode n;
+    memset(&n, 0, sizeof(n));
+    n.op = op;
+    n.backward = backward;
+    n.out = out;
+    return n;
+}
