@@ -4,6 +4,7 @@
 // state is one integer (so a checkpoint can save it), and a wall clock.
 // Flow: used everywhere; holds no model or training logic.
 #pragma once
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>

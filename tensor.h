@@ -86,6 +86,37 @@ static void device_fill(Device d, float* x, size_t n, float value) {
 #endif
 }
 
+// waits for the device's queued work (before reading a host clock)
+static void device_synchronize(Device d) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) cudaCheck(cudaDeviceSynchronize());
+#endif
+}
+
+// The GPU's dense bf16 peak in FLOP/s, for MFU; 0 (printed as no MFU) for the CPU or a GPU not in the table.
+// H200 has the H100 SXM's compute; PCIe H100s run lower clocks.
+static double device_peak_flops(Device d) {
+#ifdef __CUDACC__
+    if (d != DEV_CUDA) return 0.0;
+    static double peak = -1.0;
+    if (peak < 0) {
+        cudaDeviceProp prop;
+        int dev = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaGetDeviceProperties(&prop, dev));
+        const char* n = prop.name;
+        if (strstr(n, "H100") && strstr(n, "PCIe")) peak = 756e12;
+        else if (strstr(n, "H100") || strstr(n, "H200")) peak = 989e12;
+        else if (strstr(n, "A100")) peak = 312e12;
+        else peak = 0.0;
+    }
+    return peak;
+#else
+    (void)d;
+    return 0.0;
+#endif
+}
+
 // ----------------------------------------------------------------------------------------------------
 // arena: one allocation, handed out in 256-byte aligned pieces
 
@@ -119,6 +150,13 @@ static void arena_allocate(Arena* a) {
     a->capacity = a->used;
     a->base = (char*)device_malloc(a->device, a->capacity);
     device_zero(a->device, a->base, a->capacity);
+    a->used = 0;
+}
+
+// after the sizing pass: use `base` (part of a larger allocation, `used` bytes big) instead of allocating
+static void arena_place(Arena* a, char* base) {
+    a->capacity = a->used;
+    a->base = base;
     a->used = 0;
 }
 

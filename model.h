@@ -1,0 +1,389 @@
+// model.h: GPT-2 built from the ops: configuration, parameters, activations, forward and backward.
+// Parameters follow llm.c's order and layout exactly (16 tensors, each stacked over layers), so a model file
+// can go to and from llm.c. Pre-LN blocks, learned position embeddings, the LM head tied to the token
+// embedding, the vocabulary padded from 50257 to a multiple of 64.
+// Flow: data (ids) -> gpt2_forward (records the tape) -> loss -> gpt2_backward (walks it) -> optimizer.
+#pragma once
+#include "ops/attention.h"
+#include "ops/crossentropy.h"
+#include "ops/embedding.h"
+#include "ops/gelu.h"
+#include "ops/layernorm.h"
+#include "ops/matmul.h"
+#include "ops/residual.h"
+
+struct GPT2Config {
+    int max_seq_len;        // maxT: positions the model has embeddings for (1024 for GPT-2)
+    int vocab_size;         // V: 50257 for GPT-2's tokenizer
+    int padded_vocab_size;  // Vp: V rounded up to a multiple of 64, for friendlier matmul shapes
+    int num_layers;         // L
+    int num_heads;          // NH
+    int channels;           // C
+};
+
+static int round_up_64(int v) { return (v + 63) / 64 * 64; }
+
+// Named sizes: "dN" is GPT-2's family with N layers (d12 = GPT-2 124M, d24 = 350M, d36 = 774M,
+// d48 = 1558M, as llm.c names them); the small ones are ours, for tests and CPU runs.
+static int gpt2_config_preset(GPT2Config* cfg, const char* name, char* err) {
+    struct Preset { const char* name; int L, NH, C, maxT; };
+    static const Preset presets[] = {
+        {"tiny", 2, 2, 32, 64},   {"d2", 2, 2, 128, 256},   {"d4", 4, 4, 128, 256},  {"d6", 6, 6, 384, 512},
+        {"d12", 12, 12, 768, 1024}, {"d24", 24, 16, 1024, 1024}, {"d36", 36, 20, 1280, 1024},
+        {"d48", 48, 25, 1600, 1024},
+    };
+    for (const Preset& p : presets)
+        if (strcmp(p.name, name) == 0) {
+            cfg->num_layers = p.L;
+            cfg->num_heads = p.NH;
+            cfg->channels = p.C;
+            cfg->max_seq_len = p.maxT;
+            cfg->vocab_size = 50257;
+            cfg->padded_vocab_size = round_up_64(cfg->vocab_size);
+            return 0;
+        }
+    return fail(err, "--model: unknown model '%s' (expected tiny, d2, d4, d6, d12, d24, d36 or d48)", name);
+}
+
+static int gpt2_config_check(const GPT2Config* cfg, char* err) {
+    if (cfg->num_layers < 1 || cfg->num_heads < 1 || cfg->channels < 1 || cfg->max_seq_len < 1 ||
+        cfg->vocab_size < 2)
+        return fail(err, "model config: layers %d, heads %d, channels %d, context %d, vocab %d must all be positive",
+                    cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size);
+    if (cfg->channels % cfg->num_heads != 0)
+        return fail(err, "model config: %d heads do not divide %d channels (head size must be a whole number)",
+                    cfg->num_heads, cfg->channels);
+    if (cfg->padded_vocab_size < cfg->vocab_size)
+        return fail(err, "model config: padded vocabulary %d is smaller than the vocabulary %d",
+                    cfg->padded_vocab_size, cfg->vocab_size);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// parameters
+
+#define NUM_PARAM_TENSORS 16
+enum ParamTensor {
+    P_WTE, P_WPE, P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB,
+    P_LN2W, P_LN2B, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB, P_LNFW, P_LNFB
+};
+static const char* param_tensor_names[NUM_PARAM_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+
+// llm.c's shapes: each per-layer tensor is stacked, e.g. qkvw (L, 3C, C). rows x cols per layer.
+static void gpt2_param_shapes(const GPT2Config* cfg, int layers[NUM_PARAM_TENSORS], int rows[NUM_PARAM_TENSORS],
+                              int cols[NUM_PARAM_TENSORS]) {
+    int L = cfg->num_layers, C = cfg->channels;
+    const int shape[NUM_PARAM_TENSORS][3] = {
+        {1, cfg->padded_vocab_size, C}, {1, cfg->max_seq_len, C},  // wte (Vp, C), wpe (maxT, C)
+        {L, 1, C}, {L, 1, C},                                      // ln1w, ln1b (L, C)
+        {L, 3 * C, C}, {L, 1, 3 * C},                              // qkvw (L, 3C, C), qkvb (L, 3C)
+        {L, C, C}, {L, 1, C},                                      // attprojw (L, C, C), attprojb (L, C)
+        {L, 1, C}, {L, 1, C},                                      // ln2w, ln2b (L, C)
+        {L, 4 * C, C}, {L, 1, 4 * C},                              // fcw (L, 4C, C), fcb (L, 4C)
+        {L, C, 4 * C}, {L, 1, C},                                  // fcprojw (L, C, 4C), fcprojb (L, C)
+        {1, 1, C}, {1, 1, C},                                      // lnfw, lnfb (C)
+    };
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        layers[i] = shape[i][0];
+        rows[i] = shape[i][1];
+        cols[i] = shape[i][2];
+    }
+}
+
+static size_t gpt2_num_parameters(const GPT2Config* cfg) {
+    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
+    gpt2_param_shapes(cfg, layers, rows, cols);
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += (size_t)layers[i] * rows[i] * cols[i];
+    return n;
+}
+
+// What each slice of the parameters is, for the optimizers (which update what) and for logs.
+enum ParamKind { PARAM_EMBEDDING, PARAM_MATRIX, PARAM_VECTOR };  // MATRIX: a hidden 2-D weight (Muon's)
+struct ParamSlot {
+    char name[32];   // "h3.qkvw"
+    size_t offset;   // into the flat parameter (and gradient) buffer
+    int rows, cols;  // a vector is 1 x C
+    ParamKind kind;
+};
+
+// One slot per tensor and layer, in memory order; returns the count, 4 + 12 L.
+static int gpt2_param_slots(const GPT2Config* cfg, ParamSlot* slots) {
+    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
+    gpt2_param_shapes(cfg, layers, rows, cols);
+    size_t offset = 0;
+    int n = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++)
+        for (int l = 0; l < layers[i]; l++) {
+            ParamSlot* s = &slots[n++];
+            if (layers[i] > 1 || (i != P_WTE && i != P_WPE && i != P_LNFW && i != P_LNFB))
+                snprintf(s->name, sizeof(s->name), "h%d.%s", l, param_tensor_names[i]);
+            else
+                snprintf(s->name, sizeof(s->name), "%s", param_tensor_names[i]);
+            s->offset = offset;
+            s->rows = rows[i];
+            s->cols = cols[i];
+            s->kind = (i == P_WTE || i == P_WPE) ? PARAM_EMBEDDING : rows[i] > 1 ? PARAM_MATRIX : PARAM_VECTOR;
+            offset += (size_t)rows[i] * cols[i];
+        }
+    return n;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// the model
+
+struct BlockParams {  // views of one layer's slice of the stacked tensors
+    Tensor ln1w, ln1b, qkvw, qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
+};
+
+struct BlockActs {  // one layer's activations; shapes for the allocated (B, T)
+    Tensor ln1, ln1_mean, ln1_rstd;  // (B, T, C), (B, T), (B, T)
+    Tensor qkv;                      // (B, T, 3C)
+    Tensor atty;                     // (B, T, C)   attention output, before the projection
+    Tensor att;                      // (B, NH, T, T) softmax probabilities (no gradient)
+    Tensor attproj;                  // (B, T, C)
+    Tensor res2;                     // (B, T, C)   stream after attention
+    Tensor ln2, ln2_mean, ln2_rstd;  // (B, T, C), (B, T), (B, T)
+    Tensor fch, fch_gelu;            // (B, T, 4C)
+    Tensor fcproj;                   // (B, T, C)
+    Tensor res3;                     // (B, T, C)   stream after the MLP: the next block's input
+};
+
+struct GPT2 {
+    GPT2Config config;
+    Device device;
+    size_t num_parameters;
+    Arena param_arena;     // one allocation: every parameter, llm.c's order
+    Arena grad_arena;      // one allocation: their gradients, same layout
+    Tensor params[NUM_PARAM_TENSORS];
+    BlockParams* blocks;   // (L) views into params
+
+    int B, T;              // the batch the activations are sized for
+    Arena act_arena;       // one allocation: activation values, then (act_grad_arena) their gradients
+    Arena act_grad_arena;  // lies inside act_arena's allocation, so one memset clears every activation gradient
+    BlockActs* acts;       // (L)
+    Tensor encoded;        // (B, T, C)
+    Tensor lnf, lnf_mean, lnf_rstd;  // (B, T, C), (B, T), (B, T)
+    Tensor logits;         // (B, T, Vp)
+    Tensor lse;            // (B, T)  log-sum-exp of each row of logits
+    Tensor losses;         // (B, T)
+    Tensor att_scratch;    // (B, NH, T, T) working space for attention's backward, shared by the layers
+    int* ids;              // (B, T) inputs on the device
+    int* targets;          // (B, T) targets on the device
+    float* host_losses;    // (B, T) losses copied back for the mean
+    Tape tape;
+};
+
+static void gpt2_layout_params(GPT2* m) {
+    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
+    gpt2_param_shapes(&m->config, layers, rows, cols);
+    // one contiguous block in each arena (no alignment gaps between tensors): the flat layout llm.c writes
+    Tensor all;
+    memset(&all, 0, sizeof(all));
+    all.device = m->device;
+    all.size = gpt2_num_parameters(&m->config);
+    all.data = arena_take(&m->param_arena, all.size);
+    all.grad = arena_take(&m->grad_arena, all.size);
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        m->params[i] = tensor_view(&all, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
+        offset += m->params[i].size;
+    }
+}
+
+// per-layer views: layer l of a stacked tensor starts at l · (its per-layer size)
+static void gpt2_layout_blocks(GPT2* m) {
+    int C = m->config.channels;
+    for (int l = 0; l < m->config.num_layers; l++) {
+        BlockParams* b = &m->blocks[l];
+        Tensor* p = m->params;
+        b->ln1w = tensor_view(&p[P_LN1W], "ln1w", (size_t)l * C, C);
+        b->ln1b = tensor_view(&p[P_LN1B], "ln1b", (size_t)l * C, C);
+        b->qkvw = tensor_view(&p[P_QKVW], "qkvw", (size_t)l * 3 * C * C, 3 * C, C);
+        b->qkvb = tensor_view(&p[P_QKVB], "qkvb", (size_t)l * 3 * C, 3 * C);
+        b->attprojw = tensor_view(&p[P_ATTPROJW], "attprojw", (size_t)l * C * C, C, C);
+        b->attprojb = tensor_view(&p[P_ATTPROJB], "attprojb", (size_t)l * C, C);
+        b->ln2w = tensor_view(&p[P_LN2W], "ln2w", (size_t)l * C, C);
+        b->ln2b = tensor_view(&p[P_LN2B], "ln2b", (size_t)l * C, C);
+        b->fcw = tensor_view(&p[P_FCW], "fcw", (size_t)l * 4 * C * C, 4 * C, C);
+        b->fcb = tensor_view(&p[P_FCB], "fcb", (size_t)l * 4 * C, 4 * C);
+        b->fcprojw = tensor_view(&p[P_FCPROJW], "fcprojw", (size_t)l * 4 * C * C, C, 4 * C);
+        b->fcprojb = tensor_view(&p[P_FCPROJB], "fcprojb", (size_t)l * C, C);
+    }
+}
+
+// Called twice with the same B, T: once to size the arenas, once to hand out the pieces.
+static void gpt2_layout_acts(GPT2* m) {
+    int B = m->B, T = m->T, C = m->config.channels, NH = m->config.num_heads, Vp = m->config.padded_vocab_size;
+    Arena *a = &m->act_arena, *g = &m->act_grad_arena;
+    m->encoded = tensor_make("encoded", a, g, B, T, C);
+    for (int l = 0; l < m->config.num_layers; l++) {
+        BlockActs* x = &m->acts[l];
+        x->ln1 = tensor_make("ln1", a, g, B, T, C);
+        x->ln1_mean = tensor_make("ln1_mean", a, NULL, B, T);
+        x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
+        x->qkv = tensor_make("qkv", a, g, B, T, 3 * C);
+        x->atty = tensor_make("atty", a, g, B, T, C);
+        x->att = tensor_make("att", a, NULL, B, NH, T, T);
+        x->attproj = tensor_make("attproj", a, g, B, T, C);
+        x->res2 = tensor_make("res2", a, g, B, T, C);
+        x->ln2 = tensor_make("ln2", a, g, B, T, C);
+        x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
+        x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
+        x->fch = tensor_make("fch", a, g, B, T, 4 * C);
+        x->fch_gelu = tensor_make("fch_gelu", a, g, B, T, 4 * C);
+        x->fcproj = tensor_make("fcproj", a, g, B, T, C);
+        x->res3 = tensor_make("res3", a, g, B, T, C);
+    }
+    m->lnf = tensor_make("lnf", a, g, B, T, C);
+    m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
+    m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
+    m->logits = tensor_make("logits", a, g, B, T, Vp);
+    m->lse = tensor_make("lse", a, NULL, B, T);
+    m->losses = tensor_make("losses", a, g, B, T);
+    m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T, T);
+}
+
+// GPT-2's initialisation: weights N(0, 0.02), the two residual projections N(0, 0.02/sqrt(2L)) so the
+// stream's variance does not grow with depth, biases 0, layernorm gains 1; the padded vocabulary rows 0.
+// Drawn on the host in parameter order from one seed, so every device starts from the same bits.
+static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed) {
+    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
+    gpt2_param_shapes(cfg, layers, rows, cols);
+    Rng rng = rng_make(seed);
+    float residual_std = 0.02f / sqrtf(2.0f * cfg->num_layers);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        size_t n = (size_t)layers[i] * rows[i] * cols[i];
+        bool gain = i == P_LN1W || i == P_LN2W || i == P_LNFW;
+        bool weight = i == P_WTE || i == P_WPE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW;
+        float std = (i == P_ATTPROJW || i == P_FCPROJW) ? residual_std : 0.02f;
+        for (size_t j = 0; j < n; j++) {
+            if (gain) p[j] = 1.0f;
+            else if (!weight) p[j] = 0.0f;
+            else if (i == P_WTE && j >= (size_t)cfg->vocab_size * cfg->channels) p[j] = 0.0f;  // padding rows
+            else p[j] = (float)(std * rng_normal(&rng));
+        }
+        p += n;
+    }
+}
+
+// Builds the model for batches of up to B x T on `device`, initialised from `seed`.
+static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device device, uint64_t seed) {
+    memset(m, 0, sizeof(*m));
+    m->config = *cfg;
+    m->device = device;
+    m->B = B;
+    m->T = T;
+    int L = cfg->num_layers;
+    m->blocks = (BlockParams*)xcalloc(L, sizeof(BlockParams));
+    m->acts = (BlockActs*)xcalloc(L, sizeof(BlockActs));
+
+    // parameters and their gradients: size, allocate, lay out
+    m->param_arena = arena_sizing(device);
+    m->grad_arena = arena_sizing(device);
+    gpt2_layout_params(m);
+    arena_allocate(&m->param_arena);
+    arena_allocate(&m->grad_arena);
+    gpt2_layout_params(m);
+    gpt2_layout_blocks(m);
+    m->num_parameters = gpt2_num_parameters(cfg);
+    float* host = (float*)xmalloc(m->num_parameters * sizeof(float));
+    gpt2_init_params_host(cfg, host, seed);
+    copy_to_device(device, m->params[0].data, host, m->num_parameters * sizeof(float));
+    free(host);
+
+    // activations: values and gradients in one allocation
+    m->act_arena = arena_sizing(device);
+    m->act_grad_arena = arena_sizing(device);
+    gpt2_layout_acts(m);
+    size_t value_bytes = m->act_arena.used, grad_bytes = m->act_grad_arena.used;
+    char* block = (char*)device_malloc(device, value_bytes + grad_bytes);
+    device_zero(device, block, value_bytes + grad_bytes);
+    arena_place(&m->act_arena, block);
+    arena_place(&m->act_grad_arena, block + value_bytes);
+    gpt2_layout_acts(m);
+
+    m->ids = (int*)device_malloc(device, sizeof(int) * B * T);
+    m->targets = (int*)device_malloc(device, sizeof(int) * B * T);
+    m->host_losses = (float*)xmalloc(sizeof(float) * B * T);
+    tape_init(&m->tape, 16 * L + 16);  // ~10 nodes per layer plus the ends
+}
+
+static void gpt2_free(GPT2* m) {
+    arena_free(&m->param_arena);
+    arena_free(&m->grad_arena);
+    arena_free(&m->act_arena);  // act_grad_arena lives inside it
+    device_free(m->device, m->ids);
+    device_free(m->device, m->targets);
+    free(m->host_losses);
+    free(m->blocks);
+    free(m->acts);
+    tape_free(&m->tape);
+    memset(m, 0, sizeof(*m));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// forward and backward
+
+// Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
+// per-position losses and returns their mean; without, only the logits (returns -1). The tape records
+// the ops when m->tape.recording is set, ready for gpt2_backward.
+static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, int T) {
+    const GPT2Config* cfg = &m->config;
+    int C = cfg->channels, NH = cfg->num_heads, V = cfg->vocab_size, Vp = cfg->padded_vocab_size;
+    int N = B * T;
+    if (B > m->B || T > m->T || T > cfg->max_seq_len)
+        die("gpt2_forward: batch %d x %d exceeds the %d x %d the model was built for", B, T, m->B, m->T);
+    copy_to_device(m->device, m->ids, ids, sizeof(int) * N);
+    if (targets) copy_to_device(m->device, m->targets, targets, sizeof(int) * N);
+    Tape* tape = &m->tape;
+    tape_reset(tape);
+
+    embedding(tape, &m->encoded, m->ids, &m->params[P_WTE], &m->params[P_WPE], B, T, C);
+    Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
+    for (int l = 0; l < cfg->num_layers; l++) {
+        BlockParams* p = &m->blocks[l];
+        BlockActs* a = &m->acts[l];
+        // attention half: stream + proj(attention(qkv(ln1(stream))))
+        layernorm(tape, &a->ln1, &a->ln1_mean, &a->ln1_rstd, stream, &p->ln1w, &p->ln1b, N, C);
+        matmul(tape, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
+        attention(tape, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
+        matmul(tape, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
+        residual(tape, &a->res2, stream, &a->attproj, N, C);
+        // MLP half: res2 + fcproj(gelu(fc(ln2(res2))))
+        layernorm(tape, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, &p->ln2w, &p->ln2b, N, C);
+        matmul(tape, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
+        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+        matmul(tape, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
+        residual(tape, &a->res3, &a->res2, &a->fcproj, N, C);
+        stream = &a->res3;
+    }
+    layernorm(tape, &m->lnf, &m->lnf_mean, &m->lnf_rstd, stream, &m->params[P_LNFW], &m->params[P_LNFB], N, C);
+    matmul(tape, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: logits = lnf · wteᵀ
+    if (!targets) return -1.0f;
+
+    crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp);
+    copy_to_host(m->device, m->host_losses, m->losses.data, sizeof(float) * N);
+    double sum = 0.0;
+    for (int i = 0; i < N; i++) sum += m->host_losses[i];
+    return (float)(sum / N);
+}
+
+static void gpt2_zero_grad(GPT2* m) { device_zero(m->device, m->grad_arena.base, m->grad_arena.capacity); }
+
+// Backward through the recorded forward. The parameter gradients are added to (call gpt2_zero_grad once
+// per optimizer step, so several micro-batches can accumulate). loss_scale is dL/dloss_i for every
+// position: 1/(B·T) for the mean loss, divided again by the number of accumulated micro-batches.
+static void gpt2_backward(GPT2* m, int B, int T, float loss_scale) {
+    device_zero(m->device, m->act_grad_arena.base, m->act_grad_arena.capacity);
+    device_fill(m->device, m->losses.grad, (size_t)B * T, loss_scale);
+    tape_backward(&m->tape);
+}
+
+// Flops per token for one forward + backward, as llm.c counts them: 6 per parameter (2 forward, 4 backward)
+// plus attention's 6·L·C·T (scores and weighted sum), for MFU.
+static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
+    return 6.0 * (double)gpt2_num_parameters(cfg) + 6.0 * cfg->num_layers * cfg->channels * (double)T;
+}

@@ -1,0 +1,67 @@
+// ops/crossentropy.h: the loss. Softmax over the vocabulary and cross-entropy against the next token, fused:
+// the probabilities are never stored, only each row's log-sum-exp; the backward recomputes them.
+// The vocabulary is padded from V = 50257 to Vp = 50304 (a multiple of 64, for fast matmuls); the padded
+// logits take no part in the softmax, so they can never win, and get zero gradient.
+// Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
+#pragma once
+#include <math.h>
+#include "../tensor.h"
+
+// ----------------------------------------------------------------------------------------------------
+// CPU reference
+
+// For each of the N rows (a position), over the first V logits z:
+//   lse = log Σ_v exp(z_v)  (computed as max + log Σ exp(z − max), so it cannot overflow)
+//   loss = lse − z[target]  ( = −log softmax(z)[target] )
+static void crossentropy_forward_cpu(float* losses, float* lse, const float* logits, const int* targets, int N,
+                                     int V, int Vp) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* z = logits + (size_t)n * Vp;
+        float maxv = -INFINITY;
+        for (int v = 0; v < V; v++) maxv = z[v] > maxv ? z[v] : maxv;
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += exp((double)(z[v] - maxv));
+        float l = maxv + (float)log(sum);
+        lse[n] = l;
+        losses[n] = l - z[targets[n]];
+    }
+}
+
+// dloss/dz_v = softmax(z)_v − [v == target] for v < V, 0 for the padding:
+//   dlogits[n, v] += dlosses[n] · (exp(z_v − lse) − [v == target])
+static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, const float* logits, const float* lse,
+                                      const int* targets, int N, int V, int Vp) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* z = logits + (size_t)n * Vp;
+        float* dz = dlogits + (size_t)n * Vp;
+        float d = dlosses[n], l = lse[n];
+        for (int v = 0; v < V; v++) dz[v] += d * expf(z[v] - l);
+        dz[targets[n]] -= d;
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// on the tape
+
+static void crossentropy_backward_node(const TapeNode* node) {
+    int N = node->dims[0], V = node->dims[1], Vp = node->dims[2];
+    crossentropy_backward_cpu(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
+                              node->ids, N, V, Vp);
+}
+
+// losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
+// lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward.
+static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
+                         int Vp) {
+    crossentropy_forward_cpu(losses->data, lse->data, logits->data, targets, N, V, Vp);
+    TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
+    node.in[0] = logits;
+    node.saved[0] = lse;
+    node.ids = targets;
+    node.dims[0] = N;
+    node.dims[1] = V;
+    node.dims[2] = Vp;
+    tape_push(tape, &node);
+}

@@ -1,0 +1,50 @@
+// ops/gelu.h: the MLP's nonlinearity, GELU in GPT-2's tanh form.
+// Flow: matmul (C -> 4C) -> gelu -> matmul (4C -> C).
+#pragma once
+#include "../tensor.h"
+
+#define GELU_SCALE 0.7978845608028654f  // sqrt(2/π)
+
+// ----------------------------------------------------------------------------------------------------
+// CPU reference
+
+// y = ½ x (1 + tanh(u)),  u = sqrt(2/π) (x + 0.044715 x³)
+static void gelu_forward_cpu(float* out, const float* inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        out[i] = 0.5f * x * (1.0f + tanhf(u));
+    }
+}
+
+// dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · sqrt(2/π) (1 + 3 · 0.044715 x²);   dinp += dout · dy/dx
+static void gelu_backward_cpu(float* dinp, const float* inp, const float* dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float du_dx = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        float dydx = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
+        dinp[i] += dout[i] * dydx;
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// on the tape
+
+static void gelu_backward_node(const TapeNode* node) {
+    size_t n = (size_t)node->dims[0] * node->dims[1];
+    gelu_backward_cpu(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
+}
+
+// out (N, C) = gelu(inp (N, C)), elementwise
+static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
+    gelu_forward_cpu(out->data, inp->data, (size_t)N * C);
+    TapeNode node = tape_node("gelu", gelu_backward_node, out);
+    node.in[0] = inp;
+    node.dims[0] = N;
+    node.dims[1] = C;
+    tape_push(tape, &node);
+}

@@ -1,0 +1,196 @@
+// tests/test_model.cpp: the whole GPT-2 on the CPU: gradients of every parameter tensor against finite
+// differences, the parameter layout, overfitting one batch, AdamW by hand, the schedules.
+#include "testutil.h"
+#include "../optim.h"
+
+// A tiny model for tests: 2 layers, 2 heads, 16 channels, a 60-token vocabulary padded to 64.
+static GPT2Config tiny_config() {
+    GPT2Config c;
+    c.max_seq_len = 8;
+    c.vocab_size = 60;
+    c.padded_vocab_size = 64;
+    c.num_layers = 2;
+    c.num_heads = 2;
+    c.channels = 16;
+    return c;
+}
+
+static void random_tokens(int* ids, int n, int vocab, uint64_t seed) {
+    Rng rng = rng_make(seed);
+    for (int i = 0; i < n; i++) ids[i] = (int)(rng_u32(&rng) % vocab);
+}
+
+TEST_CASE("model: parameter count and layout follow llm.c") {
+    GPT2Config d12;
+    char err[ERR_LEN];
+    REQUIRE(gpt2_config_preset(&d12, "d12", err) == 0);
+    CHECK(d12.padded_vocab_size == 50304);
+    CHECK(gpt2_num_parameters(&d12) == 124475904ull);  // GPT-2 124M in llm.c's padded layout
+    ParamSlot slots[4 + 12 * 12];
+    int n = gpt2_param_slots(&d12, slots);
+    CHECK(n == 4 + 12 * 12);
+    CHECK(strcmp(slots[0].name, "wte") == 0);
+    CHECK(strcmp(slots[n - 1].name, "lnfb") == 0);
+    CHECK(slots[n - 1].offset + slots[n - 1].cols == gpt2_num_parameters(&d12));
+    int matrices = 0;
+    for (int i = 0; i < n; i++) matrices += slots[i].kind == PARAM_MATRIX;
+    CHECK(matrices == 4 * 12);  // qkvw, attprojw, fcw, fcprojw per layer
+}
+
+TEST_CASE("model: configs that cannot work are refused with one clear line") {
+    GPT2Config c = tiny_config();
+    char err[ERR_LEN];
+    c.num_heads = 3;  // 3 does not divide 16
+    CHECK(gpt2_config_check(&c, err) != 0);
+    CHECK(strstr(err, "heads do not divide") != NULL);
+    CHECK(gpt2_config_preset(&c, "d13", err) != 0);
+    CHECK(strstr(err, "unknown model 'd13'") != NULL);
+}
+
+// Finite differences of the mean loss for entries of every parameter tensor.
+// Tolerance: the loss (~4) is computed in float32 through ~25 ops, so its rounding noise is ~1e-6·4; divided
+// by 2h = 2e-2 that is ~2e-4 in a numeric derivative. With parameters drawn at std 0.3 (not GPT-2's 0.02, so
+// that every path carries a gradient well above that noise) the checked gradients are ~1e-3 to 1e-1, and
+// |numeric − analytic| <= 5e-4 + 2e-2·|analytic| fails any formula error larger than a few percent.
+TEST_CASE("model: gradient check of every parameter tensor (tiny config)") {
+    GPT2Config cfg = tiny_config();
+    int B = 2, T = 8;
+    GPT2 model;
+    gpt2_build(&model, &cfg, B, T, DEV_CPU, 1);
+    std::vector<float> p = random_vector(model.num_parameters, 2, 0.3f);
+    memcpy(model.params[0].data, p.data(), p.size() * sizeof(float));
+    int ids[16], targets[16];
+    random_tokens(ids, B * T, cfg.vocab_size, 3);
+    random_tokens(targets, B * T, cfg.vocab_size, 4);
+
+    gpt2_zero_grad(&model);
+    float loss = gpt2_forward(&model, ids, targets, B, T);
+    CHECK(loss > 0.0f);
+    gpt2_backward(&model, B, T, 1.0f / (B * T));
+    std::vector<float> grad(model.params[0].grad, model.params[0].grad + model.num_parameters);
+
+    model.tape.recording = false;  // finite differences need forwards only
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        Tensor* t = &model.params[i];
+        size_t offset = t->data - model.params[0].data;
+        size_t n = t->size;
+        if (i == P_WTE) n = (size_t)cfg.vocab_size * cfg.channels;  // the padded rows are never used
+        check_gradient(param_tensor_names[i], t->data, grad.data() + offset, n, 12, 1e-2f, 5e-4, 2e-2,
+                       [&]() { return (double)gpt2_forward(&model, ids, targets, B, T); });
+    }
+    // the padded rows of wte get no gradient: their logits take no part in the softmax
+    for (size_t j = (size_t)cfg.vocab_size * cfg.channels; j < model.params[P_WTE].size; j++)
+        CHECK(grad[j] == 0.0f);
+    gpt2_free(&model);
+}
+
+TEST_CASE("model: initialisation follows GPT-2 (std 0.02, scaled residual projections, zero padding)") {
+    GPT2Config cfg;
+    char err[ERR_LEN];
+    REQUIRE(gpt2_config_preset(&cfg, "d2", err) == 0);
+    GPT2 model;
+    gpt2_build(&model, &cfg, 1, 4, DEV_CPU, 7);
+    auto stdev = [](const Tensor* t, size_t n) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += (double)t->data[i] * t->data[i];
+        return sqrt(s / n);
+    };
+    size_t real_rows = (size_t)cfg.vocab_size * cfg.channels;
+    CHECK(fabs(stdev(&model.params[P_WTE], real_rows) - 0.02) < 0.001);
+    CHECK(fabs(stdev(&model.params[P_FCPROJW], model.params[P_FCPROJW].size) - 0.02 / sqrt(4.0)) < 0.001);
+    for (size_t j = real_rows; j < model.params[P_WTE].size; j++) REQUIRE(model.params[P_WTE].data[j] == 0.0f);
+    CHECK(model.params[P_LN1W].data[0] == 1.0f);
+    CHECK(model.params[P_QKVB].data[5] == 0.0f);
+    gpt2_free(&model);
+}
+
+TEST_CASE("model: a tiny model overfits one batch with AdamW (loss < 0.05)") {
+    GPT2Config cfg = tiny_config();
+    cfg.max_seq_len = 16;
+    cfg.channels = 32;
+    int B = 4, T = 16;
+    GPT2 model;
+    gpt2_build(&model, &cfg, B, T, DEV_CPU, 11);
+    OptimizerConfig oc = optimizer_config_adamw();
+    oc.lr = 1e-2f;
+    oc.weight_decay = 0.0f;
+    Optimizer opt;
+    optimizer_init(&opt, &model, &oc);
+    int ids[64], targets[64];
+    random_tokens(ids, B * T, cfg.vocab_size, 12);
+    random_tokens(targets, B * T, cfg.vocab_size, 13);
+    float first = 0, loss = 0;
+    for (int step = 0; step < 300; step++) {
+        gpt2_zero_grad(&model);
+        loss = gpt2_forward(&model, ids, targets, B, T);
+        if (step == 0) first = loss;
+        gpt2_backward(&model, B, T, 1.0f / (B * T));
+        optimizer_step(&opt, &model, 1.0f);
+    }
+    CHECK(first > 3.5f);  // ~ln 60 at the start
+    CHECK(loss < 0.05f);
+    optimizer_free(&opt);
+    gpt2_free(&model);
+}
+
+TEST_CASE("adamw: three steps against hand-computed values, with bias correction and decay") {
+    // one parameter, gradients 0.5, -1.0, 2.0; lr 0.1, betas (0.9, 0.999), eps 1e-8, wd 0.1
+    float p = 1.0f, m = 0.0f, v = 0.0f;
+    float g[3] = {0.5f, -1.0f, 2.0f};
+    // By hand (double), torch.optim.AdamW's update:
+    // t=1: p = 1·(1 − 0.01) = 0.99; m = 0.05, v = 0.00025; m̂ = 0.5, v̂ = 0.25 → p = 0.99 − 0.1·0.5/0.5 = 0.89
+    // t=2: p = 0.89·0.99 = 0.8811; m = 0.045 − 0.1 = −0.055; v = 0.00024975 + 0.001 = 0.00124975
+    //      m̂ = −0.055/0.19 = −0.28947368; v̂ = 0.00124975/0.001999 = 0.62518759 → sqrt 0.79068805
+    //      p = 0.8811 + 0.1·0.28947368/0.79068805 = 0.91771045
+    // t=3: p = 0.91771045·0.99 = 0.90853335; m = −0.0495 + 0.2 = 0.1505; v = 0.00124850 + 0.004 = 0.00524850
+    //      m̂ = 0.1505/0.271 = 0.55535055; v̂ = 0.00524850/0.002997001 = 1.75125059 → sqrt 1.32334746
+    //      p = 0.90853335 − 0.1·0.55535055/1.32334746 = 0.86656760
+    const double expected[3] = {0.89, 0.91771045, 0.86656760};
+    for (int t = 1; t <= 3; t++) {
+        adamw_update_cpu(&p, &g[t - 1], &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 1.0f, t);
+        CHECK(fabs(p - expected[t - 1]) < 2e-6);  // float32 arithmetic on O(1) numbers: a few ulp
+    }
+}
+
+TEST_CASE("adamw: weight decay reaches 2-D tensors only") {
+    GPT2Config cfg = tiny_config();
+    GPT2 model;
+    gpt2_build(&model, &cfg, 1, 4, DEV_CPU, 5);
+    std::vector<float> before(model.params[0].data, model.params[0].data + model.num_parameters);
+    OptimizerConfig oc = optimizer_config_adamw();
+    oc.lr = 0.5f;
+    oc.weight_decay = 0.2f;
+    Optimizer opt;
+    optimizer_init(&opt, &model, &oc);
+    gpt2_zero_grad(&model);  // zero gradients: Adam's step is 0/(0 + eps) = 0, only the decay moves anything
+    optimizer_step(&opt, &model, 1.0f);
+    for (int i = 0; i < opt.num_slots; i++) {
+        const ParamSlot* s = &opt.slots[i];
+        float factor = s->kind == PARAM_VECTOR ? 1.0f : 1.0f - 0.5f * 0.2f;
+        size_t j = s->offset + ((size_t)s->rows * s->cols) / 2;  // a middle entry of the slot
+        CHECK_MESSAGE(model.params[0].data[j] == doctest::Approx(before[j] * factor).epsilon(1e-6), s->name);
+    }
+    optimizer_free(&opt);
+    gpt2_free(&model);
+}
+
+TEST_CASE("adamw: clipping scales the gradient to the maximum norm") {
+    CHECK(clip_scale(2.0, 1.0f) == doctest::Approx(0.5));
+    CHECK(clip_scale(0.5, 1.0f) == 1.0f);
+    CHECK(clip_scale(5.0, 0.0f) == 1.0f);  // off
+    float g[4] = {3, 4, 0, 0};
+    CHECK(grad_norm_cpu(g, 4) == doctest::Approx(5.0));
+}
+
+TEST_CASE("schedules: warmup, cosine to a floor, warmup-stable-decay to zero") {
+    Schedule cos_s = {SCHEDULE_COSINE, 10, 110, 0.1f, 0.0f};
+    CHECK(lr_multiplier(&cos_s, 0) == doctest::Approx(0.1));
+    CHECK(lr_multiplier(&cos_s, 9) == doctest::Approx(1.0));
+    CHECK(lr_multiplier(&cos_s, 60) == doctest::Approx(0.55));  // halfway through the decay: ½(1 + 0.1)
+    CHECK(lr_multiplier(&cos_s, 110) == doctest::Approx(0.1));
+    Schedule wsd = {SCHEDULE_WSD, 10, 110, 0.0f, 0.2f};  // cooldown over the last 22 steps
+    CHECK(lr_multiplier(&wsd, 50) == 1.0f);
+    CHECK(lr_multiplier(&wsd, 88) == 1.0f);
+    CHECK(lr_multiplier(&wsd, 99) == doctest::Approx(0.5));
+    CHECK(lr_multiplier(&wsd, 110) == 0.0f);
+}

@@ -1,0 +1,54 @@
+// tests/testutil.h: what the CPU tests share: random buffers, and the finite-difference gradient check.
+#pragma once
+#include <doctest/doctest.h>
+#include <string>
+#include <vector>
+#include "../common.h"
+
+static std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
+    Rng rng = rng_make(seed);
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = (float)(scale * rng_normal(&rng));
+    return v;
+}
+
+static double max_abs_diff(const float* a, const float* b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+// ‖a − b‖ / ‖b‖
+static double rel_error(const float* a, const float* b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-300));
+}
+
+// Central finite differences of a scalar function L(x) at `count` entries of x (spread over x), compared
+// with the analytic gradient. loss() recomputes L from the current contents of x (it is perturbed in place
+// and restored). Passes when every entry has |numeric − analytic| <= atol + rtol·|analytic|.
+template <typename LossFn>
+static void check_gradient(const char* what, float* x, const float* analytic, size_t n, int count, float h,
+                           double atol, double rtol, LossFn loss) {
+    int failures = 0;
+    size_t stride = n > (size_t)count ? n / count : 1;
+    for (size_t j = stride / 2; j < n; j += stride) {
+        float saved = x[j];
+        x[j] = saved + h;
+        double lp = loss();
+        x[j] = saved - h;
+        double lm = loss();
+        x[j] = saved;
+        double numeric = (lp - lm) / (2.0 * h);
+        double tol = atol + rtol * fabs(analytic[j]);
+        if (fabs(numeric - analytic[j]) > tol) {
+            if (failures++ < 5)
+                MESSAGE(std::string(what) << "[" << j << "]: numeric " << numeric << " vs analytic " << analytic[j]);
+        }
+    }
+    CHECK_MESSAGE(failures == 0, std::string(what) << ": " << failures << " entries outside tolerance");
+}
