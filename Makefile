@@ -84,7 +84,24 @@ test: all build/test
 train: all
 	./train compare
 
+# ---- benchmarks: CPU always; the GPU benchmark where nvcc built it (it says so and exits without a GPU) ----
+build/bench_cpu: dev/bench_cpu.cpp | deps
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS) $< -o $@ -lbenchmark -lpthread $(LDLIBS)
+BENCH_BINS := build/bench_cpu
+ifneq ($(HAVE_NVCC),)
+ifneq ($(wildcard dev/bench_gpu.cu),)
+build/bench_gpu: dev/bench_gpu.cu | deps
+	@mkdir -p build
+	$(NVCC) $(NVCCFLAGS) $< -o $@ -lbenchmark -lpthread $(LINK_LIBS)
+BENCH_BINS += build/bench_gpu
+endif
+endif
+bench: all $(BENCH_BINS)
+	./build/bench_cpu
+	@if [ -x build/bench_gpu ]; then ./build/bench_gpu; fi
+
 clean:
 	rm -rf build train
 
--include $(wildcard build/*.d build/tests/*.d build/dev/*.d)
+-include $(wildcard build/*.d build/tests/*.d)

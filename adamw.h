@@ -27,6 +27,22 @@ static void adamw_update_cpu(float* param, const float* grad, float* m, float* v
     }
 }
 
+// One contiguous slice of the parameters with its own learning rate and decay (a slot of optim.h): the
+// GPU path updates all of them in one launch; the CPU path loops over them.
+struct AdamWSlice {
+    size_t offset, count;  // into the flat parameter / gradient / m / v buffers
+    float lr, weight_decay;
+};
+
+static void adamw_update_slices_cpu(float* params, const float* grads, float* m, float* v, const AdamWSlice* slices,
+                                    int num_slices, float beta1, float beta2, float eps, float grad_scale, int t) {
+    for (int i = 0; i < num_slices; i++) {
+        const AdamWSlice* s = &slices[i];
+        adamw_update_cpu(params + s->offset, grads + s->offset, m + s->offset, v + s->offset, s->count, s->lr, beta1,
+                         beta2, eps, s->weight_decay, grad_scale, t);
+    }
+}
+
 // ----------------------------------------------------------------------------------------------------
 // global gradient norm, sqrt(Σ g²) over all parameters, for clipping and the logs. Summed in double over
 // fixed chunks that are then added in order, so it is the same number whatever the thread count.
@@ -52,6 +68,135 @@ static double grad_norm_cpu(const float* g, size_t n) {
 static float clip_scale(double norm, float max_norm) {
     if (max_norm <= 0.0f || !(norm > max_norm) || !isfinite(norm)) return 1.0f;
     return (float)(max_norm / norm);
+}
+
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA: AdamW over every slice in one launch, and the gradient norm
+
+#define ADAMW_CHUNK 4096  // parameters per block: blocks never straddle two slices
+
+// A slice as the kernel sees it: the per-slice constants of adamw_update_cpu, computed on the host in the
+// same float arithmetic, and the first block that works on it.
+struct AdamWSliceGPU {
+    size_t offset, count;
+    float step_size, decay, bias_correction2_sqrt;
+    int first_block;
+};
+
+// Block b finds its slice by binary search over first_block (a few hundred slices: ~9 steps), then its 256
+// threads update parameters [offset + k·ADAMW_CHUNK, + ADAMW_CHUNK) of it, each thread every 256th one,
+// with adamw_update_cpu's formulas (elementwise: nothing is summed, nothing depends on the launch shape).
+static __global__ void adamw_update_kernel(float* params, const float* grads, float* m, float* v,
+                                           const AdamWSliceGPU* slices, int num_slices, float beta1, float beta2,
+                                           float eps, float grad_scale) {
+    int lo = 0, hi = num_slices - 1;  // the last slice with first_block <= blockIdx.x
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (slices[mid].first_block <= (int)blockIdx.x) lo = mid;
+        else hi = mid - 1;
+    }
+    AdamWSliceGPU s = slices[lo];
+    size_t begin = (size_t)(blockIdx.x - s.first_block) * ADAMW_CHUNK;
+    size_t end = begin + ADAMW_CHUNK < s.count ? begin + ADAMW_CHUNK : s.count;
+    for (size_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+        size_t i = s.offset + j;
+        float g = grads[i] * grad_scale;
+        float mi = m[i] + (1.0f - beta1) * (g - m[i]);  // torch's lerp_
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / s.bias_correction2_sqrt + eps;
+        params[i] = params[i] * s.decay - s.step_size * mi / denom;
+    }
+}
+
+// adamw_update_slices_cpu on device buffers; `slices` is a host array. The slice table goes to the GPU with
+// each call (32 bytes a slice); its device copy is kept and only grows.
+static void adamw_update_slices_cuda(float* params, const float* grads, float* m, float* v, const AdamWSlice* slices,
+                                     int num_slices, float beta1, float beta2, float eps, float grad_scale, int t) {
+    static AdamWSliceGPU* table = NULL;  // host staging copy
+    static int table_size = 0;
+    static void* device_table = NULL;
+    static size_t device_capacity = 0;
+    if (num_slices <= 0) return;
+    if (num_slices > table_size) {
+        free(table);
+        table = (AdamWSliceGPU*)xmalloc(sizeof(AdamWSliceGPU) * num_slices);
+        table_size = num_slices;
+    }
+    float bias_correction1 = 1.0f - powf(beta1, (float)t);  // as adamw_update_cpu
+    float bias_correction2_sqrt = sqrtf(1.0f - powf(beta2, (float)t));
+    int blocks = 0;
+    for (int i = 0; i < num_slices; i++) {
+        AdamWSliceGPU* g = &table[i];
+        g->offset = slices[i].offset;
+        g->count = slices[i].count;
+        g->step_size = slices[i].lr / bias_correction1;
+        g->decay = 1.0f - slices[i].lr * slices[i].weight_decay;
+        g->bias_correction2_sqrt = bias_correction2_sqrt;
+        g->first_block = blocks;
+        blocks += (int)cuda_blocks(slices[i].count, ADAMW_CHUNK);
+    }
+    if (blocks == 0) return;
+    size_t bytes = sizeof(AdamWSliceGPU) * num_slices;
+    AdamWSliceGPU* d = (AdamWSliceGPU*)device_scratch_grow(&device_table, &device_capacity, bytes);
+    cudaCheck(cudaMemcpy(d, table, bytes, cudaMemcpyHostToDevice));
+    adamw_update_kernel<<<blocks, 256>>>(params, grads, m, v, d, num_slices, beta1, beta2, eps, grad_scale);
+    cudaCheckLaunch();
+}
+
+#define GRAD_NORM_BLOCKS 512   // fixed, not derived from the GPU: the same partial sums on any GPU
+#define GRAD_NORM_THREADS 512
+
+// Block b sums g² in double over i = b·512 + tid, stepping by the whole grid (512 x 512 threads), then the
+// block's fixed tree: partial[b].
+static __global__ void grad_norm_kernel(double* partial, const float* g, size_t n) {
+    double s = 0.0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)g[i] * g[i];
+    s = block_reduce_sum_double(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// sqrt(Σ g²) over n floats on the device: the 512 partial sums come back to the host and are added in
+// order, so the result is the same on every run (it may differ from grad_norm_cpu in the last bits: the
+// order of the double sums differs). Waits for the GPU (the caller needs the number for clipping).
+static double grad_norm_cuda(const float* g, size_t n) {
+    static void* partial = NULL;
+    static size_t capacity = 0;
+    if (n == 0) return 0.0;
+    double* d = (double*)device_scratch_grow(&partial, &capacity, sizeof(double) * GRAD_NORM_BLOCKS);
+    grad_norm_kernel<<<GRAD_NORM_BLOCKS, GRAD_NORM_THREADS>>>(d, g, n);
+    cudaCheckLaunch();
+    double host[GRAD_NORM_BLOCKS];
+    cudaCheck(cudaMemcpy(host, d, sizeof(host), cudaMemcpyDeviceToHost));
+    double total = 0.0;
+    for (int b = 0; b < GRAD_NORM_BLOCKS; b++) total += host[b];
+    return sqrt(total);
+}
+#endif
+
+// ----------------------------------------------------------------------------------------------------
+// by device: what optim.h calls
+
+static double grad_norm(Device d, const float* g, size_t n) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return grad_norm_cuda(g, n);
+#endif
+    return grad_norm_cpu(g, n);
+}
+
+static void adamw_update_slices(Device d, float* params, const float* grads, float* m, float* v,
+                                const AdamWSlice* slices, int num_slices, float beta1, float beta2, float eps,
+                                float grad_scale, int t) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) {
+        adamw_update_slices_cuda(params, grads, m, v, slices, num_slices, beta1, beta2, eps, grad_scale, t);
+        return;
+    }
+#endif
+    adamw_update_slices_cpu(params, grads, m, v, slices, num_slices, beta1, beta2, eps, grad_scale, t);
 }
 
 // ----------------------------------------------------------------------------------------------------

@@ -1,20 +1,215 @@
-// compare.h: the comparison that is muongpt's main job: several optimizers trained from the same initial
-// weights on the same data order with the same budget and schedule shape, each at its own learning rate.
-// Flow: RunConfig + a list of optimizers -> run_training for each -> table (Markdown, CSV) and plots.
+// compare.h: the comparison that is muongpt's main job. Several optimizers train the same model from the same
+// initial weights on the same data order, with the same token budget and schedule shape, each at its own
+// learning rate (optionally the best of a small grid, so no optimizer loses by a badly chosen lr). Then a
+// side-by-side table (Markdown and CSV) and plots: validation loss against tokens and against training time,
+// and the optimizer-health metrics over the run.
+// Flow: RunConfig + a list of optimizers -> run_training for each -> compare.md, compare.csv, *.png in --out.
 #pragma once
+#include <string>
+#include <vector>
+#include "plot.h"
 #include "trainer.h"
 
-static int compare_main(const RunConfig* rc, Device dev) {
-    char list[256];
-    snprintf(list, sizeof(list), "%s", rc->optimizers);
-    char err[ERR_LEN];
-    for (char* name = strtok(list, ","); name; name = strtok(NULL, ",")) {
-        OptimizerConfig oc;
-        if (optimizer_config_from_run(rc, name, &oc, err)) die("%s", err);
-        RunConfig one = *rc;
-        snprintf(one.run_name, sizeof(one.run_name), "%s", name);
-        RunResult res;
-        if (run_training(&one, &oc, dev, &res, err)) die("%s", err);
+// "spectral" stands for the Delving paper's eight runs: U Σ^p Vᵀ for p in {0, ¼, ½, 1}, on the momentum and
+// on Adam's RMS-normalized update (arXiv 2602.04669)
+static const char* SPECTRAL_PRESET = "p=0,p=0.25,p=0.5,p=1,rms-p=0,rms-p=0.25,rms-p=0.5,rms-p=1";
+
+struct CompareEntry {
+    OptimizerConfig oc;   // as run (the lr the sweep kept)
+    RunResult res;
+    bool failed;          // stopped early (non-finite loss) or could not run
+    char error[ERR_LEN];
+};
+
+// the first evaluation at or below `level`: its tokens and training seconds (false if never)
+static bool reached(const RunResult* r, double level, double* tokens, double* seconds) {
+    for (int e = 0; e < r->num_evals; e++)
+        if (r->eval_loss[e] <= level) {
+            *tokens = r->eval_tokens[e];
+            *seconds = r->eval_seconds[e];
+            return true;
+        }
+    return false;
+}
+
+// one run of one optimizer under its own folder; a failed run is reported, not fatal
+static void compare_run(const RunConfig* rc, const OptimizerConfig* oc, const char* run_name, Device dev,
+                        CompareEntry* out) {
+    RunConfig one = *rc;
+    snprintf(one.run_name, sizeof(one.run_name), "%.63s", run_name);
+    out->oc = *oc;
+    out->failed = run_training(&one, oc, dev, &out->res, out->error) != 0;
+    if (out->failed) printf("run %s failed: %s\n", run_name, out->error);
+}
+
+// With --sweep-lr: the peak lr times 0.5, 1 and 2 (the matrices' lr; an AdamW run's only lr), full budget each;
+// keeps the run with the lowest final validation loss.
+static void compare_optimizer(const RunConfig* rc, const OptimizerConfig* oc, Device dev, CompareEntry* best,
+                              FILE* sweep_log) {
+    if (!rc->sweep_lr) {
+        compare_run(rc, oc, oc->name, dev, best);
+        return;
     }
+    const float mults[3] = {0.5f, 1.0f, 2.0f};
+    bool have = false;
+    for (int k = 0; k < 3; k++) {
+        OptimizerConfig tried = *oc;
+        tried.lr = oc->lr * mults[k];
+        if (tried.matrix == MATRIX_ADAMW) tried.adam_lr = tried.lr;
+        char name[96];
+        snprintf(name, sizeof(name), "%s@lr%.3g", oc->name, tried.lr);
+        CompareEntry* e = (CompareEntry*)xcalloc(1, sizeof(CompareEntry));
+        compare_run(rc, &tried, name, dev, e);
+        fprintf(sweep_log, "| %s | %.3g | %s |\n", oc->name, tried.lr,
+                e->failed ? "diverged" : (std::to_string(e->res.final_val_loss)).c_str());
+        if (!e->failed && (!have || e->res.final_val_loss < best->res.final_val_loss)) {
+            *best = *e;
+            snprintf(best->res.name, sizeof(best->res.name), "%s", oc->name);
+            have = true;
+        }
+        if (!have && k == 2) *best = *e;  // all diverged: report the last
+        free(e);
+    }
+}
+
+// the comparison's table, as Markdown (to stdout and compare.md) and CSV
+static void compare_write_table(const RunConfig* rc, const std::vector<CompareEntry>& runs, double level,
+                                const char* out_dir, const char* machine) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/compare.csv", out_dir);
+    FILE* csv = fopen(path, "w");
+    snprintf(path, sizeof(path), "%s/compare.md", out_dir);
+    FILE* md = fopen(path, "w");
+    if (!csv || !md) die("%s: cannot write the comparison's table", out_dir);
+    fprintf(csv, "optimizer,lr,adam_lr,final_val_loss,best_val_loss,tokens_to_level,seconds_to_level,train_seconds,"
+                 "tokens,tokens_per_s,optimizer_share,status\n");
+    char header[1024];
+    snprintf(header, sizeof(header),
+             "model %s, batch %d x %d x %d, %d steps, %s schedule, seed %lld, on %s. Same initial weights and data "
+             "order for every run. \"to %.3f\": the first evaluation at or below that validation loss%s.\n\n",
+             rc->model, rc->batch, rc->seq_len, rc->grad_accum, rc->steps, rc->schedule, rc->seed, machine, level,
+             rc->target_loss > 0 ? " (--target-loss)" : " (the level every run reached)");
+    const char* columns = "| optimizer | lr (matrices) | final val loss | best val loss | tokens to %.3f | train time to "
+                          "%.3f | train time | tokens/s | optimizer share of step |\n"
+                          "|---|---|---|---|---|---|---|---|---|\n";
+    for (FILE* f : {stdout, md}) {
+        if (f == md) fprintf(f, "# Optimizer comparison\n\n");
+        fprintf(f, "%s", header);
+        fprintf(f, columns, level, level);
+    }
+    for (const CompareEntry& e : runs) {
+        const RunResult* r = &e.res;
+        double tok = -1, sec = -1;
+        bool ok = reached(r, level, &tok, &sec);
+        char to_tok[32] = "not reached", to_sec[32] = "-", status[32] = "ok";
+        if (ok) {
+            snprintf(to_tok, sizeof(to_tok), "%.0f", tok);
+            snprintf(to_sec, sizeof(to_sec), "%.1fs", sec);
+        }
+        if (e.failed) snprintf(status, sizeof(status), r->status == 1 ? "diverged" : "failed");
+        double tok_s = r->train_seconds > 0 ? r->tokens / r->train_seconds : 0;
+        double share = r->train_seconds > 0 ? r->optimizer_seconds / r->train_seconds : 0;
+        char label[96];
+        snprintf(label, sizeof(label), "%s%s%s%s", r->name, e.failed ? " (" : "", e.failed ? status : "",
+                 e.failed ? ")" : "");
+        for (FILE* f : {stdout, md})
+            fprintf(f, "| %s | %.3g | %.4f | %.4f | %s | %s | %.1fs | %.0f | %.1f%% |\n", label, e.oc.lr, r->final_val_loss, r->best_val_loss, to_tok, to_sec,
+                    r->train_seconds, tok_s, 100 * share);
+        fprintf(csv, "%s,%g,%g,%.6f,%.6f,%.0f,%.3f,%.3f,%.0f,%.1f,%.4f,%s\n", r->name, e.oc.lr,
+                e.oc.matrix == MATRIX_ADAMW ? e.oc.lr : e.oc.adam_lr, r->final_val_loss, r->best_val_loss, tok, sec,
+                r->train_seconds, r->tokens, tok_s, share, status);
+    }
+    fclose(csv);
+    fclose(md);
+}
+
+// validation loss against tokens and against training time; the health metrics against steps
+static void compare_plots(const std::vector<CompareEntry>& runs, const char* out_dir) {
+    char path[1024], err[ERR_LEN];
+    std::vector<PlotSeries> s;
+    const int n = (int)runs.size();
+    struct Figure { const char* file; const char* title; const char* xlabel; const char* ylabel; int logx, logy; };
+    const Figure figs[6] = {
+        {"val_loss_tokens.png", "Validation loss against training tokens", "tokens", "val loss", 0, 0},
+        {"val_loss_time.png", "Validation loss against training time", "training seconds", "val loss", 0, 0},
+        {"health_stable_rank.png", "Update stable rank (mean over hidden matrices)", "step", "stable rank", 0, 1},
+        {"health_effective_rank.png", "Update effective rank (mean over hidden matrices)", "step", "effective rank", 0, 0},
+        {"health_ortho_error.png", "Update orthogonality error |Q^T Q - I|_F", "step", "ortho error", 0, 1},
+        {"health_grad_cosine.png", "Cosine between gradient and applied update", "step", "cosine", 0, 0},
+    };
+    for (int f = 0; f < 6; f++) {
+        s.clear();
+        for (int i = 0; i < n; i++) {
+            const RunResult* r = &runs[i].res;
+            PlotSeries ps;
+            ps.label = r->name;
+            if (f < 2) {
+                ps.x = f == 0 ? r->eval_tokens : r->eval_seconds;
+                ps.y = r->eval_loss;
+                ps.n = r->num_evals;
+            } else {
+                ps.x = r->health_step;
+                ps.y = f == 2 ? r->health_stable_rank : f == 3 ? r->health_effective_rank
+                       : f == 4 ? r->health_ortho_error : r->health_grad_cosine;
+                ps.n = r->num_health;
+            }
+            if (ps.n > 0) s.push_back(ps);
+        }
+        if (s.empty()) continue;
+        PlotSpec spec = {figs[f].title, figs[f].xlabel, figs[f].ylabel, figs[f].logx, figs[f].logy, 900, 560};
+        snprintf(path, sizeof(path), "%s/%s", out_dir, figs[f].file);
+        if (plot_lines(path, &spec, s.data(), (int)s.size(), err)) printf("plot skipped: %s\n", err);
+        else printf("wrote %s\n", path);
+    }
+}
+
+static int compare_main(const RunConfig* rc, Device dev) {
+    std::string list = rc->optimizers;
+    size_t at = list.find("spectral");
+    if (at != std::string::npos) list.replace(at, 8, SPECTRAL_PRESET);
+    char err[ERR_LEN];
+    std::vector<OptimizerConfig> configs;
+    size_t start = 0;
+    while (start <= list.size()) {
+        size_t comma = list.find(',', start);
+        std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!name.empty()) {
+            OptimizerConfig oc;
+            if (optimizer_config_from_run(rc, name.c_str(), &oc, err)) die("--optimizers: %s", err);
+            configs.push_back(oc);
+        }
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    if (configs.empty()) die("--optimizers: no optimizer named");
+    if (make_dirs(rc->out_dir, err)) die("%s", err);
+    char sweep_path[1024];
+    snprintf(sweep_path, sizeof(sweep_path), "%s/sweep.md", rc->out_dir);
+    FILE* sweep_log = fopen(sweep_path, "w");
+    if (!sweep_log) die("%s: cannot write", sweep_path);
+    fprintf(sweep_log, "| optimizer | lr | final val loss |\n|---|---|---|\n");
+
+    printf("compare: %zu optimizers, each from the same initial weights and data order%s\n", configs.size(),
+           rc->sweep_lr ? ", best of lr x {0.5, 1, 2}" : "");
+    std::vector<CompareEntry> runs(configs.size());
+    for (size_t i = 0; i < configs.size(); i++) compare_optimizer(rc, &configs[i], dev, &runs[i], sweep_log);
+    fclose(sweep_log);
+    if (!rc->sweep_lr) remove(sweep_path);
+
+    // the common level: the target if given, else the highest of the runs' best losses (all reached it)
+    double level = rc->target_loss;
+    if (level <= 0) {
+        level = -INFINITY;
+        for (const CompareEntry& e : runs)
+            if (!e.failed && isfinite(e.res.best_val_loss)) level = fmax(level, e.res.best_val_loss);
+        if (!isfinite(level)) level = 0;
+    }
+    char machine[256];
+    device_describe(dev, machine, sizeof(machine));
+    compare_write_table(rc, runs, level, rc->out_dir, machine);
+    compare_plots(runs, rc->out_dir);
+    printf("wrote %s/compare.md and %s/compare.csv\n", rc->out_dir, rc->out_dir);
+    for (const CompareEntry& e : runs)
+        if (e.failed) return 1;
     return 0;
 }

@@ -1,64 +1,216 @@
 // optim.h: which optimizer updates which parameter, and one optimizer step over the whole model.
 // The grouping is plain data: a table of slots (one per tensor and layer, from model.h), each marked with the
-// update it gets. An AdamW run gives every slot to AdamW. A Muon run gives the hidden 2-D weights (qkv,
-// attention projection, MLP in and out) to Muon and the rest (token/position embeddings, which are also the
-// tied LM head, layernorm gains, biases) to AdamW, as Keller Jordan's reference and torch.optim.Muon do.
-// The state is one allocation: m and v, each as large as the parameters, in the same layout.
-// Flow: backward -> optimizer_step (norm, clip, update every slot) -> next step.
+// update it gets. An AdamW run gives every slot to AdamW. A Muon-family run gives the hidden 2-D weights (qkv,
+// attention projection, MLP in and out) to the matrix method (muon.h) and the rest (token/position embeddings,
+// which are also the tied LM head, layernorm gains, biases) to AdamW, as Keller Jordan's reference and
+// torch.optim.Muon do. The state is one allocation: m and v, each as large as the parameters, in the same
+// layout (Muon keeps its momentum in m, and its second moments, if any, in v).
+// Flow: backward -> optimizer_step (norm, clip, update every slot, health every N steps) -> next step.
 #pragma once
 #include "adamw.h"
 #include "model.h"
+#include "muon.h"
 
 enum MatrixMethod { MATRIX_ADAMW, MATRIX_MUON };
 
 struct OptimizerConfig {
-    char name[32];             // the label in logs and tables: "adamw", "muon", ...
+    char name[48];             // the label in logs and tables: "adamw", "muon", "p=0.5", "muon+lr2", ...
     MatrixMethod matrix;       // how the hidden 2-D weights are updated
     float lr;                  // peak learning rate of the hidden matrices (of everything, in an AdamW run)
-    float adam_lr;             // peak learning rate of the AdamW group in a Muon run
+    float adam_lr;             // peak learning rate of the AdamW group in a Muon-family run
     float weight_decay;        // decoupled decay of the hidden matrices
     float adam_weight_decay;   // decoupled decay of the AdamW group's 2-D tensors (embeddings); never vectors
     float beta1, beta2, eps;   // AdamW's moments
     float grad_clip;           // clip the global gradient norm to this (0: off)
+    int lr2_decay;             // weight decay ∝ lr² (arXiv 2512.08217), in both groups
+    // the Muon family (MATRIX_MUON): the fields of muon.h's MuonHyper
+    int muon_method;           // MUON_NS, MUON_POLAR or MUON_SPECTRAL
+    float power;               // MUON_SPECTRAL: p of U Σ^p Vᵀ
+    int base;                  // BASE_MOMENTUM, or BASE_ADAM_RMS (Adam's m̂/(√v̂ + ε))
+    int normuon;               // NorMuon's per-row normalization (arXiv 2510.05491)
+    int adjust;                // lr scale by shape: ADJUST_ORIGINAL, ADJUST_MATCH_RMS_ADAMW, ADJUST_NONE
+    int ns_steps;              // Newton–Schulz steps
+    int nesterov;
+    float momentum;            // Muon's β (β1 of the RMS base)
+    float muon_beta2;          // NorMuon and the RMS base: second-moment decay
+    int split_qkv;             // orthogonalize Q, K and V apart instead of the fused (3C, C) matrix
 };
-
-// AdamW with llm.c's GPT-2 recipe: lr 6e-4, betas (0.9, 0.95), eps 1e-8, decay 0.1 on 2-D tensors, clip 1.
-static OptimizerConfig optimizer_config_adamw() {
-    OptimizerConfig c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.name, sizeof(c.name), "adamw");
-    c.matrix = MATRIX_ADAMW;
-    c.lr = c.adam_lr = 6e-4f;
-    c.weight_decay = c.adam_weight_decay = 0.1f;
-    c.beta1 = 0.9f;
-    c.beta2 = 0.95f;
-    c.eps = 1e-8f;
-    c.grad_clip = 1.0f;
-    return c;
-}
 
 struct Optimizer {
     OptimizerConfig cfg;
     Device device;
     int num_slots;
-    ParamSlot* slots;        // (num_slots) from gpt2_param_slots
+    ParamSlot* slots;                  // (num_slots) from gpt2_param_slots
     unsigned char* use_matrix_method;  // (num_slots) 1: the slot gets cfg.matrix's update; 0: AdamW
+    AdamWSlice* adamw_slices;          // (num_slots) this step's AdamW slices
     size_t num_parameters;
-    Arena state;             // one allocation: m, then v
-    float* m;                // (num_parameters) first moment / momentum buffer
-    float* v;                // (num_parameters) second moment
-    int t;                   // optimizer steps taken (AdamW's bias correction counts from 1)
+    Arena state;                       // one allocation: m, then v
+    float* m;                          // (num_parameters) first moment / momentum buffer
+    float* v;                          // (num_parameters) second moment
+    int t;                             // optimizer steps taken (bias corrections count from 1)
+    // health metrics (every N steps, on the hidden matrices, whatever updates them)
+    double* work;                      // muon_work_doubles of the largest matrix
+    double* update;                    // (largest matrix) the applied update
+    double* before;                    // (largest matrix) the weights before an AdamW update
+    UpdateHealth* health;              // (num_slots) the last measured health, valid where health_step == t
+    int health_step;
+    double health_seconds;             // time the last step spent measuring health (not training time)
 };
 
-static void optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConfig* cfg) {
+// ----------------------------------------------------------------------------------------------------
+// the optimizers by name
+
+// AdamW with llm.c's GPT-2 recipe: betas (0.9, 0.95), eps 1e-8, decay 0.1 on 2-D tensors, clip 1. The lr is
+// higher than GPT-2 124M's 6e-4: the models here are small and the runs short.
+static OptimizerConfig optimizer_config_adamw() {
+    OptimizerConfig c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "adamw");
+    c.matrix = MATRIX_ADAMW;
+    c.lr = c.adam_lr = 1e-3f;
+    c.weight_decay = c.adam_weight_decay = 0.1f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.95f;
+    c.eps = 1e-8f;
+    c.grad_clip = 1.0f;
+    c.muon_beta2 = 0.95f;
+    c.ns_steps = 5;
+    return c;
+}
+
+// Muon as Keller Jordan's reference sets it: lr 0.02, momentum 0.95 with Nesterov, 5 NS steps, the
+// "original" shape scale, weight decay 0.01; the AdamW group keeps AdamW's settings.
+static OptimizerConfig optimizer_config_muon() {
+    OptimizerConfig c = optimizer_config_adamw();
+    snprintf(c.name, sizeof(c.name), "muon");
+    c.matrix = MATRIX_MUON;
+    c.muon_method = MUON_NS;
+    c.base = BASE_MOMENTUM;
+    c.adjust = ADJUST_ORIGINAL;
+    c.lr = 0.02f;
+    c.weight_decay = 0.01f;
+    c.momentum = 0.95f;
+    c.nesterov = 1;
+    return c;
+}
+
+#define OPTIMIZER_NAMES_HELP                                                                              \
+    "adamw, muon (Newton-Schulz), polar (Polar Express), normuon, p=P or rms-p=P (U S^p V^T on the momentum " \
+    "or on Adam's RMS-normalized update, P in {0, 0.25, 0.5, 1}); suffixes: +lr2 (weight decay ~ lr^2), "   \
+    "+qkv (orthogonalize Q, K, V apart), +match (match_rms_adamw scale, AdamW's lr and wd)"
+
+// The spectral family's matrix learning rates, from the Delving paper's GPT-2 124M configs
+// (Ocram7/BeyondMuon config/gpt-124M-NS): momentum base p = 0, ¼, ½, 1 and RMS base the same.
+static float spectral_lr(int rms_base, float p) {
+    const float momentum_lr[4] = {7e-3f, 4e-2f, 2e-1f, 5.0f}, rms_lr[4] = {7e-3f, 2e-2f, 1e-2f, 4e-3f};
+    int i = p <= 0.0f ? 0 : p <= 0.25f ? 1 : p <= 0.5f ? 2 : 3;
+    return rms_base ? rms_lr[i] : momentum_lr[i];
+}
+
+// "name[+suffix...]" -> settings. 0, or -1 with a message.
+static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, char* err) {
+    char buf[48];
+    if (strlen(full_name) >= sizeof(buf)) return fail(err, "optimizer name '%s' is too long", full_name);
+    snprintf(buf, sizeof(buf), "%s", full_name);
+    char* suffix = strchr(buf, '+');
+    if (suffix) *suffix++ = 0;
+    const char* name = buf;
+    float p = 0.0f;
+    if (strcmp(name, "adamw") == 0) {
+        *c = optimizer_config_adamw();
+    } else if (strcmp(name, "muon") == 0 || strcmp(name, "polar") == 0 || strcmp(name, "normuon") == 0) {
+        *c = optimizer_config_muon();
+        if (strcmp(name, "polar") == 0) c->muon_method = MUON_POLAR;
+        if (strcmp(name, "normuon") == 0) c->normuon = 1;
+    } else if (sscanf(name, "p=%f", &p) == 1 || sscanf(name, "rms-p=%f", &p) == 1) {
+        // "Delving into Muon and Beyond" (arXiv 2602.04669): p = 0 is Muon (NS, original scale); p > 0 takes
+        // U Σ^p Vᵀ by the coupled Newton iteration, unscaled; weight decay 0 and Q, K, V apart, as their runs
+        int rms = strncmp(name, "rms-", 4) == 0;
+        if (!(p == 0.0f || p == 0.25f || p == 0.5f || p == 1.0f))
+            return fail(err, "optimizer '%s': the spectral family takes p in {0, 0.25, 0.5, 1}", full_name);
+        *c = optimizer_config_muon();
+        c->base = rms ? BASE_ADAM_RMS : BASE_MOMENTUM;
+        c->muon_method = p == 0.0f ? MUON_NS : MUON_SPECTRAL;
+        c->power = p;
+        c->adjust = p == 0.0f ? ADJUST_ORIGINAL : ADJUST_NONE;
+        c->lr = spectral_lr(rms, p);
+        c->weight_decay = 0.0f;
+        c->split_qkv = 1;
+    } else {
+        return fail(err, "unknown optimizer '%s' (expected %s)", full_name, OPTIMIZER_NAMES_HELP);
+    }
+    for (char* s = suffix; s; s = suffix) {
+        suffix = strchr(s, '+');
+        if (suffix) *suffix++ = 0;
+        if (strcmp(s, "lr2") == 0) c->lr2_decay = 1;
+        else if (strcmp(s, "qkv") == 0 && c->matrix == MATRIX_MUON) c->split_qkv = 1;
+        else if (strcmp(s, "match") == 0 && c->matrix == MATRIX_MUON) {
+            OptimizerConfig adamw = optimizer_config_adamw();
+            c->adjust = ADJUST_MATCH_RMS_ADAMW;  // Moonlight: AdamW's lr and wd carry over
+            c->lr = adamw.lr;
+            c->weight_decay = adamw.weight_decay;
+        } else return fail(err, "optimizer '%s': unknown suffix '+%s' (expected +lr2, +qkv or +match)", full_name, s);
+    }
+    snprintf(c->name, sizeof(c->name), "%s", full_name);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// set-up
+
+// the blocks one slot is orthogonalized in: the whole matrix, or Q, K and V apart for qkvw with split_qkv
+static int matrix_blocks(const Optimizer* opt, const ParamSlot* s) {
+    return opt->cfg.split_qkv && s->rows == 3 * s->cols && strstr(s->name, "qkvw") ? 3 : 1;
+}
+
+static MuonHyper muon_hyper(const OptimizerConfig* c, float lr, float lr_max, int t) {
+    MuonHyper h;
+    memset(&h, 0, sizeof(h));
+    h.lr = lr;
+    h.lr_max = lr_max;
+    h.momentum = c->momentum;
+    h.weight_decay = c->weight_decay;
+    h.nesterov = c->nesterov;
+    h.method = c->muon_method;
+    h.p = c->power;
+    h.base = c->base;
+    h.normuon = c->normuon;
+    h.adjust = c->adjust;
+    h.lr2_decay = c->lr2_decay;
+    h.ns_steps = c->ns_steps;
+    h.beta2 = c->muon_beta2;
+    h.eps = c->eps;
+    h.step = t;
+    return h;
+}
+
+static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConfig* cfg, char* err) {
     memset(opt, 0, sizeof(*opt));
     opt->cfg = *cfg;
     opt->device = model->device;
     opt->slots = (ParamSlot*)xcalloc(4 + 12 * model->config.num_layers, sizeof(ParamSlot));
     opt->num_slots = gpt2_param_slots(&model->config, opt->slots);
     opt->use_matrix_method = (unsigned char*)xcalloc(opt->num_slots, 1);
-    for (int i = 0; i < opt->num_slots; i++)
-        opt->use_matrix_method[i] = cfg->matrix != MATRIX_ADAMW && opt->slots[i].kind == PARAM_MATRIX;
+    opt->adamw_slices = (AdamWSlice*)xcalloc(opt->num_slots, sizeof(AdamWSlice));
+    opt->health = (UpdateHealth*)xcalloc(opt->num_slots, sizeof(UpdateHealth));
+    opt->health_step = -1;
+    int max_rows = 1, max_cols = 1;
+    MuonHyper h = muon_hyper(cfg, cfg->lr, cfg->lr, 1);
+    for (int i = 0; i < opt->num_slots; i++) {
+        const ParamSlot* s = &opt->slots[i];
+        if (s->kind != PARAM_MATRIX) continue;
+        opt->use_matrix_method[i] = cfg->matrix != MATRIX_ADAMW;
+        if (s->rows > max_rows) max_rows = s->rows;
+        if (s->cols > max_cols) max_cols = s->cols;
+        int rows = s->rows / matrix_blocks(opt, s);
+        if (opt->use_matrix_method[i] && muon_second_floats(rows, s->cols, &h) > (size_t)rows * s->cols)
+            return fail(err, "optimizer %s: NorMuon on the RMS base needs more state than v holds", cfg->name);
+    }
+    if (cfg->matrix == MATRIX_MUON && muon_check(&h, err)) return -1;
+    size_t largest = (size_t)max_rows * max_cols;
+    opt->work = (double*)xmalloc(sizeof(double) * muon_work_doubles(max_rows, max_cols));
+    opt->update = (double*)xmalloc(sizeof(double) * largest);
+    opt->before = (double*)xmalloc(sizeof(double) * largest);
     opt->num_parameters = model->num_parameters;
     opt->state = arena_sizing(model->device);
     for (int pass = 0; pass < 2; pass++) {
@@ -66,12 +218,18 @@ static void optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerCon
         opt->m = arena_take(&opt->state, opt->num_parameters);
         opt->v = arena_take(&opt->state, opt->num_parameters);
     }
+    return 0;
 }
 
 static void optimizer_free(Optimizer* opt) {
     arena_free(&opt->state);
     free(opt->slots);
     free(opt->use_matrix_method);
+    free(opt->adamw_slices);
+    free(opt->health);
+    free(opt->work);
+    free(opt->update);
+    free(opt->before);
     memset(opt, 0, sizeof(*opt));
 }
 
@@ -85,7 +243,7 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
             const ParamSlot* s = &opt->slots[i];
             if (opt->use_matrix_method[i] != group) continue;
             count += (size_t)s->rows * s->cols;
-            // name each tensor once: h0.qkvw stands for h0..h{L-1}.qkvw
+            // name each tensor once: qkvw stands for h0.qkvw .. h{L-1}.qkvw
             const char* dot = strchr(s->name, '.');
             if (s->name[0] == 'h' && dot && strncmp(s->name, "h0.", 3) != 0) continue;
             char item[48];
@@ -94,47 +252,84 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
         }
         if (count == 0) continue;
         if (group == 1)
-            fprintf(f, "optimizer %s: hidden matrices (%.2fM params, lr %.3g, wd %.3g): %s\n", c->name, count / 1e6,
-                    c->lr, c->weight_decay, names);
+            fprintf(f, "optimizer %s: hidden matrices by %s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
+                    c->muon_method == MUON_POLAR ? "Polar Express" : c->muon_method == MUON_SPECTRAL ? "U S^p V^T" : "Newton-Schulz",
+                    c->base == BASE_ADAM_RMS ? " of Adam's RMS-normalized update" : " of the momentum",
+                    c->normuon ? " + NorMuon" : "", count / 1e6, c->lr, c->weight_decay, c->lr2_decay ? " x lr^2" : "",
+                    c->split_qkv ? ", Q/K/V apart" : "", names);
         else
-            fprintf(f, "optimizer %s: AdamW group (%.2fM params, lr %.3g, wd %.3g on 2-D, betas %.3g/%.3g): %s\n",
-                    c->name, count / 1e6, c->matrix == MATRIX_ADAMW ? c->lr : c->adam_lr,
-                    c->matrix == MATRIX_ADAMW ? c->weight_decay : c->adam_weight_decay, c->beta1, c->beta2, names);
+            fprintf(f, "optimizer %s: AdamW (%.2fM params, lr %.3g, wd %.3g%s on 2-D, betas %.3g/%.3g): %s\n", c->name,
+                    count / 1e6, c->matrix == MATRIX_ADAMW ? c->lr : c->adam_lr,
+                    c->matrix == MATRIX_ADAMW ? c->weight_decay : c->adam_weight_decay, c->lr2_decay ? " x lr^2" : "",
+                    c->beta1, c->beta2, names);
     }
-}
-
-// One optimizer step at lr_mult × the peak learning rates. Returns the global gradient norm before
-// clipping; if it is not finite, nothing is updated (the caller stops the run and keeps its last checkpoint).
-static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult) {
-    const OptimizerConfig* c = &opt->cfg;
-    double norm = grad_norm_cpu(model->grad_arena.base ? (const float*)model->grad_arena.base : NULL,
-                                model->num_parameters);
-    if (!isfinite(norm)) return norm;
-    float scale = clip_scale(norm, c->grad_clip);
-    opt->t++;
-    float* params = model->params[0].data;
-    float* grads = model->params[0].grad;
-    for (int i = 0; i < opt->num_slots; i++) {
-        const ParamSlot* s = &opt->slots[i];
-        size_t n = (size_t)s->rows * s->cols, off = s->offset;
-        bool adamw_run = c->matrix == MATRIX_ADAMW;
-        float lr = (adamw_run ? c->lr : c->adam_lr) * lr_mult;
-        float wd = s->kind == PARAM_VECTOR ? 0.0f : adamw_run ? c->weight_decay : c->adam_weight_decay;
-        adamw_update_cpu(params + off, grads + off, opt->m + off, opt->v + off, n, lr, c->beta1, c->beta2, c->eps,
-                         wd, scale, opt->t);
-    }
-    return norm;
 }
 
 // ----------------------------------------------------------------------------------------------------
-// optimizers by name, with their defaults
+// the step
 
-#define OPTIMIZER_NAMES_HELP "adamw"
+// the health of one hidden matrix's update: its ranks and orthogonality, its cosine with the raw gradient,
+// its size, and the weight's spectral norm (after the update)
+static void record_health(Optimizer* opt, int slot, const float* grad, const float* weight) {
+    const ParamSlot* s = &opt->slots[slot];
+    double t0 = now_seconds();
+    opt->health[slot] = update_health(opt->update, grad, weight, s->rows, s->cols, opt->work);
+    opt->health_seconds += now_seconds() - t0;
+}
 
-static int optimizer_config_by_name(const char* name, OptimizerConfig* c, char* err) {
-    if (strcmp(name, "adamw") == 0) {
-        *c = optimizer_config_adamw();
-        return 0;
+// One optimizer step at lr_mult × the peak learning rates. With `health`, also measures every hidden matrix's
+// update (opt->health). Returns the global gradient norm before clipping; if it is not finite, nothing is
+// updated (the caller stops the run and keeps its last checkpoint).
+static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool health) {
+    const OptimizerConfig* c = &opt->cfg;
+    float* params = model->params[0].data;
+    float* grads = model->params[0].grad;
+    double norm = grad_norm_cpu(grads, model->num_parameters);
+    if (!isfinite(norm)) return norm;
+    float scale = clip_scale(norm, c->grad_clip);
+    opt->t++;
+    opt->health_seconds = 0.0;
+    bool adamw_run = c->matrix == MATRIX_ADAMW;
+    float adam_peak = adamw_run ? c->lr : c->adam_lr, adam_lr = adam_peak * lr_mult;
+    // weight decay ∝ lr²: the factor 1 − lr·(wd·lr/lr_max) is 1 − wd·lr²/lr_max
+    float adam_wd = adamw_run ? c->weight_decay : c->adam_weight_decay;
+    if (c->lr2_decay) adam_wd *= lr_mult;
+    int n_slices = 0;
+    for (int i = 0; i < opt->num_slots; i++) {
+        const ParamSlot* s = &opt->slots[i];
+        size_t n = (size_t)s->rows * s->cols;
+        if (opt->use_matrix_method[i]) {
+            // the Muon family; clipping scales the gradient it sees, as it does AdamW's
+            if (scale != 1.0f)
+                for (size_t j = 0; j < n; j++) grads[s->offset + j] *= scale;
+            MuonHyper h = muon_hyper(c, c->lr * lr_mult, c->lr, opt->t);
+            int blocks = matrix_blocks(opt, s);
+            int rows = s->rows / blocks;
+            for (int b = 0; b < blocks; b++) {
+                size_t off = s->offset + (size_t)b * rows * s->cols;
+                muon_update(params + off, grads + off, opt->m + off, opt->v + off, rows, s->cols, &h, opt->work,
+                            health ? opt->update + (size_t)b * rows * s->cols : NULL);
+            }
+            if (health) record_health(opt, i, grads + s->offset, params + s->offset);
+        } else if (health && s->kind == PARAM_MATRIX) {
+            // AdamW on a hidden matrix, measured: the update without the decay is W_before·decay − W_after
+            for (size_t j = 0; j < n; j++) opt->before[j] = params[s->offset + j];
+            float wd = adam_wd;
+            adamw_update_cpu(params + s->offset, grads + s->offset, opt->m + s->offset, opt->v + s->offset, n,
+                             adam_lr, c->beta1, c->beta2, c->eps, wd, scale, opt->t);
+            double decay = 1.0 - (double)adam_lr * wd;
+            for (size_t j = 0; j < n; j++) opt->update[j] = opt->before[j] * decay - params[s->offset + j];
+            record_health(opt, i, grads + s->offset, params + s->offset);
+        } else {
+            AdamWSlice* sl = &opt->adamw_slices[n_slices++];
+            sl->offset = s->offset;
+            sl->count = n;
+            sl->lr = adam_lr;
+            sl->weight_decay = s->kind == PARAM_VECTOR ? 0.0f : adam_wd;
+        }
     }
-    return fail(err, "--optimizer: unknown optimizer '%s' (expected one of: %s)", name, OPTIMIZER_NAMES_HELP);
+    if (health) opt->health_step = opt->t;
+    adamw_update_slices_cpu(params, grads, opt->m, opt->v, opt->adamw_slices, n_slices, c->beta1, c->beta2, c->eps,
+                            scale, opt->t);
+    return norm;
 }

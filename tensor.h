@@ -10,6 +10,9 @@
 // Flow: data -> [tensors on the tape: model -> loss -> backward] -> optimizer.
 #pragma once
 #include "common.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum Device { DEV_CPU = 0, DEV_CUDA = 1 };
 
@@ -115,6 +118,110 @@ static double device_peak_flops(Device d) {
     (void)d;
     return 0.0;
 #endif
+}
+
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// what the CUDA kernels in ops/, adamw.h and muon.h share: launch sizes, the one cuBLAS handle, and
+// reductions with a fixed order (the same inputs give the same bits on every run: no float atomics anywhere)
+
+// blocks of `threads` that cover n items
+static unsigned cuda_blocks(size_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+// One handle for the whole program, created on first use (cublasCreate costs milliseconds and some memory).
+// Default stream, host pointer mode; the math mode stays plain FP32 (ops/matmul.h picks TF32 per call).
+static cublasHandle_t cublas_handle() {
+    static cublasHandle_t handle = NULL;
+    if (!handle) cublasCheck(cublasCreate(&handle));
+    return handle;
+}
+
+// Sums over a warp by a butterfly: every lane ends with the same bits (each step adds a + b on one lane
+// and b + a on its partner, and float addition is commutative).
+static __device__ float warp_reduce_sum(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+static __device__ float warp_reduce_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+static __device__ double warp_reduce_sum_double(double v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. Each warp
+// reduces its values, then every warp reduces the warps' results in the same order. The leading barrier
+// lets a kernel call these more than once (the previous call's readers are done with `partial`).
+static __device__ float block_reduce_sum(float v) {
+    __shared__ float partial[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_reduce_sum(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    return warp_reduce_sum(lane < warps ? partial[lane] : 0.0f);
+}
+static __device__ float block_reduce_max(float v) {
+    __shared__ float partial[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_reduce_max(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    return warp_reduce_max(lane < warps ? partial[lane] : -INFINITY);
+}
+static __device__ double block_reduce_sum_double(double v) {
+    __shared__ double partial[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_reduce_sum_double(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    return warp_reduce_sum_double(lane < warps ? partial[lane] : 0.0);
+}
+
+// A device buffer that lives for the whole program and only grows: for the small tables and partial sums
+// that launchers need (AdamW's slice table, the gradient norm's partials). Nothing is allocated per step
+// once it has reached its size.
+static void* device_scratch_grow(void** buf, size_t* capacity, size_t bytes) {
+    if (bytes > *capacity) {
+        if (*buf) cudaCheck(cudaFree(*buf));
+        cudaCheck(cudaMalloc(buf, bytes));
+        *capacity = bytes;
+    }
+    return *buf;
+}
+#endif
+
+// A line naming the machine, for result tables: the GPU's name, or the CPU's model and thread count.
+static void device_describe(Device d, char* out, size_t size) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) {
+        cudaDeviceProp prop;
+        int dev = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaGetDeviceProperties(&prop, dev));
+        snprintf(out, size, "%.200s (%.0f GiB)", prop.name, prop.totalGlobalMem / 1073741824.0);
+        return;
+    }
+#endif
+    (void)d;
+    char model[200] = "unknown CPU", line[512];
+    FILE* f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            snprintf(model, sizeof(model), "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    snprintf(out, size, "%s, %d threads", model, threads);
 }
 
 // ----------------------------------------------------------------------------------------------------

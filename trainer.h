@@ -18,6 +18,7 @@ struct RunConfig {
     char cache_dir[256];     // where .txt corpora are tokenized to
     // model and batch
     char model[16];          // tiny, d2, d4, d6, d12, d24, d36, d48; auto = d4 on the CPU, d12 on a GPU
+    int layers, heads, channels;  // override the preset's sizes (0 = keep)
     int batch;               // B, sequences per micro-batch (0 = auto)
     int seq_len;             // T, tokens per sequence (0 = auto; at most the model's context)
     int grad_accum;          // micro-batches per optimizer step
@@ -35,11 +36,13 @@ struct RunConfig {
     int eval_batches;        // validation batches per evaluation (fixed, so runs compare)
     int sample_every;        // steps between printed samples (0 = never)
     int sample_tokens;       // tokens per sample
+    int health_every;        // steps between optimizer-health measurements (0 = auto: about 8 per run; -1 = off)
     float target_loss;       // stop when validation loss reaches this (0 = train the whole budget)
     int checkpoint_every;    // steps between checkpoints (0 = only at the end)
     char out_dir[256];       // runs write into out_dir/run_name/
     char run_name[64];       // "" = the optimizer's name
     char resume[512];        // a checkpoint to continue from
+    int stop_at;             // stop after this many steps as if interrupted, leaving a checkpoint (0 = never)
     // machine
     char device[8];          // cpu | cuda | auto
     int threads;             // CPU threads (0 = all cores)
@@ -62,21 +65,44 @@ struct RunResult {
     double tokens_to_target, seconds_to_target;  // -1 when the target was not reached
     int num_evals;
     double eval_step[MAX_EVALS], eval_tokens[MAX_EVALS], eval_seconds[MAX_EVALS], eval_loss[MAX_EVALS];
+    int num_health;             // health measurements: means over the hidden matrices
+    double health_step[MAX_EVALS], health_stable_rank[MAX_EVALS], health_effective_rank[MAX_EVALS],
+        health_ortho_error[MAX_EVALS], health_grad_cosine[MAX_EVALS];
 };
 
-// The optimizer called `name`, with the run's flags on top (a flag below zero keeps the optimizer's default).
-static int optimizer_config_from_run(const RunConfig* rc, const char* name, OptimizerConfig* c, char* err) {
+// The optimizer called `spec`, "name[+suffix...][:key=value...]" (e.g. "muon+lr2:lr=0.03"), with the run's
+// flags on top (a flag below zero keeps the optimizer's default) and then the spec's own key=value settings,
+// so a comparison can give each optimizer its own learning rate.
+static int optimizer_config_from_run(const RunConfig* rc, const char* spec, OptimizerConfig* c, char* err) {
+    char name[128];
+    snprintf(name, sizeof(name), "%s", spec);
+    char* settings = strchr(name, ':');
+    if (settings) *settings++ = 0;
     if (optimizer_config_by_name(name, c, err)) return -1;
-    if (rc->lr >= 0) c->lr = rc->lr;
-    if (rc->adam_lr >= 0) c->adam_lr = rc->adam_lr;
-    if (c->matrix == MATRIX_ADAMW) c->adam_lr = c->lr;
-    if (rc->weight_decay >= 0) c->weight_decay = rc->weight_decay;
-    if (rc->adam_weight_decay >= 0) c->adam_weight_decay = rc->adam_weight_decay;
-    if (c->matrix == MATRIX_ADAMW) c->adam_weight_decay = c->weight_decay;
-    if (rc->beta1 >= 0) c->beta1 = rc->beta1;
-    if (rc->beta2 >= 0) c->beta2 = rc->beta2;
-    if (rc->eps >= 0) c->eps = rc->eps;
-    if (rc->grad_clip >= 0) c->grad_clip = rc->grad_clip;
+    const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
+                           rc->eps, rc->grad_clip};
+    float* fields[] = {&c->lr, &c->adam_lr, &c->weight_decay, &c->adam_weight_decay, &c->beta1, &c->beta2,
+                       &c->eps, &c->grad_clip};
+    const char* keys[] = {"lr", "adam_lr", "wd", "adam_wd", "beta1", "beta2", "eps", "clip"};
+    for (int i = 0; i < 8; i++)
+        if (flags[i] >= 0) *fields[i] = flags[i];
+    for (char* kv = settings ? strtok(settings, ":") : NULL; kv; kv = strtok(NULL, ":")) {
+        char* eq = strchr(kv, '=');
+        int found = -1;
+        for (int i = 0; eq && i < 8; i++)
+            if ((size_t)(eq - kv) == strlen(keys[i]) && strncmp(kv, keys[i], eq - kv) == 0) found = i;
+        char* end = NULL;
+        float value = eq ? strtof(eq + 1, &end) : 0.0f;
+        if (found < 0 || !end || *end || end == eq + 1 || !(value >= 0.0f))
+            return fail(err, "optimizer '%s': bad setting '%s' (expected key=value with key one of lr, adam_lr, wd, "
+                        "adam_wd, beta1, beta2, eps, clip, and a number >= 0)", spec, kv);
+        *fields[found] = value;
+    }
+    if (c->matrix == MATRIX_ADAMW) {  // one group: the matrices' settings are everyone's
+        c->adam_lr = c->lr;
+        c->adam_weight_decay = c->weight_decay;
+    }
+    snprintf(c->name, sizeof(c->name), "%.*s", (int)sizeof(c->name) - 1, spec);
     return 0;
 }
 
@@ -120,6 +146,7 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     if (rc->seq_len == 0) rc->seq_len = gpu ? 1024 : 256;
     if (rc->steps == 0) rc->steps = gpu ? 600 : 150;
     if (rc->eval_every == 0) rc->eval_every = rc->steps / 10 > 0 ? rc->steps / 10 : 1;
+    if (rc->health_every == 0) rc->health_every = rc->steps / 8 > 0 ? rc->steps / 8 : 1;
     if (rc->run_name[0] == 0) snprintf(rc->run_name, sizeof(rc->run_name), "%s", rc->optimizer);
 }
 
@@ -163,204 +190,282 @@ static void format_duration(double seconds, char* out, size_t size) {
     else snprintf(out, size, "%ds", s);
 }
 
-static void make_dirs(const char* path) {
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char* p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    mkdir(buf, 0755);
+// Everything one run holds while it trains.
+struct Run {
+    RunConfig rc;
+    OptimizerConfig oc;
+    Device dev;
+    GPT2Config cfg;
+    GPT2 model;
+    Optimizer opt;
+    DataLoader train, val;
+    TrainState st;
+    Schedule sched;
+    Rng rng;                    // for the printed samples
+    Tokenizer tok;              // for the printed samples
+    bool have_model, have_opt, have_train, have_val, have_tok;
+    char ckpt_path[1024];
+    FILE* csv;                  // log.csv: one line per step and per evaluation
+    FILE* health_csv;           // health.csv: one line per hidden matrix per measurement
+};
+
+static void run_close(Run* r) {
+    if (r->csv) fclose(r->csv);
+    if (r->health_csv) fclose(r->health_csv);
+    if (r->have_tok) tokenizer_free(&r->tok);
+    if (r->have_opt) optimizer_free(&r->opt);
+    if (r->have_model) gpt2_free(&r->model);
+    if (r->have_train) dataloader_free(&r->train);
+    if (r->have_val) dataloader_free(&r->val);
+    r->csv = r->health_csv = NULL;
+    r->have_tok = r->have_opt = r->have_model = r->have_train = r->have_val = false;
+}
+
+// Settings, data, model, optimizer, resumed state, output files. 0, or -1 with a message (nothing left open).
+static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Device dev, char* err) {
+    r->rc = *rc;
+    r->oc = *oc;
+    r->dev = dev;
+    r->st.best_val_loss = r->st.last_val_loss = INFINITY;
+    if (r->rc.resume[0]) {  // the checkpoint's settings win (but --resume and --stop-at), so it is the same run
+        RunConfig given = r->rc;
+        if (checkpoint_peek(given.resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, err)) return -1;
+        snprintf(r->rc.resume, sizeof(r->rc.resume), "%s", given.resume);
+        r->rc.stop_at = given.stop_at;
+    } else {
+        if (gpt2_config_preset(&r->cfg, r->rc.model, err)) return -1;
+        if (r->rc.layers > 0) r->cfg.num_layers = r->rc.layers;
+        if (r->rc.heads > 0) r->cfg.num_heads = r->rc.heads;
+        if (r->rc.channels > 0) r->cfg.channels = r->rc.channels;
+    }
+    const RunConfig* c = &r->rc;
+    if (gpt2_config_check(&r->cfg, err)) return -1;
+    if (c->seq_len > r->cfg.max_seq_len)
+        return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
+    if (c->batch < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 1 || c->eval_batches < 1)
+        return fail(err, "--batch, --seq-len, --grad-accum, --steps and --eval-batches must be positive");
+    r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
+    if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;
+    else if (strcmp(c->schedule, "constant") == 0) r->sched.kind = SCHEDULE_CONSTANT;
+    else if (strcmp(c->schedule, "cosine") != 0)
+        return fail(err, "--schedule: expected cosine, wsd or constant, got '%s'", c->schedule);
+
+    char train_pattern[DATA_PATH_LEN], val_pattern[DATA_PATH_LEN];
+    if (resolve_data(c, train_pattern, val_pattern, err)) return -1;
+    if (dataloader_init(&r->train, train_pattern, c->batch, c->seq_len, (uint64_t)c->seed, true, err)) return -1;
+    r->have_train = true;
+    if (dataloader_init(&r->val, val_pattern, c->batch, c->seq_len, (uint64_t)c->seed, false, err)) return -1;
+    r->have_val = true;
+
+    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed);
+    r->have_model = true;
+    if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
+    r->have_opt = true;
+    r->rng = rng_make((uint64_t)c->seed + 1);
+    if (c->resume[0]) {
+        if (checkpoint_load(c->resume, &r->model, &r->opt, &r->st, err)) return -1;
+        DataPosition pos = {r->st.data_epoch, r->st.data_shard, r->st.data_offset};
+        if (dataloader_seek(&r->train, pos, err)) return -1;
+        r->rng.state = r->st.rng_state;
+        printf("resumed from %s at step %lld\n", c->resume, (long long)r->st.step);
+    }
+    if (c->sample_every > 0) {
+        char tok_err[ERR_LEN];
+        r->have_tok = tokenizer_load(&r->tok, "data/encoder.json", "data/vocab.bpe", tok_err) == 0;
+        if (!r->have_tok) printf("no samples: %s\n", tok_err);
+    }
+
+    char run_dir[768], path[1024];
+    snprintf(run_dir, sizeof(run_dir), "%s/%s", c->out_dir, c->run_name);
+    if (make_dirs(run_dir, err)) return -1;
+    snprintf(r->ckpt_path, sizeof(r->ckpt_path), "%s/checkpoint.bin", run_dir);
+    bool fresh = r->st.step == 0;  // a resumed run appends to its logs
+    snprintf(path, sizeof(path), "%s/log.csv", run_dir);
+    r->csv = fopen(path, fresh ? "w" : "a");
+    if (!r->csv) return fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    if (fresh) fprintf(r->csv, "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds\n");
+    snprintf(path, sizeof(path), "%s/health.csv", run_dir);
+    r->health_csv = fopen(path, fresh ? "w" : "a");
+    if (!r->health_csv) return fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    if (fresh)
+        fprintf(r->health_csv, "step,matrix,optimizer,stable_rank,effective_rank,ortho_error,grad_cosine,update_rms,"
+                               "weight_spectral_norm\n");
+    return 0;
+}
+
+static void run_print_header(const Run* r) {
+    const RunConfig* c = &r->rc;
+    const GPT2* m = &r->model;
+    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d = %d tokens/step, "
+           "%d steps, %s schedule, %d warmup, on %s, seed %lld\n", c->run_name, c->model, m->num_parameters / 1e6,
+           r->cfg.num_layers, r->cfg.num_heads, r->cfg.channels, r->cfg.max_seq_len, c->batch, c->seq_len,
+           c->grad_accum, c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup,
+           device_name(r->dev), c->seed);
+    printf("memory (%s): parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB\n",
+           device_name(r->dev), m->param_arena.capacity / 1048576.0, m->grad_arena.capacity / 1048576.0,
+           r->opt.state.capacity / 1048576.0, (m->act_arena.capacity + m->act_grad_arena.capacity) / 1048576.0);
+    optimizer_print_groups(&r->opt, stdout);
+}
+
+// validation loss at this step: logs it, records it, checks the target. Returns true when the target is met.
+static bool run_evaluate(Run* r, int64_t step, RunResult* res, char* err) {
+    float vl = evaluate(&r->model, &r->val, r->rc.eval_batches, err);
+    TrainState* st = &r->st;
+    st->last_val_loss = vl;
+    if (vl < st->best_val_loss) st->best_val_loss = vl;
+    if (res->num_evals < MAX_EVALS) {
+        int e = res->num_evals++;
+        res->eval_step[e] = (double)step;
+        res->eval_tokens[e] = st->tokens;
+        res->eval_seconds[e] = st->train_seconds;
+        res->eval_loss[e] = vl;
+    }
+    printf("step %lld val_loss %.4f tokens %.0f train_time %.1fs\n", (long long)step, vl, st->tokens,
+           st->train_seconds);
+    fprintf(r->csv, "%lld,%.0f,,%.6f,,,,,%.3f\n", (long long)step, st->tokens, vl, st->train_seconds);
+    fflush(r->csv);
+    if (r->rc.target_loss > 0 && vl <= r->rc.target_loss && res->tokens_to_target <= 0) {
+        res->tokens_to_target = st->tokens;
+        res->seconds_to_target = st->train_seconds;
+        printf("target val_loss %.4f reached at step %lld: %.0f tokens, %.1fs of training\n", r->rc.target_loss,
+               (long long)step, st->tokens, st->train_seconds);
+        return true;
+    }
+    return false;
+}
+
+static int run_checkpoint(Run* r, int64_t step, char* err) {
+    DataPosition pos = dataloader_tell(&r->train);
+    TrainState* st = &r->st;
+    st->step = step;
+    st->opt_t = r->opt.t;
+    st->rng_state = r->rng.state;
+    st->data_epoch = pos.epoch;
+    st->data_shard = pos.shard_index;
+    st->data_offset = pos.offset;
+    return checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &r->rc, sizeof(r->rc), err);
+}
+
+// the health of every hidden matrix's update, measured in this step: health.csv and one summary line
+static void run_log_health(Run* r, int64_t step, RunResult* res) {
+    const Optimizer* o = &r->opt;
+    double sum[4] = {0, 0, 0, 0};
+    int count = 0;
+    for (int i = 0; i < o->num_slots; i++) {
+        if (o->slots[i].kind != PARAM_MATRIX) continue;
+        const UpdateHealth* h = &o->health[i];
+        fprintf(r->health_csv, "%lld,%s,%s,%.4f,%.4f,%.4f,%.4f,%.4e,%.4f\n", (long long)step, o->slots[i].name,
+                o->use_matrix_method[i] ? o->cfg.name : "adamw", h->stable_rank, h->effective_rank, h->ortho_error,
+                h->grad_cosine, h->update_rms, h->weight_spectral_norm);
+        sum[0] += h->stable_rank;
+        sum[1] += h->effective_rank;
+        sum[2] += h->ortho_error;
+        sum[3] += h->grad_cosine;
+        count++;
+    }
+    fflush(r->health_csv);
+    if (count == 0) return;
+    for (int k = 0; k < 4; k++) sum[k] /= count;
+    printf("health step %lld (mean of %d hidden matrices): stable_rank %.2f effective_rank %.2f ortho_error %.3f "
+           "cos(grad, update) %.3f\n", (long long)step, count, sum[0], sum[1], sum[2], sum[3]);
+    if (res->num_health < MAX_EVALS) {
+        int k = res->num_health++;
+        res->health_step[k] = (double)step;
+        res->health_stable_rank[k] = sum[0];
+        res->health_effective_rank[k] = sum[1];
+        res->health_ortho_error[k] = sum[2];
+        res->health_grad_cosine[k] = sum[3];
+    }
+}
+
+// One optimizer step (all micro-batches). Returns 0, or -1 (data error, or a non-finite loss or gradient).
+static int run_train_step(Run* r, int64_t step, RunResult* res, double* window, char* err) {
+    const RunConfig* c = &r->rc;
+    int B = c->batch, T = c->seq_len;
+    double t0 = now_seconds();
+    gpt2_zero_grad(&r->model);
+    double loss_sum = 0.0;
+    for (int micro = 0; micro < c->grad_accum; micro++) {
+        if (dataloader_next(&r->train, err)) return -1;
+        loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T);
+        gpt2_backward(&r->model, B, T, 1.0f / ((float)B * T * c->grad_accum));
+    }
+    float loss = (float)(loss_sum / c->grad_accum);
+    float lr_mult = lr_multiplier(&r->sched, (int)step);
+    bool health = c->health_every > 0 && (step + 1) % c->health_every == 0;
+    double t1 = now_seconds();
+    double norm = isfinite(loss) ? optimizer_step(&r->opt, &r->model, lr_mult, health) : NAN;
+    device_synchronize(r->dev);
+    double t2 = now_seconds();
+    if (!isfinite(loss) || !isfinite(norm)) {
+        double bad = isfinite(loss) ? norm : loss;
+        res->status = 1;
+        return fail(err, "step %lld: the %s is %s; stopping (the last good checkpoint, %s, is kept)",
+                    (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss", isnan(bad) ? "NaN" : "infinite",
+                    r->ckpt_path);
+    }
+    // the health measurement is not training time
+    double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum;
+    if (health) run_log_health(r, step + 1, res);
+    r->st.train_seconds += dt;
+    r->st.tokens += tokens;
+    res->optimizer_seconds += t2 - t1 - r->opt.health_seconds;
+    res->final_train_loss = loss;
+    window[0] += tokens;  // a moving view of the speed: tokens and seconds since the window opened
+    window[1] += dt;
+    char eta[32], mfu[32] = "";
+    format_duration((c->steps - step - 1) * window[1] / (window[0] / tokens), eta, sizeof(eta));
+    double peak = device_peak_flops(r->dev);
+    if (peak > 0)
+        snprintf(mfu, sizeof(mfu), " mfu %.1f%%", 100.0 * gpt2_flops_per_token(&r->cfg, T) * tokens / dt / peak);
+    printf("step %lld/%d loss %.4f lr %.2e norm %.3f ms %.1f tok/s %.0f%s eta %s\n", (long long)step + 1, c->steps,
+           loss, lr_mult * r->oc.lr, norm, dt * 1e3, window[0] / window[1], mfu, eta);
+    fprintf(r->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f\n", (long long)step + 1, r->st.tokens, loss, lr_mult,
+            norm, dt * 1e3, tokens / dt, r->st.train_seconds);
+    if (window[1] > 30) window[0] = window[1] = 0;
+    return 0;
 }
 
 // One run. `oc` is the optimizer (already resolved from its name and the flags). Returns 0, or -1 with a
-// message in err (bad data, a non-finite loss: the last good checkpoint is kept).
-static int run_training(const RunConfig* rc_in, const OptimizerConfig* oc_in, Device dev, RunResult* res,
-                        char* err) {
-    RunConfig rc = *rc_in;
-    OptimizerConfig oc = *oc_in;
+// message in err (bad settings or data, or a non-finite loss: the last good checkpoint is then kept).
+// The loop, per step: evaluate (every eval_every, timed apart from training), sample, checkpoint, train.
+static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device dev, RunResult* res, char* err) {
     memset(res, 0, sizeof(*res));
-    TrainState st;
-    memset(&st, 0, sizeof(st));
-    st.best_val_loss = st.last_val_loss = INFINITY;
-    GPT2Config cfg;
-    if (rc.resume[0]) {  // the checkpoint's settings win, so the resumed run is the same run
-        char resume[512];
-        snprintf(resume, sizeof(resume), "%s", rc.resume);
-        if (checkpoint_peek(resume, &cfg, &rc, sizeof(rc), &oc, err)) return -1;
-        snprintf(rc.resume, sizeof(rc.resume), "%s", resume);
-    } else {
-        if (gpt2_config_preset(&cfg, rc.model, err)) return -1;
-    }
-    if (gpt2_config_check(&cfg, err)) return -1;
-    if (rc.seq_len > cfg.max_seq_len)
-        return fail(err, "--seq-len %d: longer than the model's context %d", rc.seq_len, cfg.max_seq_len);
-    if (rc.batch < 1 || rc.seq_len < 1 || rc.grad_accum < 1 || rc.steps < 1)
-        return fail(err, "--batch, --seq-len, --grad-accum and --steps must be positive");
-    snprintf(res->name, sizeof(res->name), "%s", rc.run_name);
-
-    char train_pattern[DATA_PATH_LEN], val_pattern[DATA_PATH_LEN];
-    if (resolve_data(&rc, train_pattern, val_pattern, err)) return -1;
-    DataLoader train, val;
-    if (dataloader_init(&train, train_pattern, rc.batch, rc.seq_len, (uint64_t)rc.seed, true, err)) return -1;
-    if (dataloader_init(&val, val_pattern, rc.batch, rc.seq_len, (uint64_t)rc.seed, false, err)) {
-        dataloader_free(&train);
+    snprintf(res->name, sizeof(res->name), "%s", oc->name);
+    Run* r = (Run*)xcalloc(1, sizeof(Run));
+    if (run_open(r, rc, oc, dev, err)) {
+        run_close(r);
+        free(r);
         return -1;
     }
-
-    GPT2 model;
-    gpt2_build(&model, &cfg, rc.batch, rc.seq_len, dev, (uint64_t)rc.seed);
-    Optimizer opt;
-    optimizer_init(&opt, &model, &oc);
-    Rng rng = rng_make((uint64_t)rc.seed + 1);
-    if (rc.resume[0]) {
-        if (checkpoint_load(rc.resume, &model, &opt, &st, err) ||
-            dataloader_seek(&train, {st.data_epoch, st.data_shard, st.data_offset}, err)) {
-            optimizer_free(&opt);
-            gpt2_free(&model);
-            dataloader_free(&train);
-            dataloader_free(&val);
-            return -1;
-        }
-        rng.state = st.rng_state;
-        printf("resumed from %s at step %lld\n", rc.resume, (long long)st.step);
+    run_print_header(r);
+    const RunConfig* c = &r->rc;
+    int status = 0;
+    double window[2] = {0, 0};
+    const int64_t first_step = r->st.step;
+    for (int64_t step = first_step; step <= c->steps; step++) {
+        bool last = step == c->steps;
+        bool resumed_here = c->resume[0] && step == first_step;  // evaluated before the checkpoint was written
+        if ((step % c->eval_every == 0 && !resumed_here) || last)
+            if (run_evaluate(r, step, res, err)) last = true;
+        bool interrupt = c->stop_at > 0 && step == c->stop_at && !last;
+        if (r->have_tok && step > 0 && step % c->sample_every == 0)
+            print_sample(&r->model, &r->tok, c->sample_tokens, &r->rng);
+        if ((c->checkpoint_every > 0 && step > first_step && step % c->checkpoint_every == 0) || last || interrupt)
+            if ((status = run_checkpoint(r, step, err)) != 0) break;
+        if (interrupt)
+            printf("stopping at step %lld as asked (--stop-at); continue with --resume %s\n", (long long)step,
+                   r->ckpt_path);
+        if (last || interrupt) break;
+        if ((status = run_train_step(r, step, res, window, err)) != 0) break;
     }
-
-    char run_dir[768], csv_path[1024], ckpt_path[1024];
-    snprintf(run_dir, sizeof(run_dir), "%s/%s", rc.out_dir, rc.run_name);
-    make_dirs(run_dir);
-    snprintf(csv_path, sizeof(csv_path), "%s/log.csv", run_dir);
-    snprintf(ckpt_path, sizeof(ckpt_path), "%s/checkpoint.bin", run_dir);
-    FILE* csv = fopen(csv_path, st.step > 0 ? "a" : "w");
-    if (!csv) die("%s: cannot write the log", csv_path);
-    if (st.step == 0) fprintf(csv, "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds\n");
-
-    int B = rc.batch, T = rc.seq_len;
-    double tokens_per_step = (double)B * T * rc.grad_accum;
-    double flops_per_step = gpt2_flops_per_token(&cfg, T) * tokens_per_step;
-    Schedule sched = {SCHEDULE_COSINE, rc.warmup, rc.steps, rc.final_lr_frac, rc.cooldown_frac};
-    if (strcmp(rc.schedule, "wsd") == 0) sched.kind = SCHEDULE_WSD;
-    if (strcmp(rc.schedule, "constant") == 0) sched.kind = SCHEDULE_CONSTANT;
-    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d), batch %d x %d x %d = %.0f tokens/step, "
-           "%d steps, %s on %s\n", rc.run_name, rc.model, model.num_parameters / 1e6, cfg.num_layers, cfg.num_heads,
-           cfg.channels, B, T, rc.grad_accum, tokens_per_step, rc.steps, rc.schedule, device_name(dev));
-    printf("memory: parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB\n",
-           model.param_arena.capacity / 1048576.0, model.grad_arena.capacity / 1048576.0,
-           opt.state.capacity / 1048576.0,
-           (model.act_arena.capacity + model.act_grad_arena.capacity) / 1048576.0);
-    optimizer_print_groups(&opt, stdout);
-
-    Tokenizer tok;  // for the samples printed during training
-    bool have_tokenizer = false;
-    if (rc.sample_every > 0) {
-        char tok_err[ERR_LEN];
-        have_tokenizer = tokenizer_load(&tok, "data/encoder.json", "data/vocab.bpe", tok_err) == 0;
-        if (!have_tokenizer) printf("no samples: %s\n", tok_err);
-    }
-
-    int rc_status = 0;
-    float train_loss = NAN;
-    double window_tokens = 0, window_seconds = 0;
-    for (int64_t step = st.step; step <= rc.steps; step++) {
-        bool last = step == rc.steps;
-        // --- evaluation (timed apart from training) ---
-        if (step % rc.eval_every == 0 || last) {
-            float vl = evaluate(&model, &val, rc.eval_batches, err);
-            st.last_val_loss = vl;
-            if (vl < st.best_val_loss) st.best_val_loss = vl;
-            if (res->num_evals < MAX_EVALS) {
-                int e = res->num_evals++;
-                res->eval_step[e] = (double)step;
-                res->eval_tokens[e] = st.tokens;
-                res->eval_seconds[e] = st.train_seconds;
-                res->eval_loss[e] = vl;
-            }
-            printf("step %lld val_loss %.4f tokens %.0f train_time %.1fs\n", (long long)step, vl, st.tokens,
-                   st.train_seconds);
-            fprintf(csv, "%lld,%.0f,,%.6f,,,,,%.3f\n", (long long)step, st.tokens, vl, st.train_seconds);
-            fflush(csv);
-            if (rc.target_loss > 0 && vl <= rc.target_loss && res->tokens_to_target <= 0) {
-                res->tokens_to_target = st.tokens;
-                res->seconds_to_target = st.train_seconds;
-                printf("target val_loss %.4f reached at step %lld: %.0f tokens, %.1fs of training\n", rc.target_loss,
-                       (long long)step, st.tokens, st.train_seconds);
-                last = true;
-            }
-        }
-        if (have_tokenizer && step > 0 && step % rc.sample_every == 0) print_sample(&model, &tok, rc.sample_tokens, &rng);
-        if ((rc.checkpoint_every > 0 && step > st.step && step % rc.checkpoint_every == 0) || last) {
-            DataPosition pos = dataloader_tell(&train);
-            st.step = step;
-            st.opt_t = opt.t;
-            st.rng_state = rng.state;
-            st.data_epoch = pos.epoch;
-            st.data_shard = pos.shard_index;
-            st.data_offset = pos.offset;
-            if (checkpoint_save(ckpt_path, &model, &opt, &st, &rc, sizeof(rc), err)) {
-                rc_status = -1;
-                break;
-            }
-        }
-        if (last) break;
-
-        // --- one optimizer step ---
-        double t0 = now_seconds();
-        gpt2_zero_grad(&model);
-        double loss_sum = 0.0;
-        for (int micro = 0; micro < rc.grad_accum; micro++) {
-            if (dataloader_next(&train, err)) {
-                rc_status = -1;
-                break;
-            }
-            loss_sum += gpt2_forward(&model, train.inputs, train.targets, B, T);
-            gpt2_backward(&model, B, T, 1.0f / (B * T * rc.grad_accum));
-        }
-        if (rc_status) break;
-        train_loss = (float)(loss_sum / rc.grad_accum);
-        float lr_mult = lr_multiplier(&sched, (int)step);
-        double t1 = now_seconds();
-        double norm = isfinite(train_loss) ? optimizer_step(&opt, &model, lr_mult) : NAN;
-        device_synchronize(dev);
-        double t2 = now_seconds();
-        if (!isfinite(train_loss) || !isfinite(norm)) {
-            fail(err, "step %lld: %s is %s; stopping (the last good checkpoint, %s, is kept)", (long long)step,
-                 isfinite(train_loss) ? "gradient norm" : "loss", isnan(isfinite(train_loss) ? norm : train_loss) ? "NaN" : "infinite",
-                 ckpt_path);
-            res->status = 1;
-            rc_status = -1;
-            break;
-        }
-        double dt = t2 - t0;
-        st.train_seconds += dt;
-        st.tokens += tokens_per_step;
-        res->optimizer_seconds += t2 - t1;
-        window_tokens += tokens_per_step;
-        window_seconds += dt;
-        double tok_s = window_tokens / window_seconds;
-        char eta[32], mfu[32] = "";
-        format_duration((rc.steps - step - 1) * (window_seconds / (window_tokens / tokens_per_step)), eta, sizeof(eta));
-        double peak = device_peak_flops(dev);
-        if (peak > 0) snprintf(mfu, sizeof(mfu), " mfu %.1f%%", 100.0 * flops_per_step / dt / peak);
-        printf("step %lld/%d loss %.4f lr %.2e norm %.3f ms %.1f tok/s %.0f%s eta %s\n", (long long)step + 1, rc.steps,
-               train_loss, lr_mult * oc.lr, norm, dt * 1e3, tok_s, mfu, eta);
-        fprintf(csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f\n", (long long)step + 1, st.tokens, train_loss, lr_mult,
-                norm, dt * 1e3, tokens_per_step / dt, st.train_seconds);
-        if (window_seconds > 30) window_tokens = window_seconds = 0;  // a moving view of the speed
-    }
-    fclose(csv);
-    if (have_tokenizer) tokenizer_free(&tok);
-    res->steps = (int)st.step;
-    res->tokens = st.tokens;
-    res->train_seconds = st.train_seconds;
-    res->final_val_loss = st.last_val_loss;
-    res->best_val_loss = st.best_val_loss;
-    res->final_train_loss = train_loss;
+    res->steps = (int)r->st.step;
+    res->tokens = r->st.tokens;
+    res->train_seconds = r->st.train_seconds;
+    res->final_val_loss = r->st.last_val_loss;
+    res->best_val_loss = r->st.best_val_loss;
     if (res->tokens_to_target == 0) res->tokens_to_target = res->seconds_to_target = -1;
-    optimizer_free(&opt);
-    gpt2_free(&model);
-    dataloader_free(&train);
-    dataloader_free(&val);
-    return rc_status;
+    run_close(r);
+    free(r);
+    return status;
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <math.h>
 #include "../tensor.h"
+#include "matmul.h"  // gemm_batched_cuda, for the GPU path
 
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
@@ -93,20 +94,135 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
         }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA: the three steps as separate passes. The two products per head are batched cuBLAS GEMMs reading q, k,
+// v where they lie inside qkv (leading dimension 3C); the causal softmax and its backward are kernels.
+// Every (b, h) product is a full T x T one (half of it is masked away): simple, and still cuBLAS-fast.
+
+// Softmax of one row of scores, in place: one warp per row (b, h, t) of att (B·NH·T rows of T); blocks of
+// 8 warps. Only t2 <= t take part (causal); t2 > t get 0. The scores already carry the 1/sqrt(HS) scale.
+static __global__ void attention_softmax_kernel(float* att, int rows, int T) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    int t = row % T;
+    float* a = att + (size_t)row * T;
+    float maxv = -INFINITY;
+    for (int t2 = lane; t2 <= t; t2 += 32) maxv = fmaxf(maxv, a[t2]);
+    maxv = warp_reduce_max(maxv);
+    float sum = 0.0f;
+    for (int t2 = lane; t2 <= t; t2 += 32) {
+        float e = expf(a[t2] - maxv);
+        a[t2] = e;
+        sum += e;
+    }
+    sum = warp_reduce_sum(sum);
+    for (int t2 = lane; t2 < T; t2 += 32) a[t2] = t2 <= t ? a[t2] / sum : 0.0f;
+}
+
+// Softmax backward, in place on one row of datt (backward formula above attention_backward_cpu):
+//   ds[t2] = att[t2] · (datt[t2] − Σ_t3 att[t3]·datt[t3]) / sqrt(HS)   for t2 <= t, 0 beyond
+// One warp per row, as the forward.
+static __global__ void attention_softmax_backward_kernel(float* datt, const float* att, int rows, int T,
+                                                         float scale) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    int t = row % T;
+    const float* a = att + (size_t)row * T;
+    float* d = datt + (size_t)row * T;
+    float dot = 0.0f;
+    for (int t2 = lane; t2 <= t; t2 += 32) dot += a[t2] * d[t2];
+    dot = warp_reduce_sum(dot);
+    for (int t2 = lane; t2 < T; t2 += 32) d[t2] = t2 <= t ? a[t2] * (d[t2] - dot) * scale : 0.0f;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CUDA launchers: the CPU functions' arguments, as device pointers. Head h of batch b:
+//   q_bh = qkv + b·T·3C + h·HS (T rows, leading dimension 3C), k_bh = q_bh + C, v_bh = q_bh + 2C
+//   att_bh = att + (b·NH + h)·T·T (T x T)          out_bh = out + b·T·C + h·HS (T rows, leading dimension C)
+// For a fixed h these are a batch over b at constant strides: one strided-batched GEMM per head and step.
+
+static void attention_forward_cuda(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+    if (B == 0 || T == 0) return;
+    int HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    long long s_qkv = (long long)T * 3 * C, s_att = (long long)NH * T * T, s_out = (long long)T * C;
+    for (int h = 0; h < NH; h++) {
+        const float* q = qkv + h * HS;
+        float* a = att + (size_t)h * T * T;
+        // s_bh (T, T) = q_bh (T, HS) · k_bhᵀ · scale
+        gemm_batched_cuda(a, q, q + C, T, T, HS, false, true, scale, 0.0f, 3 * C, 3 * C, T, s_qkv, s_qkv, s_att, B);
+    }
+    int rows = B * NH * T;
+    attention_softmax_kernel<<<cuda_blocks(rows, 8), 256>>>(att, rows, T);
+    cudaCheckLaunch();
+    for (int h = 0; h < NH; h++) {
+        const float* v = qkv + 2 * C + h * HS;
+        // out_bh (T, HS) = att_bh (T, T) · v_bh (T, HS)
+        gemm_batched_cuda(out + h * HS, att + (size_t)h * T * T, v, T, HS, T, false, false, 1.0f, 0.0f, T, 3 * C, C,
+                          s_att, s_qkv, s_out, B);
+    }
+}
+
+// scratch: (B, NH, T, T) floats, for datt and then ds
+static void attention_backward_cuda(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                                    const float* att, int B, int T, int C, int NH) {
+    if (B == 0 || T == 0) return;
+    int HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    long long s_qkv = (long long)T * 3 * C, s_att = (long long)NH * T * T, s_out = (long long)T * C;
+    for (int h = 0; h < NH; h++) {
+        const float* v = qkv + 2 * C + h * HS;
+        const float* a = att + (size_t)h * T * T;
+        const float* d = dout + h * HS;
+        // datt_bh (T, T) = dout_bh (T, HS) · v_bhᵀ
+        gemm_batched_cuda(scratch + (size_t)h * T * T, d, v, T, T, HS, false, true, 1.0f, 0.0f, C, 3 * C, T, s_out,
+                          s_qkv, s_att, B);
+        // dv_bh (T, HS) += att_bhᵀ (T, T) · dout_bh (T, HS)
+        gemm_batched_cuda(dqkv + 2 * C + h * HS, a, d, T, HS, T, true, false, 1.0f, 1.0f, T, C, 3 * C, s_att, s_out,
+                          s_qkv, B);
+    }
+    int rows = B * NH * T;
+    attention_softmax_backward_kernel<<<cuda_blocks(rows, 8), 256>>>(scratch, att, rows, T, scale);
+    cudaCheckLaunch();
+    for (int h = 0; h < NH; h++) {
+        const float* q = qkv + h * HS;
+        const float* ds = scratch + (size_t)h * T * T;
+        // dq_bh (T, HS) += ds_bh (T, T) · k_bh (T, HS)
+        gemm_batched_cuda(dqkv + h * HS, ds, q + C, T, HS, T, false, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att,
+                          s_qkv, s_qkv, B);
+        // dk_bh (T, HS) += ds_bhᵀ (T, T) · q_bh (T, HS)
+        gemm_batched_cuda(dqkv + C + h * HS, ds, q, T, HS, T, true, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att, s_qkv,
+                          s_qkv, B);
+    }
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void attention_backward_node(const TapeNode* node) {
     int B = node->dims[0], T = node->dims[1], C = node->dims[2], NH = node->dims[3];
-    attention_backward_cpu(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
-                           node->saved[0]->data, B, T, C, NH);
+#ifdef __CUDACC__
+    if (node->out->device == DEV_CUDA)
+        attention_backward_cuda(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
+                                node->saved[0]->data, B, T, C, NH);
+    else
+#endif
+        attention_backward_cpu(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
+                               node->saved[0]->data, B, T, C, NH);
 }
 
 // out (B, T, C) = attention(qkv (B, T, 3C)); att (B, NH, T, T) is saved; scratch is working space for the
-// backward, at least B·NH·T floats (the GPU kernels may use more: model.h sizes it for both)
+// backward, at least B·NH·T floats on the CPU, B·NH·T·T on the GPU (model.h sizes it for both)
 static void attention(Tape* tape, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B, int T, int C,
                       int NH) {
-    attention_forward_cpu(out->data, att->data, qkv->data, B, T, C, NH);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA)
+        attention_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
+    else
+#endif
+        attention_forward_cpu(out->data, att->data, qkv->data, B, T, C, NH);
     TapeNode node = tape_node("attention", attention_backward_node, out);
     node.in[0] = qkv;
     node.saved[0] = att;

@@ -42,20 +42,90 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA kernels
+
+#define CE_THREADS 512  // threads per row: a row of 50257 logits is ~100 values per thread
+
+// One block per row n: the block's maximum of the first V logits, then Σ exp(z − max) (in float: the block
+// sums ~100 values per thread and then a fixed tree; the CPU's double sum agrees to ~1e-7 relative).
+static __global__ void crossentropy_forward_kernel(float* losses, float* lse, const float* logits, const int* targets,
+                                                   int V, int Vp) {
+    int n = blockIdx.x;
+    const float* z = logits + (size_t)n * Vp;
+    float maxv = -INFINITY;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) maxv = fmaxf(maxv, z[v]);
+    maxv = block_reduce_max(maxv);
+    float sum = 0.0f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf(z[v] - maxv);
+    sum = block_reduce_sum(sum);
+    if (threadIdx.x == 0) {
+        float l = maxv + logf(sum);
+        lse[n] = l;
+        losses[n] = l - z[targets[n]];
+    }
+}
+
+// Backward formula above crossentropy_backward_cpu; the softmax is recomputed from the logits and lse.
+// One block per row, threads striding over the first V columns; the Vp − V padded columns are not touched
+// (their gradient stays what it was: zero).
+static __global__ void crossentropy_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
+                                                    const float* lse, const int* targets, int V, int Vp) {
+    int n = blockIdx.x;
+    const float* z = logits + (size_t)n * Vp;
+    float* dz = dlogits + (size_t)n * Vp;
+    float d = dlosses[n], l = lse[n];
+    int target = targets[n];
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float g = dz[v] + d * expf(z[v] - l);
+        dz[v] = v == target ? g - d : g;  // the CPU's order: add the softmax term, then subtract at the target
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CUDA launchers: the CPU functions' arguments, as device pointers (targets too)
+
+static void crossentropy_forward_cuda(float* losses, float* lse, const float* logits, const int* targets, int N,
+                                      int V, int Vp) {
+    if (N == 0) return;
+    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp);
+    cudaCheckLaunch();
+}
+
+static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, const float* logits, const float* lse,
+                                       const int* targets, int N, int V, int Vp) {
+    if (N == 0) return;
+    crossentropy_backward_kernel<<<N, CE_THREADS>>>(dlogits, dlosses, logits, lse, targets, V, Vp);
+    cudaCheckLaunch();
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void crossentropy_backward_node(const TapeNode* node) {
     int N = node->dims[0], V = node->dims[1], Vp = node->dims[2];
-    crossentropy_backward_cpu(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
-                              node->ids, N, V, Vp);
+#ifdef __CUDACC__
+    if (node->out->device == DEV_CUDA)
+        crossentropy_backward_cuda(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
+                                   node->ids, N, V, Vp);
+    else
+#endif
+        crossentropy_backward_cpu(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
+                                  node->ids, N, V, Vp);
 }
 
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
 // lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward.
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
                          int Vp) {
-    crossentropy_forward_cpu(losses->data, lse->data, logits->data, targets, N, V, Vp);
+#ifdef __CUDACC__
+    if (losses->device == DEV_CUDA)
+        crossentropy_forward_cuda(losses->data, lse->data, logits->data, targets, N, V, Vp);
+    else
+#endif
+        crossentropy_forward_cpu(losses->data, lse->data, logits->data, targets, N, V, Vp);
     TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
     node.in[0] = logits;
     node.saved[0] = lse;

@@ -31,17 +31,62 @@ static void gelu_backward_cpu(float* dinp, const float* inp, const float* dout, 
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA kernels (one thread per element, the CPU's formulas) and launchers
+
+static __global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = inp[i];
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    out[i] = 0.5f * x * (1.0f + tanhf(u));
+}
+
+// backward formula above gelu_backward_cpu
+static __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = inp[i];
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float du_dx = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+    float dydx = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
+    dinp[i] += dout[i] * dydx;
+}
+
+static void gelu_forward_cuda(float* out, const float* inp, size_t n) {
+    if (n == 0) return;
+    gelu_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, inp, n);
+    cudaCheckLaunch();
+}
+
+static void gelu_backward_cuda(float* dinp, const float* inp, const float* dout, size_t n) {
+    if (n == 0) return;
+    gelu_backward_kernel<<<cuda_blocks(n, 256), 256>>>(dinp, inp, dout, n);
+    cudaCheckLaunch();
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void gelu_backward_node(const TapeNode* node) {
     size_t n = (size_t)node->dims[0] * node->dims[1];
-    gelu_backward_cpu(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
+#ifdef __CUDACC__
+    if (node->out->device == DEV_CUDA) gelu_backward_cuda(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
+    else
+#endif
+        gelu_backward_cpu(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
 }
 
 // out (N, C) = gelu(inp (N, C)), elementwise
 static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
-    gelu_forward_cpu(out->data, inp->data, (size_t)N * C);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA) gelu_forward_cuda(out->data, inp->data, (size_t)N * C);
+    else
+#endif
+        gelu_forward_cpu(out->data, inp->data, (size_t)N * C);
     TapeNode node = tape_node("gelu", gelu_backward_node, out);
     node.in[0] = inp;
     node.dims[0] = N;

@@ -77,20 +77,138 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA kernels
+
+#define LN_COLS 8    // dweight/dbias: channels per block (a 32-byte sector of each row)
+#define LN_LANES 64  // dweight/dbias: threads per channel, each summing every 64th row
+
+// One warp per row; blocks of 8 warps. Lane l reads channels l, l+32, ...; mean and variance by two
+// passes over the row (as the CPU), each finished with a butterfly sum, so every lane holds the same μ, rstd.
+static __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
+                                                const float* weight, const float* bias, int N, int C) {
+    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (n >= N) return;
+    const float* x = inp + (size_t)n * C;
+    float sum = 0.0f;
+    for (int c = lane; c < C; c += 32) sum += x[c];
+    float m = warp_reduce_sum(sum) / C;
+    float var = 0.0f;
+    for (int c = lane; c < C; c += 32) var += (x[c] - m) * (x[c] - m);
+    float s = 1.0f / sqrtf(warp_reduce_sum(var) / C + 1e-5f);
+    float* y = out + (size_t)n * C;
+    for (int c = lane; c < C; c += 32) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+    if (lane == 0) {
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+// dx, backward formula above layernorm_backward_cpu. One warp per row, as the forward.
+static __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp,
+                                                      const float* weight, const float* mean, const float* rstd,
+                                                      int N, int C) {
+    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (n >= N) return;
+    const float* x = inp + (size_t)n * C;
+    const float* d = dout + (size_t)n * C;
+    float m = mean[n], s = rstd[n];
+    float g_sum = 0.0f, gx_sum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float g = d[c] * weight[c];
+        g_sum += g;
+        gx_sum += g * (x[c] - m) * s;
+    }
+    float g_mean = warp_reduce_sum(g_sum) / C, gx_mean = warp_reduce_sum(gx_sum) / C;
+    float* dx = dinp + (size_t)n * C;
+    for (int c = lane; c < C; c += 32) {
+        float xhat = (x[c] - m) * s;
+        dx[c] += s * (d[c] * weight[c] - g_mean - xhat * gx_mean);
+    }
+}
+
+// dw += Σ_rows dout ⊙ x̂, db += Σ_rows dout. A block owns LN_COLS channels and all rows: thread (col, lane)
+// sums rows lane, lane + LN_LANES, ... in order, then the LN_LANES partial sums of each channel are added
+// pairwise in shared memory (a fixed tree). Every channel is summed by one block in one order: no atomics,
+// the same bits every run. A warp reads 4 rows x 32 bytes per step.
+static __global__ void layernorm_backward_params_kernel(float* dweight, float* dbias, const float* dout,
+                                                        const float* inp, const float* mean, const float* rstd,
+                                                        int N, int C) {
+    __shared__ float sw[LN_LANES][LN_COLS], sb[LN_LANES][LN_COLS];
+    int col = threadIdx.x % LN_COLS, lane = threadIdx.x / LN_COLS;
+    int c = blockIdx.x * LN_COLS + col;
+    float dw = 0.0f, db = 0.0f;
+    if (c < C)
+        for (int n = lane; n < N; n += LN_LANES) {
+            float d = dout[(size_t)n * C + c];
+            dw += d * (inp[(size_t)n * C + c] - mean[n]) * rstd[n];
+            db += d;
+        }
+    sw[lane][col] = dw;
+    sb[lane][col] = db;
+    __syncthreads();
+    for (int stride = LN_LANES / 2; stride > 0; stride /= 2) {
+        if (lane < stride) {
+            sw[lane][col] += sw[lane + stride][col];
+            sb[lane][col] += sb[lane + stride][col];
+        }
+        __syncthreads();
+    }
+    if (lane == 0 && c < C) {
+        dweight[c] += sw[0][col];
+        dbias[c] += sb[0][col];
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CUDA launchers: the CPU functions' arguments, as device pointers
+
+static void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                   const float* bias, int N, int C) {
+    if (N == 0 || C == 0) return;
+    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C);
+    cudaCheckLaunch();
+}
+
+static void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                    const float* weight, const float* mean, const float* rstd, int N, int C) {
+    if (N == 0 || C == 0) return;
+    if (dinp) {
+        layernorm_backward_dinp_kernel<<<cuda_blocks(N, 8), 256>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+        cudaCheckLaunch();
+    }
+    layernorm_backward_params_kernel<<<cuda_blocks(C, LN_COLS), LN_COLS * LN_LANES>>>(dweight, dbias, dout, inp,
+                                                                                      mean, rstd, N, C);
+    cudaCheckLaunch();
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void layernorm_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *w = node->in[1], *b = node->in[2];
     int N = node->dims[0], C = node->dims[1];
-    layernorm_backward_cpu(inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
-                           node->saved[1]->data, N, C);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA)
+        layernorm_backward_cuda(inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
+                                node->saved[1]->data, N, C);
+    else
+#endif
+        layernorm_backward_cpu(inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
+                               node->saved[1]->data, N, C);
 }
 
 // out (N, C) = layernorm(inp (N, C)) with gain weight (C) and bias (C); mean and rstd (N) are saved
 static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* inp, Tensor* weight,
                       Tensor* bias, int N, int C) {
-    layernorm_forward_cpu(out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA)
+        layernorm_forward_cuda(out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
+    else
+#endif
+        layernorm_forward_cpu(out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
     TapeNode node = tape_node("layernorm", layernorm_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;

@@ -177,19 +177,133 @@ static void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// GPU GEMM: cuBLAS by default, the handwritten teaching kernel (ops/matmul_tiled.h) when the flag says so
+
+static bool gemm_cuda_tf32 = false;   // cuBLAS may use TF32 tensor cores (10-bit mantissa inputs): faster, not
+                                      // CPU parity; off by default, a run or benchmark switches it on
+static bool gemm_cuda_tiled = false;  // every GPU product through gemm_tiled_kernel instead of cuBLAS
+
+#include "matmul_tiled.h"
+
+// Cm (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · Cm, `batch` times at the given strides, all
+// row-major with leading dimensions (op as in gemm_tiled_kernel; the same convention as gemm_cpu).
+// cuBLAS is column-major. A row-major (R, S) matrix with leading dimension ld is, read column-major, its
+// transpose (S, R) with the same ld. So the row-major product Cm = op(A)·op(B) is the column-major product
+// Cmᵀ = op(B)ᵀ·op(A)ᵀ: cuBLAS gets B first, A second, m = N, n = M, and each operand keeps its own flag
+// (B stored row-major (K, N) is op(B)ᵀ = (N, K) column-major as it is: OP_N; stored (N, K): OP_T).
+// Example, the layer out (N,OC) = inp (N,C)·W(OC,C)ᵀ: cublasGemmEx(OP_T, OP_N, m=OC, n=N, k=C, W, ld C,
+// inp, ld C, out, ld OC): column-major outᵀ (OC, N) = W (OC, C, the transpose of its column-major (C, OC))
+// times inpᵀ (C, N).
+// cuBLAS gives the same bits on every run (same GPU, same library) unless told to use atomics (we don't).
+static void gemm_batched_cuda(float* Cm, const float* A, const float* B, int M, int N, int K, bool trans_a,
+                              bool trans_b, float alpha, float beta, int lda, int ldb, int ldc, long long stride_a,
+                              long long stride_b, long long stride_c, int batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    if (gemm_cuda_tiled) {
+        gemm_tiled_cuda(Cm, A, B, M, N, K, trans_a, trans_b, alpha, beta, lda, ldb, ldc, stride_a, stride_b, stride_c,
+                        batch);
+        return;
+    }
+    cublasComputeType_t compute = gemm_cuda_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    // cuBLAS wants every leading dimension >= 1 even where K = 0 leaves it unused
+    lda = lda > 1 ? lda : 1;
+    ldb = ldb > 1 ? ldb : 1;
+    cublasCheck(cublasGemmStridedBatchedEx(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_32F, ldb,
+                                           stride_b, A, CUDA_R_32F, lda, stride_a, &beta, Cm, CUDA_R_32F, ldc, stride_c,
+                                           batch, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+// The twin of gemm_cpu: Cm (M, N) = [Cm +] op(A) (M, K) · op(B) (K, N), packed row-major.
+static void gemm_cuda(float* Cm, const float* A, const float* B, int M, int N, int K, bool trans_a, bool trans_b,
+                      bool accumulate) {
+    gemm_batched_cuda(Cm, A, B, M, N, K, trans_a, trans_b, 1.0f, accumulate ? 1.0f : 0.0f, trans_a ? M : K,
+                      trans_b ? K : N, N, 0, 0, 0, 1);
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CUDA kernels for the bias
+
+// out[n, o] += bias[o]: one thread per element (after the product, as the CPU: bias + Σ)
+static __global__ void matmul_bias_add_kernel(float* out, const float* bias, int N, int OC) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)N * OC) out[i] += bias[i % OC];
+}
+
+#define COLSUM_COLS 8    // columns per block (a 32-byte sector of each row)
+#define COLSUM_LANES 64  // threads per column, each summing every 64th row
+
+// dbias[o] += Σ_n dout[n, o] (backward formula above matmul_backward_cpu_naive). A block owns COLSUM_COLS
+// columns and all rows: thread (col, lane) sums rows lane, lane + COLSUM_LANES, ... in order, then each
+// column's COLSUM_LANES partial sums are added pairwise in shared memory. One block, one fixed order per
+// column: no atomics, the same bits every run.
+static __global__ void matmul_bias_backward_kernel(float* dbias, const float* dout, int N, int OC) {
+    __shared__ float partial[COLSUM_LANES][COLSUM_COLS];
+    int col = threadIdx.x % COLSUM_COLS, lane = threadIdx.x / COLSUM_COLS;
+    int o = blockIdx.x * COLSUM_COLS + col;
+    float sum = 0.0f;
+    if (o < OC)
+        for (int n = lane; n < N; n += COLSUM_LANES) sum += dout[(size_t)n * OC + o];
+    partial[lane][col] = sum;
+    __syncthreads();
+    for (int stride = COLSUM_LANES / 2; stride > 0; stride /= 2) {
+        if (lane < stride) partial[lane][col] += partial[lane + stride][col];
+        __syncthreads();
+    }
+    if (lane == 0 && o < OC) dbias[o] += partial[0][col];
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CUDA launchers: the CPU functions' arguments, as device pointers
+
+// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias
+static void matmul_forward_cuda(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
+                                int OC) {
+    gemm_cuda(out, inp, weight, N, OC, C, false, true, false);
+    if (bias && (size_t)N * OC > 0) {
+        matmul_bias_add_kernel<<<cuda_blocks((size_t)N * OC, 256), 256>>>(out, bias, N, OC);
+        cudaCheckLaunch();
+    }
+}
+
+// backward formulas above matmul_backward_cpu_naive
+static void matmul_backward_cuda(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                 const float* weight, int N, int C, int OC) {
+    if (dinp) gemm_cuda(dinp, dout, weight, N, C, OC, false, false, true);  // (N,C) += (N,OC)·(OC,C)
+    gemm_cuda(dweight, dout, inp, OC, C, N, true, false, true);             // (OC,C) += (N,OC)ᵀ·(N,C)
+    if (dbias && OC > 0) {
+        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(dbias, dout, N, OC);
+        cudaCheckLaunch();
+    }
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void matmul_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1], *bias = node->in[2];
     int N = node->dims[0], C = node->dims[1], OC = node->dims[2];
-    matmul_backward_cpu(inp->grad, weight->grad, bias ? bias->grad : NULL, out->grad, inp->data, weight->data,
-                        N, C, OC);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA)
+        matmul_backward_cuda(inp->grad, weight->grad, bias ? bias->grad : NULL, out->grad, inp->data, weight->data,
+                             N, C, OC);
+    else
+#endif
+        matmul_backward_cpu(inp->grad, weight->grad, bias ? bias->grad : NULL, out->grad, inp->data, weight->data,
+                            N, C, OC);
 }
 
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none)
 static void matmul(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, int N, int C, int OC) {
-    matmul_forward_cpu(out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA)
+        matmul_forward_cuda(out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC);
+    else
+#endif
+        matmul_forward_cpu(out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC);
     TapeNode node = tape_node("matmul", matmul_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;

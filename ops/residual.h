@@ -20,17 +20,55 @@ static void residual_backward_cpu(float* da, float* db, const float* dout, size_
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// CUDA kernels (one thread per element) and launchers
+
+static __global__ void residual_forward_kernel(float* out, const float* a, const float* b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = a[i] + b[i];
+}
+
+// backward formula above
+static __global__ void residual_backward_kernel(float* da, float* db, const float* dout, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    if (da) da[i] += dout[i];
+    if (db) db[i] += dout[i];
+}
+
+static void residual_forward_cuda(float* out, const float* a, const float* b, size_t n) {
+    if (n == 0) return;
+    residual_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, a, b, n);
+    cudaCheckLaunch();
+}
+
+static void residual_backward_cuda(float* da, float* db, const float* dout, size_t n) {
+    if (n == 0) return;
+    residual_backward_kernel<<<cuda_blocks(n, 256), 256>>>(da, db, dout, n);
+    cudaCheckLaunch();
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void residual_backward_node(const TapeNode* node) {
     size_t n = (size_t)node->dims[0] * node->dims[1];
-    residual_backward_cpu(node->in[0]->grad, node->in[1]->grad, node->out->grad, n);
+#ifdef __CUDACC__
+    if (node->out->device == DEV_CUDA) residual_backward_cuda(node->in[0]->grad, node->in[1]->grad, node->out->grad, n);
+    else
+#endif
+        residual_backward_cpu(node->in[0]->grad, node->in[1]->grad, node->out->grad, n);
 }
 
 // out (N, C) = a (N, C) + b (N, C)
 static void residual(Tape* tape, Tensor* out, Tensor* a, Tensor* b, int N, int C) {
-    residual_forward_cpu(out->data, a->data, b->data, (size_t)N * C);
+#ifdef __CUDACC__
+    if (out->device == DEV_CUDA) residual_forward_cuda(out->data, a->data, b->data, (size_t)N * C);
+    else
+#endif
+        residual_forward_cpu(out->data, a->data, b->data, (size_t)N * C);
     TapeNode node = tape_node("residual", residual_backward_node, out);
     node.in[0] = a;
     node.in[1] = b;

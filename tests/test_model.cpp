@@ -115,7 +115,8 @@ TEST_CASE("model: a tiny model overfits one batch with AdamW (loss < 0.05)") {
     oc.lr = 1e-2f;
     oc.weight_decay = 0.0f;
     Optimizer opt;
-    optimizer_init(&opt, &model, &oc);
+    char err[ERR_LEN];
+    REQUIRE(optimizer_init(&opt, &model, &oc, err) == 0);
     int ids[64], targets[64];
     random_tokens(ids, B * T, cfg.vocab_size, 12);
     random_tokens(targets, B * T, cfg.vocab_size, 13);
@@ -125,7 +126,7 @@ TEST_CASE("model: a tiny model overfits one batch with AdamW (loss < 0.05)") {
         loss = gpt2_forward(&model, ids, targets, B, T);
         if (step == 0) first = loss;
         gpt2_backward(&model, B, T, 1.0f / (B * T));
-        optimizer_step(&opt, &model, 1.0f);
+        optimizer_step(&opt, &model, 1.0f, false);
     }
     CHECK(first > 3.5f);  // ~ln 60 at the start
     CHECK(loss < 0.05f);
@@ -161,9 +162,10 @@ TEST_CASE("adamw: weight decay reaches 2-D tensors only") {
     oc.lr = 0.5f;
     oc.weight_decay = 0.2f;
     Optimizer opt;
-    optimizer_init(&opt, &model, &oc);
+    char err[ERR_LEN];
+    REQUIRE(optimizer_init(&opt, &model, &oc, err) == 0);
     gpt2_zero_grad(&model);  // zero gradients: Adam's step is 0/(0 + eps) = 0, only the decay moves anything
-    optimizer_step(&opt, &model, 1.0f);
+    optimizer_step(&opt, &model, 1.0f, false);
     for (int i = 0; i < opt.num_slots; i++) {
         const ParamSlot* s = &opt.slots[i];
         float factor = s->kind == PARAM_VECTOR ? 1.0f : 1.0f - 0.5f * 0.2f;

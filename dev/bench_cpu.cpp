@@ -1,0 +1,170 @@
+// dev/bench_cpu.cpp: `make bench` on the CPU (Google Benchmark). Measures, in one run on this machine:
+//  - the blocked GEMM against the naive three loops (the reference), at the model's shapes: GFLOP/s and ratio;
+//  - each part of a training step of the default CPU model (d4, B 8, T 256): forward, backward, AdamW, Muon;
+//  - a whole training step in tokens/s, with each optimizer, and the optimizer's share of the step.
+// The ratios at the end come from the same run's measurements (a reporter collects them).
+#include <benchmark/benchmark.h>
+#include <map>
+#include <string>
+#include <vector>
+#include "../optim.h"
+
+static std::vector<float> bench_random(size_t n, uint64_t seed) {
+    Rng rng = rng_make(seed);
+    std::vector<float> v(n);
+    for (float& x : v) x = (float)rng_normal(&rng);
+    return v;
+}
+
+// out (N, OC) = inp (N, C) · Wᵀ at the sizes of the d4 model (N = B·T = 2048 positions, C = 128)
+static void matmul_args(benchmark::internal::Benchmark* b) {
+    b->Args({2048, 128, 384})->Args({2048, 128, 512})->Args({2048, 512, 128})->Args({256, 128, 50304});
+}
+
+static void BM_matmul_naive(benchmark::State& state) {
+    int N = (int)state.range(0), C = (int)state.range(1), OC = (int)state.range(2);
+    std::vector<float> inp = bench_random((size_t)N * C, 1), w = bench_random((size_t)OC * C, 2), out((size_t)N * OC);
+    for (auto _ : state) matmul_forward_cpu_naive(out.data(), inp.data(), w.data(), NULL, N, C, OC);
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * C * OC, benchmark::Counter::kIsIterationInvariantRate,
+                                                   benchmark::Counter::kIs1000);
+}
+
+static void BM_matmul_blocked(benchmark::State& state) {
+    int N = (int)state.range(0), C = (int)state.range(1), OC = (int)state.range(2);
+    std::vector<float> inp = bench_random((size_t)N * C, 1), w = bench_random((size_t)OC * C, 2), out((size_t)N * OC);
+    for (auto _ : state) matmul_forward_cpu(out.data(), inp.data(), w.data(), NULL, N, C, OC);
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * C * OC, benchmark::Counter::kIsIterationInvariantRate,
+                                                   benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_matmul_naive)->Apply(matmul_args)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
+BENCHMARK(BM_matmul_blocked)->Apply(matmul_args)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
+
+// ----------------------------------------------------------------------------------------------------
+// a training step of the default CPU model, in parts and whole
+
+struct StepBench {
+    GPT2 model;
+    Optimizer opt;
+    std::vector<int> ids, targets;
+    int B, T;
+};
+
+static void step_bench_init(StepBench* s, const char* optimizer) {
+    GPT2Config cfg;
+    char err[ERR_LEN];
+    if (gpt2_config_preset(&cfg, "d4", err)) die("%s", err);
+    s->B = 8;
+    s->T = 256;
+    gpt2_build(&s->model, &cfg, s->B, s->T, DEV_CPU, 1);
+    OptimizerConfig oc;
+    if (optimizer_config_by_name(optimizer, &oc, err)) die("%s", err);
+    if (optimizer_init(&s->opt, &s->model, &oc, err)) die("%s", err);
+    Rng rng = rng_make(2);
+    for (int i = 0; i < s->B * s->T; i++) {
+        s->ids.push_back((int)(rng_u32(&rng) % cfg.vocab_size));
+        s->targets.push_back((int)(rng_u32(&rng) % cfg.vocab_size));
+    }
+}
+
+static void step_bench_free(StepBench* s) {
+    optimizer_free(&s->opt);
+    gpt2_free(&s->model);
+}
+
+static float step_forward(StepBench* s) {
+    gpt2_zero_grad(&s->model);
+    return gpt2_forward(&s->model, s->ids.data(), s->targets.data(), s->B, s->T);
+}
+
+static void step_backward(StepBench* s) { gpt2_backward(&s->model, s->B, s->T, 1.0f / (s->B * s->T)); }
+
+static void BM_step_forward(benchmark::State& state) {
+    StepBench s;
+    step_bench_init(&s, "adamw");
+    for (auto _ : state) benchmark::DoNotOptimize(step_forward(&s));
+    state.counters["tok/s"] = benchmark::Counter(s.B * s.T, benchmark::Counter::kIsIterationInvariantRate);
+    step_bench_free(&s);
+}
+
+static void BM_step_backward(benchmark::State& state) {
+    StepBench s;
+    step_bench_init(&s, "adamw");
+    step_forward(&s);
+    for (auto _ : state) step_backward(&s);  // the tape stays recorded: the same backward each time
+    step_bench_free(&s);
+}
+
+// the optimizer step alone (gradients from one real backward), for each optimizer
+static void BM_optimizer(benchmark::State& state, const char* name) {
+    StepBench s;
+    step_bench_init(&s, name);
+    step_forward(&s);
+    step_backward(&s);
+    for (auto _ : state) optimizer_step(&s.opt, &s.model, 1e-9f, false);  // a tiny lr keeps the weights where they are
+    step_bench_free(&s);
+}
+
+// forward + backward + optimizer: tokens/s of training
+static void BM_train_step(benchmark::State& state, const char* name) {
+    StepBench s;
+    step_bench_init(&s, name);
+    for (auto _ : state) {
+        step_forward(&s);
+        step_backward(&s);
+        optimizer_step(&s.opt, &s.model, 1e-9f, false);
+    }
+    state.counters["tok/s"] = benchmark::Counter(s.B * s.T, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GFLOP/s"] = benchmark::Counter(gpt2_flops_per_token(&s.model.config, s.T) * s.B * s.T,
+                                                   benchmark::Counter::kIsIterationInvariantRate,
+                                                   benchmark::Counter::kIs1000);
+    step_bench_free(&s);
+}
+
+BENCHMARK(BM_step_forward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_step_backward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_optimizer, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
+
+// ----------------------------------------------------------------------------------------------------
+// the summary: ratios from this run's own measurements
+
+static std::map<std::string, double> g_ms;  // benchmark name -> real time per iteration, ms
+
+struct RecordingReporter : benchmark::ConsoleReporter {
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& r : runs) g_ms[r.benchmark_name()] = r.GetAdjustedRealTime();  // in the unit set above
+        ConsoleReporter::ReportRuns(runs);
+    }
+};
+
+// the time of the first benchmark whose name starts with `prefix` (the names end in their options)
+static double ms_of(const std::string& prefix) {
+    for (const auto& kv : g_ms)
+        if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
+    return -1.0;
+}
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    RecordingReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    printf("\nsummary (this machine, this run):\n");
+    const char* shapes[] = {"2048/128/384", "2048/128/512", "2048/512/128", "256/128/50304"};
+    for (const char* s : shapes) {
+        double naive = ms_of(std::string("BM_matmul_naive/") + s + "/");
+        double blocked = ms_of(std::string("BM_matmul_blocked/") + s + "/");
+        if (naive > 0 && blocked > 0)
+            printf("  matmul N/C/OC %-14s blocked is %.1fx faster than naive (%.2f ms vs %.2f ms)\n", s,
+                   naive / blocked, blocked, naive);
+    }
+    double fwd = ms_of("BM_step_forward/"), bwd = ms_of("BM_step_backward/");
+    double step_adamw = ms_of("BM_train_step/adamw/");
+    double opt_adamw = ms_of("BM_optimizer/adamw/");
+    if (step_adamw > 0) {
+        printf("  d4 training step (B 8, T 256) with AdamW: %.0f ms = %.0f tokens/s; forward %.0f ms, backward %.0f ms\n",
+               step_adamw, 8 * 256 / (step_adamw / 1e3), fwd, bwd);
+        printf("  AdamW step: %.1f ms, %.1f%% of the training step\n", opt_adamw, 100.0 * opt_adamw / step_adamw);
+    }
+    benchmark::Shutdown();
+    return 0;
+}

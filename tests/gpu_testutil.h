@@ -1,0 +1,73 @@
+// tests/gpu_testutil.h: what the GPU tests (tests/test_gpu*.cu, built by nvcc) share: the check that skips a
+// test visibly where there is no GPU, copies between host vectors and device buffers, and the closeness test
+// used to compare a kernel with its CPU reference.
+#pragma once
+#include "testutil.h"
+
+// True when a CUDA GPU can be used. Without one (or without a driver) the CUDA runtime reports an error,
+// which is cleared here so that it does not surface at some later, unrelated check.
+static bool gpu_available() {
+    static int available = -1;
+    if (available < 0) {
+        int count = 0;
+        available = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+        cudaGetLastError();
+    }
+    return available == 1;
+}
+
+static float* to_device(const std::vector<float>& h) {
+    float* d = NULL;
+    cudaCheck(cudaMalloc(&d, sizeof(float) * (h.size() ? h.size() : 1)));
+    cudaCheck(cudaMemcpy(d, h.data(), sizeof(float) * h.size(), cudaMemcpyHostToDevice));
+    return d;
+}
+
+static int* to_device_int(const std::vector<int>& h) {
+    int* d = NULL;
+    cudaCheck(cudaMalloc(&d, sizeof(int) * (h.size() ? h.size() : 1)));
+    cudaCheck(cudaMemcpy(d, h.data(), sizeof(int) * h.size(), cudaMemcpyHostToDevice));
+    return d;
+}
+
+static std::vector<float> to_host(const float* d, size_t n) {
+    std::vector<float> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static double rms(const float* x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return n ? sqrt(s / n) : 0.0;
+}
+
+// Every entry within tol · (|ref_i| + rms(ref)): relative where a value is large, relative to the typical
+// size where a value is near zero (a sum that cancels has an error of the size of its terms, not of itself).
+// Reports the worst entry, so a failure says where and by how much.
+static void check_close(const char* what, const std::vector<float>& got, const std::vector<float>& ref, double tol) {
+    REQUIRE(got.size() == ref.size());
+    double scale = rms(ref.data(), ref.size()), worst = 0.0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        double excess = fabs((double)got[i] - ref[i]) / (fabs((double)ref[i]) + scale + 1e-30);
+        if (isnan(excess)) excess = INFINITY;  // a NaN on either side fails
+        if (excess > worst) {
+            worst = excess;
+            worst_i = i;
+        }
+    }
+    CHECK_MESSAGE(worst <= tol, what << ": worst entry " << worst_i << " got " << got[worst_i] << " expected "
+                                     << ref[worst_i] << " (error " << worst << " of |ref| + rms, tolerance " << tol
+                                     << ")");
+}
+
+// bit for bit (for results computed in the same order on both sides, and for determinism)
+static void check_bitwise(const char* what, const std::vector<float>& got, const std::vector<float>& ref) {
+    REQUIRE(got.size() == ref.size());
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < ref.size(); i++)
+        if (memcmp(&got[i], &ref[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+    CHECK_MESSAGE(differ == 0, what << ": " << differ << " entries differ in their bits, the first at " << first
+                                    << ": " << (differ ? got[first] : 0.0f) << " vs " << (differ ? ref[first] : 0.0f));
+}

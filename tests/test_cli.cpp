@@ -1,0 +1,100 @@
+// tests/test_cli.cpp: ./train itself on bad input: each case must end with exactly one line on stderr,
+// "error: ..." naming the file or flag and what was expected, and a non-zero exit status (never a crash).
+// `make test` builds ./train before running the tests, from the repository root.
+#include <sys/wait.h>
+#include <unistd.h>
+#include <algorithm>
+#include <string>
+#include <vector>
+#include "testutil.h"
+
+struct CommandResult {
+    int status;          // exit status (128 + signal when killed by one)
+    std::string stderr_text;
+};
+
+// runs a shell command, capturing stderr only
+static CommandResult run_command(const std::string& cmd) {
+    std::string full = cmd + " 2>&1 >/dev/null";
+    FILE* p = popen(full.c_str(), "r");
+    CommandResult r = {-1, ""};
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.stderr_text.append(buf, n);
+    int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+static void expect_one_line_error(const std::string& args, const char* must_contain) {
+    REQUIRE_MESSAGE(access("./train", X_OK) == 0, "./train is missing: run the tests with `make test`");
+    CommandResult r = run_command("./train " + args);
+    INFO("./train " << args << "\nstderr: " << r.stderr_text);
+    CHECK(r.status == 1);
+    CHECK(r.stderr_text.rfind("error: ", 0) == 0);
+    CHECK(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n') == 1);
+    CHECK(r.stderr_text.find(must_contain) != std::string::npos);
+}
+
+static std::string temp_dir() {
+    char tmpl[] = "/tmp/muongpt_cli_XXXXXX";
+    return mkdtemp(tmpl);
+}
+
+static void write_file(const std::string& path, const void* data, size_t bytes) {
+    FILE* f = fopen(path.c_str(), "wb");
+    REQUIRE(f != NULL);
+    fwrite(data, 1, bytes, f);
+    fclose(f);
+}
+
+static const char* SMALL = " --device cpu --model tiny --batch 1 --seq-len 8 --steps 1 --out /tmp/muongpt_cli_runs";
+
+TEST_CASE("cli: a wrong flag, a bad value, a missing value") {
+    expect_one_line_error("--bogus 3", "unknown flag '--bogus'");
+    expect_one_line_error("--batch many", "--batch: expected an integer, got 'many'");
+    expect_one_line_error("--lr", "--lr: missing its value");
+    expect_one_line_error("--device tpu", "--device: expected cpu, cuda or auto");
+    expect_one_line_error("frobnicate", "unknown command 'frobnicate'");
+    expect_one_line_error("--model d13 --device cpu", "unknown model 'd13'");
+}
+
+TEST_CASE("cli: a model that cannot be built is refused before training") {
+    expect_one_line_error(std::string("--heads 3") + SMALL + " --data /nonexistent_train.bin", "3 heads do not divide 32 channels");
+    expect_one_line_error(std::string(SMALL) + " --seq-len 100", "--seq-len 100: longer than the model's context 64");
+}
+
+TEST_CASE("cli: missing, truncated and foreign token files") {
+    std::string dir = temp_dir();
+    expect_one_line_error(std::string(SMALL) + " --data " + dir + "/missing.bin --val-data " + dir + "/missing.bin",
+                          "missing.bin");
+    int header[256] = {20240520, 1, 1000};
+    std::vector<uint16_t> tokens(100, 7);  // the header promises 1000 tokens; 100 are there
+    std::vector<char> bytes((char*)header, (char*)header + sizeof(header));
+    bytes.insert(bytes.end(), (char*)tokens.data(), (char*)tokens.data() + 200);
+    write_file(dir + "/trunc.bin", bytes.data(), bytes.size());
+    expect_one_line_error(std::string(SMALL) + " --data " + dir + "/trunc.bin --val-data " + dir + "/trunc.bin",
+                          "trunc.bin");
+    header[0] = 12345;  // not llm.c's magic
+    header[2] = 100;
+    bytes.assign((char*)header, (char*)header + sizeof(header));
+    bytes.insert(bytes.end(), (char*)tokens.data(), (char*)tokens.data() + 200);
+    write_file(dir + "/magic.bin", bytes.data(), bytes.size());
+    expect_one_line_error(std::string(SMALL) + " --data " + dir + "/magic.bin --val-data " + dir + "/magic.bin",
+                          "magic");
+}
+
+TEST_CASE("cli: --help lists every flag with its default") {
+    REQUIRE(access("./train", X_OK) == 0);
+    FILE* p = popen("./train --help", "r");
+    REQUIRE(p != NULL);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    CHECK(pclose(p) == 0);
+    for (const char* flag : {"--data data/tinyshakespeare.txt", "--batch 0", "--lr -1", "--seed 1337", "--resume",
+                             "--device auto", "--optimizers"})
+        CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
+}
