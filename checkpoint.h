@@ -119,6 +119,15 @@ static int model_read_header(FILE* f, const char* path, GPT2Config* cfg, int* ve
     cfg->padded_vocab_size = header[7];
     char inner[ERR_LEN];
     if (gpt2_config_check(cfg, inner)) return fail(err, "%s: %s", path, inner);
+    // the parameters the header promises must be in the file, before anyone allocates a model for them
+    long here = ftell(f);
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0) return fail(err, "%s: cannot seek (not a regular file?)", path);
+    long end = ftell(f);
+    if (fseek(f, here, SEEK_SET) != 0) return fail(err, "%s: cannot seek (not a regular file?)", path);
+    size_t need = gpt2_num_parameters(cfg) * (*version == MODEL_VERSION_FP32 ? 4 : 2);
+    if ((size_t)(end - here) < need)
+        return fail(err, "%s: truncated: the header describes %zu parameter bytes, the file holds %ld", path, need,
+                    end - here);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #ifdef __CUDACC__
 #include <cublas_v2.h>
@@ -68,6 +69,23 @@ static void cublas_check(cublasStatus_t s, const char* file, int line) {
 // after a kernel launch: catches a bad launch configuration at the line that made it
 #define cudaCheckLaunch() cuda_check(cudaGetLastError(), __FILE__, __LINE__)
 #endif
+
+// mkdir -p: creates the folder and its parents. 0, or -1 with a message naming the folder.
+static int make_dirs(const char* path, char* err) {
+    char buf[1024];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) return fail(err, "%.64s...: path too long", path);
+    for (char* p = buf + 1;; p++) {
+        if (*p != '/' && *p != 0) continue;
+        char saved = *p;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fail(err, "%s: cannot create folder (%s)", buf, strerror(errno));
+        *p = saved;
+        if (saved == 0) break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fail(err, "%s: not a folder", path);
+    return 0;
+}
 
 // ----------------------------------------------------------------------------------------------------
 // random numbers: xorshift64* (as llm.c), whose whole state is one uint64, saved in checkpoints

@@ -256,6 +256,13 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
     r->have_train = true;
     if (dataloader_init(&r->val, val_pattern, c->batch, c->seq_len, (uint64_t)c->seed, false, err)) return -1;
     r->have_val = true;
+    int64_t val_batches = 0;  // whole batches in the validation shards: evaluation never wraps around
+    for (int i = 0; i < r->val.num_shards; i++) val_batches += (r->val.shard_tokens[i] - 1) / ((int64_t)c->batch * c->seq_len);
+    if (val_batches < r->rc.eval_batches) {
+        printf("validation holds %lld batches of %d x %d: evaluating on those (not %d)\n", (long long)val_batches,
+               c->batch, c->seq_len, r->rc.eval_batches);
+        r->rc.eval_batches = (int)val_batches;
+    }
 
     gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed);
     r->have_model = true;

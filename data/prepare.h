@@ -50,20 +50,6 @@ static int tokenizer_load_default(Tokenizer* tok, char* err) {
     return fail(err, "%s (the GPT-2 vocabulary is read from data/ in the current directory: run from the repository root)", why);
 }
 
-// mkdir -p
-static int make_dirs(const char* path, char* err) {
-    std::string p(path);
-    for (size_t i = 1; i <= p.size(); i++) {
-        if (i < p.size() && p[i] != '/') continue;
-        std::string prefix = p.substr(0, i);
-        if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
-            return fail(err, "%s: cannot create folder (%s)", prefix.c_str(), strerror(errno));
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fail(err, "%s: not a folder", path);
-    return 0;
-}
-
 // "data/tinyshakespeare.txt" -> "tinyshakespeare"
 static std::string file_stem(const char* path) {
     std::string name(path);

@@ -76,22 +76,6 @@ static int parse_args(int argc, char** argv, ExpArgs* a, char* err) {
     return 0;
 }
 
-// mkdir -p
-static int make_dirs(const char* path, char* err) {
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return fail(err, "--out: path too long");
-    for (char* p = buf + 1;; p++) {
-        if (*p != '/' && *p != 0) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return fail(err, "--out %s: cannot create %s (%s)", path, buf, strerror(errno));
-        *p = c;
-        if (!c) break;
-    }
-    return 0;
-}
-
 // ----------------------------------------------------------------------------------------------------
 // one experiment: its rules and, per seed, what staged_run returns
 

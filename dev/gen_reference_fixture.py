@@ -45,7 +45,7 @@ SEED = 20261123
 # adamw.h's Schedule {SCHEDULE_COSINE, warmup 1, total 3, final_frac 0.1}: multipliers 1, 1, 0.55
 SCHEDULE = dict(kind="cosine", warmup=1, total=3, final_frac=0.1, cooldown_frac=0.0)
 # AdamW run: llm.c's recipe (betas, eps, decay 0.1 on 2-D tensors, clip 1) at a larger lr, so three steps
-# visibly lower the loss (and the first two are clipped: the gradient norm starts above 1)
+# visibly lower the loss (4.81, 4.25, 4.20); every step is clipped (gradient norms 2.7, 2.4, 1.4)
 ADAMW = dict(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=1.0)
 # Muon run: Keller Jordan's hidden-matrix settings (lr 0.02, momentum 0.95, Nesterov, 5 NS steps, the
 # "original" shape scaling sqrt(max(1, rows/cols)), weight decay 0.01); the AdamW group at lr 3e-3 (so it

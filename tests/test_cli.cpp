@@ -98,3 +98,32 @@ TEST_CASE("cli: --help lists every flag with its default") {
                              "--device auto", "--optimizers"})
         CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
 }
+
+TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing checkpoint is one clear line") {
+    REQUIRE(access("./train", X_OK) == 0);
+    std::string dir = temp_dir();
+    Rng rng = rng_make(5);
+    for (const char* name : {"/train.bin", "/val.bin"}) {
+        int header[256] = {20240520, 1, 600};
+        std::vector<uint16_t> tokens(600);
+        for (uint16_t& t : tokens) t = (uint16_t)(rng_u32(&rng) % 50257);
+        std::vector<char> bytes((char*)header, (char*)header + sizeof(header));
+        bytes.insert(bytes.end(), (char*)tokens.data(), (char*)tokens.data() + 1200);
+        write_file(dir + name, bytes.data(), bytes.size());
+    }
+    std::string run = "./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 2 --eval-batches 1 --out " +
+                      dir + "/runs --run-name t --data " + dir + "/train.bin";
+    CommandResult r = run_command(run);
+    INFO(r.stderr_text);
+    REQUIRE(r.status == 0);
+    FILE* p = popen(("./train sample --device cpu --tokens 5 --seed 3 --checkpoint " + dir + "/runs/t/checkpoint.bin").c_str(), "r");
+    REQUIRE(p != NULL);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    CHECK(pclose(p) == 0);
+    CHECK(out.size() > 1);  // five tokens of (untrained) text and a newline
+    expect_one_line_error("sample --device cpu --checkpoint " + dir + "/nope.bin", "nope.bin: cannot open");
+    expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
+}

@@ -136,7 +136,8 @@ static Schedule reference_schedule(const Reference& r) {
 // fixture's run `run` (its arrays `run`_loss and `run`_norm), and returns the parameter change.
 // Loss and norm tolerance: both are sums of many float32 terms (the norm over 30K gradients), whose rounding
 // differs between the implementations by ~1e-7 relative; after one or two optimizer steps the parameters
-// differ by ~1e-6 relative (see below), which moves the loss by as much: 2e-5 relative is ten times that.
+// differ by up to ~5e-6 relative (see below), which moves the loss by less. Measured: at most 1.2e-7 relative
+// for both; 5e-6 allows the parameter differences, and a 1% error in a Muon or AdamW step (5e-4) still fails.
 static std::vector<double> run_steps(GPT2* model, Optimizer* opt, const Reference& r, const char* run) {
     Schedule sched = reference_schedule(r);
     const float* mult = need(r, "lr_mult", r.steps)->f32();
@@ -151,9 +152,9 @@ static std::vector<double> run_steps(GPT2* model, Optimizer* opt, const Referenc
         float loss = gpt2_forward(model, ids + (size_t)s * r.B * r.T, targets + (size_t)s * r.B * r.T, r.B, r.T);
         gpt2_backward(model, r.B, r.T, 1.0f / (r.B * r.T));
         double norm = optimizer_step(opt, model, lr_multiplier(&sched, s), false);
-        CHECK_MESSAGE(fabs(loss - ref_loss[s]) <= 2e-5 * ref_loss[s], base << " step " << s << ": loss " << loss
+        CHECK_MESSAGE(fabs(loss - ref_loss[s]) <= 5e-6 * ref_loss[s], base << " step " << s << ": loss " << loss
                                                                         << " vs " << ref_loss[s]);
-        CHECK_MESSAGE(fabs(norm - ref_norm[s]) <= 2e-5 * ref_norm[s], base << " step " << s << ": gradient norm "
+        CHECK_MESSAGE(fabs(norm - ref_norm[s]) <= 5e-6 * ref_norm[s], base << " step " << s << ": gradient norm "
                                                                         << norm << " vs " << ref_norm[s]);
     }
     const float* p0 = need(r, "p0", r.n)->f32();

@@ -1,0 +1,201 @@
+// tests/test_gpu_muon.cu: muon_cuda.h (fp32, batched over same-shaped matrices) against muon.h's fp64 CPU
+// reference: Newton–Schulz, Polar Express, the spectral powers, the whole muon_update for each variant, the
+// health metrics, and bit-for-bit repeatability. Built by nvcc; each test skips, visibly, without a GPU.
+//
+// Tolerances, as ‖gpu − cpu‖_F / ‖cpu‖_F per matrix (rel_error). The GPU runs the same iterations in fp32:
+// each product rounds at ~6e-8·sqrt(K) relative, and a Newton–Schulz step multiplies a perturbation by at most
+// |φ'(σ)| <= a = 3.4445 (Polar Express's first step: 8.2), so after 5 steps the error is bounded by roughly
+// 485·1e-6 ≈ 5e-4 for K ~ 100 (much less in practice: most σ sit where |φ'| < 1). 2e-3 passes that bound with
+// a margin and fails any indexing or transposition error (which is O(1)). The spectral powers go through ~24
+// Newton steps per square root on a Gram matrix (condition squared) and a 1e-6 regularizer instead of the
+// CPU's 1e-12: for the well-conditioned random matrices here that costs ~1e-4; bound 5e-3.
+#include "gpu_testutil.h"
+#include "../muon_cuda.h"
+
+static std::vector<double> to_double(const float* x, size_t n) { return std::vector<double>(x, x + n); }
+
+static double rel_error_double(const float* got, const double* ref, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        num += (got[i] - ref[i]) * (got[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-300));
+}
+
+static const int MUON_SHAPES[][2] = {{37, 70}, {70, 37}, {64, 64}, {5, 130}};  // wide, tall, square, very wide
+
+enum Orthogonalizer { ORTH_NS, ORTH_POLAR, ORTH_SPECTRAL };
+
+// `count` packed random matrices through the GPU function and, one by one, through the CPU's
+static void check_orthogonalizer(Orthogonalizer which, double p, double tol) {
+    const int count = 3;
+    for (auto& shape : MUON_SHAPES) {
+        int rows = shape[0], cols = shape[1], s = rows < cols ? rows : cols;
+        size_t n = (size_t)rows * cols;
+        CAPTURE(rows); CAPTURE(cols); CAPTURE(p);
+        std::vector<float> X = random_vector(count * n, 200 + rows);
+        for (size_t i = 0; i < n; i++) X[i] *= 1e-3f;  // matrix 0 tiny: the normalisations must not care
+        float* d_X = to_device(X);
+        float* d_work = to_device(std::vector<float>(muon_work_floats_cuda(rows, cols, count), 0.0f));
+        if (which == ORTH_NS) ns_quintic_cuda(d_X, rows, cols, count, 5, d_work);
+        else if (which == ORTH_POLAR) polar_express_cuda(d_X, rows, cols, count, d_work);
+        else spectral_power_cuda(d_X, rows, cols, count, p, d_work);
+        std::vector<float> got = to_host(d_X, count * n);
+        std::vector<double> work(muon_work_doubles(rows, cols) + 5 * (size_t)s * s);
+        for (int m = 0; m < count; m++) {
+            std::vector<double> ref = to_double(X.data() + m * n, n);
+            if (which == ORTH_NS) ns_quintic(ref.data(), rows, cols, 5, work.data());
+            else if (which == ORTH_POLAR) polar_express(ref.data(), rows, cols, work.data());
+            else spectral_power(ref.data(), rows, cols, p, work.data());
+            double err = rel_error_double(got.data() + m * n, ref.data(), n);
+            CHECK_MESSAGE(err <= tol, "matrix " << m << ": relative error " << err << " (tolerance " << tol << ")");
+        }
+        cudaCheck(cudaFree(d_X));
+        cudaCheck(cudaFree(d_work));
+    }
+}
+
+TEST_CASE("gpu muon: Newton-Schulz quintic (fp32, batched) matches muon.h's fp64") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    check_orthogonalizer(ORTH_NS, 0.0, 2e-3);
+}
+
+TEST_CASE("gpu muon: Polar Express (fp32, batched) matches muon.h's fp64") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    check_orthogonalizer(ORTH_POLAR, 0.0, 2e-3);
+}
+
+TEST_CASE("gpu muon: spectral powers U S^p V^T (p = 0, 1/4, 1/2, 1) match muon.h's fp64") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    for (double p : {0.0, 0.25, 0.5, 1.0}) check_orthogonalizer(ORTH_SPECTRAL, p, 5e-3);
+}
+
+// A variant of the update by name, for the messages
+struct MuonVariant {
+    const char* name;
+    int method, base, normuon, adjust, lr2_decay, nesterov;
+    double p;
+};
+
+TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two steps, two matrices apart") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    const MuonVariant variants[] = {
+        {"muon (NS, Nesterov)", MUON_NS, BASE_MOMENTUM, 0, ADJUST_ORIGINAL, 0, 1, 0.0},
+        {"polar, no Nesterov", MUON_POLAR, BASE_MOMENTUM, 0, ADJUST_ORIGINAL, 0, 0, 0.0},
+        {"normuon, match_rms_adamw", MUON_NS, BASE_MOMENTUM, 1, ADJUST_MATCH_RMS_ADAMW, 0, 1, 0.0},
+        {"rms base, p = 0.5, normuon", MUON_SPECTRAL, BASE_ADAM_RMS, 1, ADJUST_NONE, 0, 0, 0.5},
+        {"p = 0, lr² decay", MUON_SPECTRAL, BASE_MOMENTUM, 0, ADJUST_ORIGINAL, 1, 1, 0.0},
+    };
+    const int count = 2;
+    for (const MuonVariant& var : variants)
+        for (auto& shape : MUON_SHAPES) {
+            int rows = shape[0], cols = shape[1];
+            size_t n = (size_t)rows * cols, stride = n + 5;  // a gap after each matrix: must stay untouched
+            CAPTURE(var.name); CAPTURE(rows); CAPTURE(cols);
+            MuonHyper h;
+            memset(&h, 0, sizeof(h));
+            h.lr = 0.02f;
+            h.lr_max = 0.04f;
+            h.momentum = 0.95f;
+            h.weight_decay = 0.1f;
+            h.nesterov = var.nesterov;
+            h.method = var.method;
+            h.p = var.p;
+            h.base = var.base;
+            h.normuon = var.normuon;
+            h.adjust = var.adjust;
+            h.lr2_decay = var.lr2_decay;
+            h.ns_steps = 5;
+            h.beta2 = 0.95f;
+            h.eps = 1e-8f;
+            size_t total = count * stride;
+            std::vector<float> param = random_vector(total, 210), mom(total, 0.0f), second(total, 0.0f);
+            std::vector<float> param0 = param;
+            float *d_param = to_device(param), *d_mom = to_device(mom), *d_second = to_device(second);
+            float* d_work = to_device(std::vector<float>(muon_work_floats_cuda(rows, cols, count), 0.0f));
+            float* d_update = to_device(std::vector<float>(count * n, 0.0f));
+            std::vector<double> work(muon_work_doubles(rows, cols)), update_cpu(count * n);
+            for (int step = 1; step <= 2; step++) {
+                h.step = step;
+                std::vector<float> grad = random_vector(total, 220 + step, 0.1f);
+                float* d_grad = to_device(grad);
+                muon_update_cuda(d_param, d_grad, d_mom, d_second, rows, cols, count, stride, &h, d_work, d_update);
+                for (int m = 0; m < count; m++)
+                    muon_update(param.data() + m * stride, grad.data() + m * stride, mom.data() + m * stride,
+                                second.data() + m * stride, rows, cols, &h, work.data(), update_cpu.data() + m * n);
+                cudaCheck(cudaFree(d_grad));
+            }
+            std::vector<float> g_param = to_host(d_param, total), g_mom = to_host(d_mom, total),
+                               g_second = to_host(d_second, total), g_update = to_host(d_update, count * n);
+            // momentum and v: the same double arithmetic rounded to float on both sides (up to fused
+            // multiply-adds): 1e-6. The applied updates: the orthogonalizer's tolerance (see the top).
+            check_close("momentum", g_mom, mom, 1e-6);
+            check_close("second moments", g_second, second, 1e-5);
+            for (int m = 0; m < count; m++) {
+                double err = rel_error_double(g_update.data() + m * n, update_cpu.data() + m * n, n);
+                CHECK_MESSAGE(err <= 5e-3, "matrix " << m << " update: relative error " << err);
+                std::vector<float> dg(n), dc(n);
+                for (size_t i = 0; i < n; i++) {
+                    dg[i] = g_param[m * stride + i] - param0[m * stride + i];
+                    dc[i] = param[m * stride + i] - param0[m * stride + i];
+                }
+                double perr = rel_error(dg.data(), dc.data(), n);
+                CHECK_MESSAGE(perr <= 5e-3, "matrix " << m << " parameter change: relative error " << perr);
+                for (size_t i = n; i < stride; i++) CHECK(g_param[m * stride + i] == param0[m * stride + i]);
+            }
+            for (float* q : {d_param, d_mom, d_second, d_work, d_update}) cudaCheck(cudaFree(q));
+        }
+}
+
+TEST_CASE("gpu muon: muon_update_cuda gives the same bits twice") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    int rows = 70, cols = 37, count = 3;
+    size_t n = (size_t)rows * cols;
+    MuonHyper h;
+    memset(&h, 0, sizeof(h));
+    h.lr = 0.02f;
+    h.momentum = 0.95f;
+    h.nesterov = 1;
+    h.normuon = 1;
+    h.ns_steps = 5;
+    h.beta2 = 0.95f;
+    h.step = 1;
+    std::vector<float> grad = random_vector(count * n, 230), param = random_vector(count * n, 231);
+    std::vector<float> results[2];
+    for (int run = 0; run < 2; run++) {
+        float *d_param = to_device(param), *d_grad = to_device(grad);
+        float *d_mom = to_device(std::vector<float>(count * n, 0.0f)), *d_second = to_device(std::vector<float>(count * n, 0.0f));
+        float* d_work = to_device(std::vector<float>(muon_work_floats_cuda(rows, cols, count), 0.0f));
+        muon_update_cuda(d_param, d_grad, d_mom, d_second, rows, cols, count, n, &h, d_work, NULL);
+        results[run] = to_host(d_param, count * n);
+        for (float* q : {d_param, d_grad, d_mom, d_second, d_work}) cudaCheck(cudaFree(q));
+    }
+    check_bitwise("parameters after muon_update_cuda", results[1], results[0]);
+}
+
+TEST_CASE("gpu muon: update_health_cuda matches update_health (ranks, orthogonality, cosine, RMS, spectral norm)") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    for (auto& shape : MUON_SHAPES) {
+        int rows = shape[0], cols = shape[1], s = rows < cols ? rows : cols;
+        size_t n = (size_t)rows * cols;
+        CAPTURE(rows); CAPTURE(cols);
+        std::vector<float> update = random_vector(n, 240), grad = random_vector(n, 241), weight = random_vector(n, 242);
+        for (int i = 0; i < rows; i++)  // uneven rows: a spectrum far from flat, so the ranks mean something
+            for (int j = 0; j < cols; j++) update[(size_t)i * cols + j] *= 1.0f + 3.0f * (i % 4);
+        std::vector<double> update_d = to_double(update.data(), n), work(n + (size_t)s * s + rows + cols + s);
+        UpdateHealth cpu = update_health(update_d.data(), grad.data(), weight.data(), rows, cols, work.data());
+        float *d_update = to_device(update), *d_grad = to_device(grad), *d_weight = to_device(weight);
+        std::vector<double> S(s);
+        UpdateHealth gpu = update_health_cuda(d_update, d_grad, d_weight, rows, cols, S.data());
+        // all in double on both sides; singular values from Jacobi (CPU) vs Gram eigenvalues (GPU) agree to
+        // ~1e-12 relative for these well-conditioned matrices; 1e-8 leaves a wide margin
+        CHECK(gpu.stable_rank == doctest::Approx(cpu.stable_rank).epsilon(1e-8));
+        CHECK(gpu.effective_rank == doctest::Approx(cpu.effective_rank).epsilon(1e-8));
+        CHECK(gpu.ortho_error == doctest::Approx(cpu.ortho_error).epsilon(1e-8));
+        CHECK(gpu.grad_cosine == doctest::Approx(cpu.grad_cosine).epsilon(1e-8));
+        CHECK(gpu.update_rms == doctest::Approx(cpu.update_rms).epsilon(1e-8));
+        CHECK(gpu.weight_spectral_norm == doctest::Approx(cpu.weight_spectral_norm).epsilon(1e-8));
+        for (float* q : {d_update, d_grad, d_weight}) cudaCheck(cudaFree(q));
+    }
+}
