@@ -10,6 +10,7 @@
 #include "adamw.h"
 #include "model.h"
 #include "muon.h"
+#include "muon_cuda.h"
 
 enum MatrixMethod { MATRIX_ADAMW, MATRIX_MUON };
 
@@ -52,6 +53,10 @@ struct Optimizer {
     double* work;                      // muon_work_doubles of the largest matrix
     double* update;                    // (largest matrix) the applied update
     double* before;                    // (largest matrix) the weights before an AdamW update
+    // the same scratch on the GPU (model on the GPU only)
+    float* work_gpu;                   // muon_work_floats_cuda of the largest slot
+    float* update_gpu;                 // (largest matrix) the applied update, for health
+    double* sv_host;                   // (smaller side of the largest matrix) singular values, host
     UpdateHealth* health;              // (num_slots) the last measured health, valid where health_step == t
     int health_step;
     double health_seconds;             // time the last step spent measuring health (not training time)
@@ -211,6 +216,20 @@ static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConf
     opt->work = (double*)xmalloc(sizeof(double) * muon_work_doubles(max_rows, max_cols));
     opt->update = (double*)xmalloc(sizeof(double) * largest);
     opt->before = (double*)xmalloc(sizeof(double) * largest);
+#ifdef __CUDACC__
+    if (model->device == DEV_CUDA) {
+        size_t work = 0;
+        for (int i = 0; i < opt->num_slots; i++) {
+            const ParamSlot* s = &opt->slots[i];
+            int blocks = matrix_blocks(opt, s);
+            size_t w = muon_work_floats_cuda(s->rows / blocks, s->cols, blocks);
+            if (s->kind == PARAM_MATRIX && w > work) work = w;
+        }
+        opt->work_gpu = (float*)device_malloc(DEV_CUDA, sizeof(float) * work);
+        opt->update_gpu = (float*)device_malloc(DEV_CUDA, sizeof(float) * largest);
+        opt->sv_host = (double*)xmalloc(sizeof(double) * (max_rows < max_cols ? max_rows : max_cols));
+    }
+#endif
     opt->num_parameters = model->num_parameters;
     opt->state = arena_sizing(model->device);
     for (int pass = 0; pass < 2; pass++) {
@@ -230,6 +249,9 @@ static void optimizer_free(Optimizer* opt) {
     free(opt->work);
     free(opt->update);
     free(opt->before);
+    if (opt->work_gpu) device_free(DEV_CUDA, opt->work_gpu);
+    if (opt->update_gpu) device_free(DEV_CUDA, opt->update_gpu);
+    free(opt->sv_host);
     memset(opt, 0, sizeof(*opt));
 }
 
@@ -273,9 +295,37 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
 static void record_health(Optimizer* opt, int slot, const float* grad, const float* weight) {
     const ParamSlot* s = &opt->slots[slot];
     double t0 = now_seconds();
-    opt->health[slot] = update_health(opt->update, grad, weight, s->rows, s->cols, opt->work);
+#ifdef __CUDACC__
+    if (opt->device == DEV_CUDA)
+        opt->health[slot] = update_health_cuda(opt->update_gpu, grad, weight, s->rows, s->cols, opt->sv_host);
+    else
+#endif
+        opt->health[slot] = update_health(opt->update, grad, weight, s->rows, s->cols, opt->work);
     opt->health_seconds += now_seconds() - t0;
 }
+
+#ifdef __CUDACC__
+// The GPU twins of optimizer_step's two per-matrix branches below: the same math on device memory, the
+// blocks of one slot (Q, K, V apart) in one batched call.
+static void matrix_method_step_cuda(Optimizer* opt, const ParamSlot* s, float* params, float* grads, float scale,
+                                    const MuonHyper* h, bool health) {
+    size_t n = (size_t)s->rows * s->cols;
+    if (scale != 1.0f) muon_scale_vector_cuda(grads + s->offset, n, scale);
+    int blocks = matrix_blocks(opt, s), rows = s->rows / blocks;
+    muon_update_cuda(params + s->offset, grads + s->offset, opt->m + s->offset, opt->v + s->offset, rows, s->cols,
+                     blocks, (size_t)rows * s->cols, h, opt->work_gpu, health ? opt->update_gpu : NULL);
+}
+
+static void adamw_measured_step_cuda(Optimizer* opt, const ParamSlot* s, float* params, const float* grads,
+                                     float lr, float wd, float scale) {
+    size_t n = (size_t)s->rows * s->cols;
+    const OptimizerConfig* c = &opt->cfg;
+    cudaCheck(cudaMemcpy(opt->update_gpu, params + s->offset, n * sizeof(float), cudaMemcpyDeviceToDevice));
+    AdamWSlice one = {s->offset, n, lr, wd};
+    adamw_update_slices_cuda(params, grads, opt->m, opt->v, &one, 1, c->beta1, c->beta2, c->eps, scale, opt->t);
+    muon_axpby(opt->update_gpu, (float)(1.0 - (double)lr * wd), params + s->offset, -1.0f, n);  // before·decay − after
+}
+#endif
 
 // One optimizer step at lr_mult × the peak learning rates. With `health`, also measures every hidden matrix's
 // update (opt->health). Returns the global gradient norm before clipping; if it is not finite, nothing is
@@ -284,7 +334,8 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
     const OptimizerConfig* c = &opt->cfg;
     float* params = model->params[0].data;
     float* grads = model->params[0].grad;
-    double norm = grad_norm_cpu(grads, model->num_parameters);
+    bool gpu = opt->device == DEV_CUDA;
+    double norm = grad_norm(opt->device, grads, model->num_parameters);
     if (!isfinite(norm)) return norm;
     float scale = clip_scale(norm, c->grad_clip);
     opt->t++;
@@ -298,7 +349,13 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
     for (int i = 0; i < opt->num_slots; i++) {
         const ParamSlot* s = &opt->slots[i];
         size_t n = (size_t)s->rows * s->cols;
-        if (opt->use_matrix_method[i]) {
+        if (opt->use_matrix_method[i] && gpu) {
+#ifdef __CUDACC__
+            MuonHyper h = muon_hyper(c, c->lr * lr_mult, c->lr, opt->t);
+            matrix_method_step_cuda(opt, s, params, grads, scale, &h, health);
+            if (health) record_health(opt, i, grads + s->offset, params + s->offset);
+#endif
+        } else if (opt->use_matrix_method[i]) {
             // the Muon family; clipping scales the gradient it sees, as it does AdamW's
             if (scale != 1.0f)
                 for (size_t j = 0; j < n; j++) grads[s->offset + j] *= scale;
@@ -311,6 +368,11 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
                             health ? opt->update + (size_t)b * rows * s->cols : NULL);
             }
             if (health) record_health(opt, i, grads + s->offset, params + s->offset);
+        } else if (health && s->kind == PARAM_MATRIX && gpu) {
+#ifdef __CUDACC__
+            adamw_measured_step_cuda(opt, s, params, grads, adam_lr, adam_wd, scale);
+            record_health(opt, i, grads + s->offset, params + s->offset);
+#endif
         } else if (health && s->kind == PARAM_MATRIX) {
             // AdamW on a hidden matrix, measured: the update without the decay is W_before·decay − W_after
             for (size_t j = 0; j < n; j++) opt->before[j] = params[s->offset + j];
@@ -329,7 +391,7 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
         }
     }
     if (health) opt->health_step = opt->t;
-    adamw_update_slices_cpu(params, grads, opt->m, opt->v, opt->adamw_slices, n_slices, c->beta1, c->beta2, c->eps,
-                            scale, opt->t);
+    adamw_update_slices(opt->device, params, grads, opt->m, opt->v, opt->adamw_slices, n_slices, c->beta1, c->beta2,
+                        c->eps, scale, opt->t);
     return norm;
 }
