@@ -100,6 +100,17 @@ endif
 bench: all $(BENCH_BINS)
 	./build/bench_cpu
 	@if [ -x build/bench_gpu ]; then ./build/bench_gpu; fi
+	@if python3 -c "import tiktoken" 2>/dev/null; then python3 dev/bench_tokenizer.py; \
+	 else echo "tokenizer vs tiktoken: skipped (needs python3 with tiktoken: pip install tiktoken)"; fi
+
+# ---- compute-sanitizer: memcheck and racecheck on the GPU tests and a tiny training run (needs a GPU) ----
+SANITIZE_RUN := ./train train --device cuda --model tiny --batch 2 --seq-len 64 --steps 4 --warmup 2 \
+                --health-every 2 --sample-every 2 --out build/sanitize
+sanitize: all build/test
+	@nvidia-smi >/dev/null 2>&1 || { echo "make sanitize: needs a CUDA GPU, and none was found"; exit 1; }
+	compute-sanitizer --tool memcheck --error-exitcode 1 ./build/test -tc='gpu*'
+	compute-sanitizer --tool memcheck --error-exitcode 1 $(SANITIZE_RUN) --optimizer muon
+	compute-sanitizer --tool racecheck --error-exitcode 1 $(SANITIZE_RUN) --optimizer adamw
 
 clean:
 	rm -rf build train

@@ -439,10 +439,10 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, double* window, 
 static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device dev, RunResult* res, char* err) {
     memset(res, 0, sizeof(*res));
     snprintf(res->name, sizeof(res->name), "%s", oc->name);
-    Run* r = (Run*)xcalloc(1, sizeof(Run));
+    Run* r = new Run();  // value-initialized: the plain fields zero, the tokenizer's strings constructed
     if (run_open(r, rc, oc, dev, err)) {
         run_close(r);
-        free(r);
+        delete r;
         return -1;
     }
     run_print_header(r);
@@ -473,6 +473,6 @@ static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device d
     res->best_val_loss = r->st.best_val_loss;
     if (res->tokens_to_target == 0) res->tokens_to_target = res->seconds_to_target = -1;
     run_close(r);
-    free(r);
+    delete r;
     return status;
 }
