@@ -23,6 +23,18 @@ struct GPT2Config {
 
 static int round_up_64(int v) { return (v + 63) / 64 * 64; }
 
+static GPT2Config gpt2_config_make(int max_seq_len, int vocab_size, int padded_vocab_size, int num_layers,
+                                   int num_heads, int channels) {
+    GPT2Config c;
+    c.max_seq_len = max_seq_len;
+    c.vocab_size = vocab_size;
+    c.padded_vocab_size = padded_vocab_size;
+    c.num_layers = num_layers;
+    c.num_heads = num_heads;
+    c.channels = channels;
+    return c;
+}
+
 // Named sizes: "dN" is GPT-2's family with N layers (d12 = GPT-2 124M, d24 = 350M, d36 = 774M,
 // d48 = 1558M, as llm.c names them); the small ones are ours, for tests and CPU runs.
 static int gpt2_config_preset(GPT2Config* cfg, const char* name, char* err) {
@@ -34,12 +46,7 @@ static int gpt2_config_preset(GPT2Config* cfg, const char* name, char* err) {
     };
     for (const Preset& p : presets)
         if (strcmp(p.name, name) == 0) {
-            cfg->num_layers = p.L;
-            cfg->num_heads = p.NH;
-            cfg->channels = p.C;
-            cfg->max_seq_len = p.maxT;
-            cfg->vocab_size = 50257;
-            cfg->padded_vocab_size = round_up_64(cfg->vocab_size);
+            *cfg = gpt2_config_make(p.maxT, 50257, round_up_64(50257), p.L, p.NH, p.C);
             return 0;
         }
     return fail(err, "--model: unknown model '%s' (expected tiny, d2, d4, d6, d12, d24, d36 or d48)", name);

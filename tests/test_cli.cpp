@@ -10,18 +10,18 @@
 
 struct CommandResult {
     int status;          // exit status (128 + signal when killed by one)
-    std::string stderr_text;
+    std::string text;    // what it printed (see run_command's `capture`)
 };
 
-// runs a shell command, capturing stderr only
-static CommandResult run_command(const std::string& cmd) {
-    std::string full = cmd + " 2>&1 >/dev/null";
-    FILE* p = popen(full.c_str(), "r");
+// runs a shell command; capture: a shell redirection choosing what comes back in text, e.g. "2>&1 >/dev/null"
+// (stderr only) or "2>&1" (both)
+static CommandResult run_command(const std::string& cmd, const char* capture = "2>&1 >/dev/null") {
+    FILE* p = popen((cmd + " " + capture).c_str(), "r");
     CommandResult r = {-1, ""};
     if (!p) return r;
     char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.stderr_text.append(buf, n);
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.text.append(buf, n);
     int st = pclose(p);
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
@@ -30,11 +30,11 @@ static CommandResult run_command(const std::string& cmd) {
 static void expect_one_line_error(const std::string& args, const char* must_contain) {
     REQUIRE_MESSAGE(access("./train", X_OK) == 0, "./train is missing: run the tests with `make test`");
     CommandResult r = run_command("./train " + args);
-    INFO("./train " << args << "\nstderr: " << r.stderr_text);
+    INFO("./train " << args << "\nstderr: " << r.text);
     CHECK(r.status == 1);
-    CHECK(r.stderr_text.rfind("error: ", 0) == 0);
-    CHECK(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n') == 1);
-    CHECK(r.stderr_text.find(must_contain) != std::string::npos);
+    CHECK(r.text.rfind("error: ", 0) == 0);
+    CHECK(std::count(r.text.begin(), r.text.end(), '\n') == 1);
+    CHECK(r.text.find(must_contain) != std::string::npos);
 }
 
 static std::string temp_dir() {
@@ -87,13 +87,9 @@ TEST_CASE("cli: missing, truncated and foreign token files") {
 
 TEST_CASE("cli: --help lists every flag with its default") {
     REQUIRE(access("./train", X_OK) == 0);
-    FILE* p = popen("./train --help", "r");
-    REQUIRE(p != NULL);
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    CHECK(pclose(p) == 0);
+    CommandResult r = run_command("./train --help", "");
+    CHECK(r.status == 0);
+    const std::string& out = r.text;
     for (const char* flag : {"--data data/tinyshakespeare.txt", "--batch 0", "--lr -1", "--seed 1337", "--resume",
                              "--device auto", "--optimizers"})
         CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
@@ -115,25 +111,17 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
     // calloc'ed memory, and loading it crashed)
     std::string run = "./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 2 --eval-batches 1 --out " +
                       dir + "/runs --run-name t --sample-every 1 --sample-tokens 4 --data " + dir + "/train.bin";
-    FILE* tp = popen((run + " 2>&1").c_str(), "r");
-    REQUIRE(tp != NULL);
-    std::string log;
-    char line[4096];
-    while (fgets(line, sizeof(line), tp)) log += line;
-    int st = pclose(tp);
+    CommandResult r = run_command(run, "2>&1");
+    const std::string& log = r.text;
     INFO(log);
-    REQUIRE((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    REQUIRE(r.status == 0);
     size_t samples = 0;
     for (size_t at = log.find("\nsample: "); at != std::string::npos; at = log.find("\nsample: ", at + 1)) samples++;
     CHECK(samples == 2);
-    FILE* p = popen(("./train sample --device cpu --tokens 5 --seed 3 --checkpoint " + dir + "/runs/t/checkpoint.bin").c_str(), "r");
-    REQUIRE(p != NULL);
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    CHECK(pclose(p) == 0);
-    CHECK(out.size() > 1);  // five tokens of (untrained) text and a newline
+    CommandResult sample = run_command("./train sample --device cpu --tokens 5 --seed 3 --checkpoint " + dir +
+                                       "/runs/t/checkpoint.bin", "");
+    CHECK(sample.status == 0);
+    CHECK(sample.text.size() > 1);  // five tokens of (untrained) text and a newline
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/nope.bin", "nope.bin: cannot open");
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
 }

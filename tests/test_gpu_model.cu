@@ -9,16 +9,7 @@
 
 // A small model with awkward sizes: 2 layers, 3 heads of 16 (C = 48), a 97-token vocabulary padded to 128,
 // batches of 3 x 13 positions.
-static GPT2Config small_config() {
-    GPT2Config c;
-    c.max_seq_len = 16;
-    c.vocab_size = 97;
-    c.padded_vocab_size = 128;
-    c.num_layers = 2;
-    c.num_heads = 3;
-    c.channels = 48;
-    return c;
-}
+static GPT2Config small_config() { return gpt2_config_make(16, 97, 128, 2, 3, 48); }
 static const int SMALL_B = 3, SMALL_T = 13;
 
 static void random_tokens(std::vector<int>* ids, int n, int vocab, uint64_t seed) {

@@ -4,16 +4,7 @@
 #include "../optim.h"
 
 // A tiny model for tests: 2 layers, 2 heads, 16 channels, a 60-token vocabulary padded to 64.
-static GPT2Config tiny_config() {
-    GPT2Config c;
-    c.max_seq_len = 8;
-    c.vocab_size = 60;
-    c.padded_vocab_size = 64;
-    c.num_layers = 2;
-    c.num_heads = 2;
-    c.channels = 16;
-    return c;
-}
+static GPT2Config tiny_config() { return gpt2_config_make(8, 60, 64, 2, 2, 16); }
 
 static void random_tokens(int* ids, int n, int vocab, uint64_t seed) {
     Rng rng = rng_make(seed);

@@ -5,16 +5,7 @@
 #include "testutil.h"
 #include "../flags.h"
 
-static GPT2Config optim_test_config() {
-    GPT2Config c;
-    c.max_seq_len = 8;
-    c.vocab_size = 60;
-    c.padded_vocab_size = 64;
-    c.num_layers = 2;
-    c.num_heads = 2;
-    c.channels = 16;
-    return c;
-}
+static GPT2Config optim_test_config() { return gpt2_config_make(8, 60, 64, 2, 2, 16); }
 
 // a model with gradients from one real backward on a random batch
 static void model_with_gradients(GPT2* model, uint64_t seed) {
