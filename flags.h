@@ -57,6 +57,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_STR("--out", out_dir, "out", "output folder: runs go to OUT/RUN-NAME/"),
         FLAG_STR("--run-name", run_name, "", "this run's folder name (default: the optimizer's name)"),
         FLAG_STR("--resume", resume, "", "continue from this checkpoint (its settings win)"),
+        FLAG_STR("--init-from", init_from, "", "start from a model file's weights (llm.c's gpt2_124M.bin, a checkpoint)"),
         FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", "stop after this step as if interrupted, with a checkpoint"),
         FLAG_STR("--device", device, "auto", "cpu|cuda|auto"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", "CPU threads (0: all cores)"),

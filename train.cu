@@ -85,6 +85,9 @@ static int cmd_sample(int argc, char** argv) {
     GPT2Config cfg;
     int version;
     if (model_read_header(f, s.checkpoint, &cfg, &version, err)) die("%s", err);
+    if (cfg.vocab_size != GPT2_VOCAB_SIZE)  // its ids would not be GPT-2's: the tokenizer cannot read them
+        die("%s: vocabulary of %d tokens, but sampling needs GPT-2's (%d)", s.checkpoint, cfg.vocab_size,
+            GPT2_VOCAB_SIZE);
     GPT2 model;
     gpt2_build(&model, &cfg, 1, cfg.max_seq_len, dev, 0);
     if (model_read_params(f, s.checkpoint, &model, version, err)) die("%s", err);

@@ -42,6 +42,7 @@ struct RunConfig {
     char out_dir[256];       // runs write into out_dir/run_name/
     char run_name[64];       // "" = the optimizer's name
     char resume[512];        // a checkpoint to continue from
+    char init_from[512];     // an llm.c model file (or checkpoint) whose weights a new run starts from
     int stop_at;             // stop after this many steps as if interrupted, leaving a checkpoint (0 = never)
     // machine
     char device[8];          // cpu | cuda | auto
@@ -222,6 +223,33 @@ static void run_close(Run* r) {
 }
 
 // Settings, data, model, optimizer, resumed state, output files. 0, or -1 with a message (nothing left open).
+// --init-from: a new run (fresh optimizer, step 0) that starts from a model file's weights, e.g. llm.c's
+// gpt2_124M.bin to fine-tune GPT-2. The file's config replaces --model; its vocabulary must be GPT-2's, the
+// data's. Two halves, as the model is built between them.
+static int init_config_from(const char* path, GPT2Config* cfg, char* err) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return fail(err, "--init-from %s: cannot open (%s)", path, strerror(errno));
+    int version;
+    int rc = model_read_header(f, path, cfg, &version, err);
+    fclose(f);
+    if (rc == 0 && cfg->vocab_size != GPT2_VOCAB_SIZE)
+        return fail(err, "--init-from %s: vocabulary of %d tokens, but the data are GPT-2 tokens (%d)", path,
+                    cfg->vocab_size, GPT2_VOCAB_SIZE);
+    return rc;
+}
+
+static int init_weights_from(const char* path, GPT2* model, char* err) {
+    GPT2Config cfg;
+    int version;
+    FILE* f = fopen(path, "rb");
+    if (!f) return fail(err, "--init-from %s: cannot open (%s)", path, strerror(errno));
+    int rc = model_read_header(f, path, &cfg, &version, err);
+    if (rc == 0) rc = model_read_params(f, path, model, version, err);
+    fclose(f);
+    if (rc == 0) printf("initial weights from %s\n", path);
+    return rc;
+}
+
 static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Device dev, char* err) {
     r->rc = *rc;
     r->oc = *oc;
@@ -237,6 +265,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         if (r->rc.layers > 0) r->cfg.num_layers = r->rc.layers;
         if (r->rc.heads > 0) r->cfg.num_heads = r->rc.heads;
         if (r->rc.channels > 0) r->cfg.channels = r->rc.channels;
+        if (r->rc.init_from[0] && init_config_from(r->rc.init_from, &r->cfg, err)) return -1;
     }
     const RunConfig* c = &r->rc;
     if (gpt2_config_check(&r->cfg, err)) return -1;
@@ -269,6 +298,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
     if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
     r->have_opt = true;
     r->rng = rng_make((uint64_t)c->seed + 1);
+    if (c->init_from[0] && !c->resume[0] && init_weights_from(c->init_from, &r->model, err)) return -1;
     if (c->resume[0]) {
         if (checkpoint_load(c->resume, &r->model, &r->opt, &r->st, err)) return -1;
         DataPosition pos = {r->st.data_epoch, r->st.data_shard, r->st.data_offset};

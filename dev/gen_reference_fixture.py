@@ -27,6 +27,16 @@ Writes
       a smaller model, written by reference.py's write_model, and tests/fixtures/reference_model.bin: their
       expected parameters (params, params_bf16: rounded to nearest even) and the loss of a batch.
 Run from the repository root: python3 dev/gen_reference_fixture.py
+
+Reproducibility. Everything is seeded (numpy's generator; nothing here draws from torch's), so a rerun gives
+the same bytes as long as PyTorch's CPU kernels add in the same order. That order depends on the thread count:
+at 1 thread against 2, torch 2.15 on the same CPU gave float32 arrays that differ in the last bits (grad_f32
+by 1.3e-8 relative, the AdamW and float64-NS Muon changes by 3.5e-7 and 1.4e-6 over the compared entries; the
+bf16 Newton-Schulz of torch.optim.Muon amplifies its input's rounding to 0.75%), float64 ones only in the key
+bias that no test compares; the tests pass on either. So this script runs on one thread: the committed
+fixtures come back byte for byte from any machine with the same PyTorch and CPU kernels (checked: torch
+2.15.0, MKL, AVX2, with any OMP_NUM_THREADS). Another PyTorch version or instruction set (AVX-512) may pick
+other kernels and change the float32 arrays at rounding level, far inside the tests' tolerances.
 """
 import os
 import sys
@@ -280,5 +290,6 @@ def reference_model_files():
 
 if __name__ == "__main__":
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # a fixed summation order: the same bytes on any machine (see the top)
     reference_gpt2()
     reference_model_files()

@@ -9,6 +9,11 @@ As a module:  cfg, flat, version = read_model("gpt2_124M.bin");  model = GPT2(cf
               logits, loss = model(ids, targets)
 Command line: python3 dev/reference.py --model FILE --tokens "15496 11 995 ..."   (loss of one sequence)
               python3 dev/reference.py --model out/adamw/checkpoint.bin --shard data.bin --batch 4 --seq-len 64
+              python3 dev/reference.py --model out/adamw/checkpoint.bin --self-check   (the readers and writers)
+A run's validation loss can be checked this way: ./train evaluates the first eval_batches batches of B x T
+from the start of the validation shard, which are the first eval_batches*B*T + 1 tokens, so
+--shard VAL --batch eval_batches*B --seq-len T gives the run's val_loss (measured on a 2-step tiny run:
+10.826863 here, best_val_loss 10.826863 in its checkpoint).
 
 Layout (model.h): 16 tensors, each stacked over the L layers, in llm.c's order: wte (Vp, C), wpe (maxT, C),
 ln1w (L, C), ln1b, qkvw (L, 3C, C), qkvb (L, 3C), attprojw (L, C, C), attprojb, ln2w, ln2b, fcw (L, 4C, C),
@@ -17,7 +22,9 @@ fcb (L, 4C), fcprojw (L, C, 4C), fcprojb, lnfw (C), lnfb. Here every layer's sli
 """
 import argparse
 import math
+import os
 import struct
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -404,6 +411,49 @@ def read_shard_tokens(path, count):
         return np.frombuffer(_read_exact(f, 2 * count, path, "tokens"), dtype="<u2").astype(np.int64)
 
 
+def self_check(path):
+    """Reads `path` (an llm.c model file or a checkpoint) and writes it back with this module's writers, and
+    checks: the bytes come back identical (a checkpoint through read_checkpoint/write_checkpoint, a model file
+    through read_model/write_model in its own version); a checkpoint's front part is the fp32 model file
+    write_model writes (so llm.c reads it); its TrainState unpacks and packs back to the same bytes; the
+    parameters survive GPT2's slots (load_flat, then flat) exactly; a bf16 file (version 5) of them reads back
+    as bf16_round of them. Returns a list of failures (empty: all good)."""
+    failures = []
+    original = open(path, "rb").read()
+    with open(path, "rb") as f:
+        cfg, flat, version = _read_model_part(f, path)
+        is_checkpoint = f.read(4) != b""
+    fd, tmp = tempfile.mkstemp(prefix="muongpt_selfcheck_", suffix=".bin")
+    os.close(fd)
+    try:
+        if is_checkpoint:
+            ckpt = read_checkpoint(path)
+            write_checkpoint(tmp, ckpt)
+            front = _model_bytes(cfg, flat, MODEL_VERSION_FP32)
+            if original[:len(front)] != front:
+                failures.append("the checkpoint's front part differs from the fp32 model file of its parameters")
+            if ckpt["state"] is None:
+                failures.append(f"TrainState of {len(ckpt['state_bytes'])} bytes: this script knows "
+                                f"{struct.calcsize(TRAIN_STATE_FORMAT)} (checkpoint.h changed?)")
+            elif struct.pack(TRAIN_STATE_FORMAT, *(ckpt["state"][k] for k in TRAIN_STATE_FIELDS)) != ckpt["state_bytes"]:
+                failures.append("TrainState does not pack back to the same bytes")
+        else:
+            write_model(tmp, cfg, flat, version)
+        written = open(tmp, "rb").read()
+        if written != original:
+            at = next((i for i, (a, b) in enumerate(zip(written, original)) if a != b), min(len(written), len(original)))
+            failures.append(f"written back, the file differs from byte {at} ({len(written)} vs {len(original)} bytes)")
+        if not np.array_equal(GPT2(cfg, flat).flat(), flat.astype(np.float64)):
+            failures.append("the parameters do not survive GPT2's slots (load_flat, flat)")
+        write_model(tmp, cfg, flat, MODEL_VERSION_BF16)
+        _, half, half_version = read_model(tmp)
+        if half_version != MODEL_VERSION_BF16 or not np.array_equal(half.view(np.uint32), bf16_round(flat).view(np.uint32)):
+            failures.append("a bf16 model file does not read back as the bf16-rounded parameters")
+    finally:
+        os.remove(tmp)
+    return failures
+
+
 # ----------------------------------------------------------------------------------------------------------
 # command line: the loss of a batch under a model file or checkpoint
 
@@ -415,13 +465,25 @@ def main():
     ap.add_argument("--batch", type=int, default=1, help="B (with --shard)")
     ap.add_argument("--seq-len", type=int, default=64, help="T (with --shard)")
     ap.add_argument("--double", action="store_true", help="also compute in float64")
+    ap.add_argument("--self-check", action="store_true",
+                    help="read the file and write it back (model file or checkpoint): the bytes must be identical")
     args = ap.parse_args()
-    if (args.tokens is None) == (args.shard is None):
-        ap.error("give exactly one of --tokens and --shard")
+    if (args.tokens is None) == (args.shard is None) and not (args.self_check and args.shard is None):
+        ap.error("give exactly one of --tokens and --shard (or --self-check alone)")
 
     with open(args.model, "rb") as f:
         cfg, flat, version = _read_model_part(f, args.model)
         is_checkpoint = f.read(4) != b""
+    if args.self_check:
+        failures = self_check(args.model)
+        for line in failures:
+            print(f"self-check FAILED: {args.model}: {line}")
+        if failures:
+            raise SystemExit(1)
+        print(f"self-check ok: {args.model} reads and writes back byte for byte (parameters, slots, bf16"
+              f"{', training state and optimizer moments' if is_checkpoint else ''})")
+        if args.tokens is None and args.shard is None:
+            return
     kind = "checkpoint" if is_checkpoint else f"model file, {'fp32' if version == 3 else 'bf16'}"
     print(f"{args.model}: {kind}; L {cfg.num_layers}, NH {cfg.num_heads}, C {cfg.channels}, maxT {cfg.max_seq_len}, "
           f"V {cfg.vocab_size}, Vp {cfg.padded_vocab_size}; {num_parameters(cfg)} parameters")

@@ -7,15 +7,21 @@ ratios. Flow: the whole training step (data -> model -> loss -> backward -> opti
   python3 dev/speed_compare.py --device cpu --steps 6 --no-compile
   python3 dev/speed_compare.py --model d12 --batch 16 --seq-len 1024 --device cuda --precision bf16
 
+Precision: ./train computes in FP32 everywhere (cuBLAS in plain FP32, no TF32), so PyTorch runs in FP32 by
+default too, the like-for-like comparison; --precision tf32 or bf16 (autocast) shows what PyTorch's faster
+modes give on a GPU, against the same FP32 ./train.
+
 Timing: each step from zeroing the gradients to the end of the optimizer step (the GPU synchronized), the
 first --skip steps left out (warm-up: allocation, torch.compile's compilation, cuBLAS heuristics); the
 median of the rest gives tokens/s = B*T/median. ./train's own per-step "ms" are used the same way (its
 evaluation and logging are timed apart from training). PyTorch gets random token ids (speed does not depend
-on them); ./train reads its default corpus.
+on them); ./train reads its default corpus. On a shared machine other processes take cores from whichever
+run is timed: the header prints the load average, and numbers taken under load are only a rough guide.
 """
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,7 +97,9 @@ def time_train(args, device, threads):
             times.append(float(m.group(3)) / 1e3)
             reported = float(m.group(4))
             print("  " + line.rstrip(), flush=True)
-    if proc.wait() != 0 or not times:
+    proc.wait()
+    shutil.rmtree(out_dir, ignore_errors=True)  # its checkpoint: 12 bytes per parameter
+    if proc.returncode != 0 or not times:
         raise SystemExit(f"error: {args.train} failed (exit {proc.returncode}):\n" + "\n".join(tail))
     return times, reported
 
@@ -111,8 +119,8 @@ def main():
     ap.add_argument("--skip", type=int, default=2, help="first steps left out of the timing (warm-up, compilation)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for both (0: all cores)")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                    help="PyTorch's matmul precision (auto: bf16 autocast on the GPU, fp32 on the CPU)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
+                    help="PyTorch's precision: fp32 (as ./train), tf32 matmuls, or bf16 autocast")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on the CPU)")
     ap.add_argument("--train", default="./train", help="the muongpt binary")
     args = ap.parse_args()
@@ -120,8 +128,10 @@ def main():
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda: this PyTorch sees no CUDA GPU")
-    if args.precision == "auto":
-        args.precision = "bf16" if device == "cuda" else "fp32"
+    # fp32 means fp32: PyTorch's default already keeps TF32 off for matmuls, set here so no setting elsewhere leaks
+    torch.set_float32_matmul_precision("high" if args.precision == "tf32" else "highest")
+    if not os.access(args.train, os.X_OK):
+        raise SystemExit(f"error: {args.train}: not found or not executable (build it with make)")
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
     cfg = preset(args.model)
@@ -130,10 +140,12 @@ def main():
     if args.steps <= args.skip:
         raise SystemExit(f"error: --steps {args.steps} must exceed --skip {args.skip}")
     tokens = args.batch * args.seq_len
-    where = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {threads} threads"
+    where = (torch.cuda.get_device_name() if device == "cuda" else
+             f"cpu, {threads} threads, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"model {args.model} (L {cfg.num_layers}, NH {cfg.num_heads}, C {cfg.channels}; "
           f"{num_parameters(cfg) / 1e6:.2f}M parameters), batch {args.batch} x {args.seq_len} = {tokens} tokens/step, "
-          f"{args.steps} steps (first {args.skip} not timed), {where}, PyTorch {torch.__version__} {args.precision}")
+          f"{args.steps} steps (first {args.skip} not timed), {where}; PyTorch {torch.__version__} in {args.precision}, "
+          f"./train in fp32")
 
     rows = []
     print("./train:")

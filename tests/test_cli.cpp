@@ -123,5 +123,26 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
     CHECK(sample.status == 0);
     CHECK(sample.text.size() > 1);  // five tokens of (untrained) text and a newline
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/nope.bin", "nope.bin: cannot open");
+    expect_one_line_error("sample --device cpu --checkpoint tests/fixtures/reference_model_bf16.bin",
+                          "vocabulary of 10 tokens, but sampling needs GPT-2's (50257)");
+
+    // --init-from: a new run from the checkpoint's weights starts at the loss the first run ended at (the same
+    // validation batches), not at an untrained model's ~10.8
+    CommandResult again = run_command("./train --device cpu --model d2 --batch 2 --seq-len 16 --steps 1 "
+                                      "--eval-batches 1 --eval-every 1 --out " + dir + "/runs --run-name u --data " +
+                                      dir + "/train.bin --init-from " + dir + "/runs/t/checkpoint.bin", "2>&1");
+    INFO(again.text);
+    REQUIRE(again.status == 0);
+    CHECK(again.text.find("initial weights from") != std::string::npos);
+    CHECK(again.text.find("L 2, NH 2, C 32") != std::string::npos);  // the file's config, not d2's
+    auto val_loss_at = [](const std::string& text, const char* step) {
+        size_t at = text.find(std::string(step) + " val_loss ");
+        return at == std::string::npos ? -1.0 : atof(text.c_str() + at + strlen(step) + 10);
+    };
+    double ended = val_loss_at(log, "step 2"), started = val_loss_at(again.text, "step 0");
+    CHECK(ended > 0.0);
+    CHECK(started == doctest::Approx(ended).epsilon(1e-6));
+    expect_one_line_error(std::string(SMALL) + " --init-from tests/fixtures/reference_model_fp32.bin",
+                          "vocabulary of 10 tokens, but the data are GPT-2 tokens");
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
 }
