@@ -60,6 +60,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_STR("--init-from", init_from, "", "start from a model file's weights (llm.c's gpt2_124M.bin, a checkpoint)"),
         FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", "stop after this step as if interrupted, with a checkpoint"),
         FLAG_STR("--device", device, "auto", "cpu|cuda|auto"),
+        FLAG_STR("--attention", attention, "simple", "GPU attention: simple (cuBLAS, T x T scores) or flash (fused)"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", "CPU threads (0: all cores)"),
         FLAG_NUM("--seed", FLAG_INT64, seed, "1337", "initial weights and data order"),
         FLAG_STR("--optimizers", optimizers, "adamw,muon", "compare: the optimizers to compare"),

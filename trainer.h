@@ -46,6 +46,7 @@ struct RunConfig {
     int stop_at;             // stop after this many steps as if interrupted, leaving a checkpoint (0 = never)
     // machine
     char device[8];          // cpu | cuda | auto
+    char attention[8];       // GPU attention: simple (cuBLAS + softmax kernels) | flash (ops/attention_flash.h)
     int threads;             // CPU threads (0 = all cores)
     long long seed;          // initial weights and data order
     // the comparison (compare.h)
@@ -273,6 +274,13 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
     if (c->batch < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 1 || c->eval_batches < 1)
         return fail(err, "--batch, --seq-len, --grad-accum, --steps and --eval-batches must be positive");
+    if (strcmp(c->attention, "simple") != 0 && strcmp(c->attention, "flash") != 0)
+        return fail(err, "--attention: expected simple or flash, got '%s'", c->attention);
+    if (strcmp(c->attention, "flash") == 0 && dev == DEV_CPU)
+        printf("--attention flash: a GPU kernel; the CPU runs its one reference attention\n");
+#ifdef __CUDACC__
+    attention_cuda_flash = strcmp(c->attention, "flash") == 0;
+#endif
     r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
     if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;
     else if (strcmp(c->schedule, "constant") == 0) r->sched.kind = SCHEDULE_CONSTANT;

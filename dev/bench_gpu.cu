@@ -2,6 +2,8 @@
 //  - the teaching GEMM (ops/matmul_tiled.h) against cuBLAS FP32 (and cuBLAS with TF32, for scale) at GPT-2
 //    124M's matmul shapes: TFLOP/s and ratios;
 //  - each op's CUDA forward and backward at d12 shapes (B 16, T 1024, C 768, 12 heads, vocabulary 50257);
+//  - attention's two GPU paths, the simple one (cuBLAS + softmax kernels) and the fused flash kernels
+//    (ops/attention_flash.h), forward + backward at those shapes: time, TFLOP/s, ratio, saved memory;
 //  - a whole d12 training step (forward, backward, AdamW) in tokens/s and MFU as llm.c counts it
 //    (6N + 6LCT flops per token against the GPU's dense bf16 peak; this FP32 code reaches a few percent).
 // GPU times come from CUDA events around each iteration (manual time), so they are the GPU's, not the queue's.
@@ -141,6 +143,33 @@ static void BM_attention(benchmark::State& state, bool backward) {
     for (float* p : {qkv, dqkv, out, att, scratch}) device_free(DEV_CUDA, p);
 }
 
+// The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
+// path keeps in att, so only the pair compares like with like). TFLOP/s counts the causal half only:
+// 6 products of (T²/2) x HS per (b, h) (2 forward, 4 backward) = 6·B·T²·C flops, llm.c's 6LCT per token.
+// saved_MiB: what each path keeps for the backward plus its backward scratch (att + scratch: (B, NH, T, T)
+// each for the simple path; L and D: (B, NH, T) each for the fused one).
+static void BM_attention_fwd_bwd(benchmark::State& state, bool flash) {
+    const int B = BENCH_B, T = BENCH_T, C = BENCH_C, NH = BENCH_NH;
+    size_t n_qkv = (size_t)BENCH_N * 3 * C, n_out = (size_t)BENCH_N * C;
+    size_t n_saved = flash ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+    float *qkv = bench_buffer(n_qkv, 41), *dqkv = bench_buffer(n_qkv, 42), *out = bench_buffer(n_out, 43),
+          *dout = bench_buffer(n_out, 44), *saved = bench_buffer(n_saved, 45), *scratch = bench_buffer(n_saved, 46);
+    gpu_timed(state, [&]() {
+        if (flash) {
+            attention_flash_forward_cuda(out, saved, qkv, B, T, C, NH);
+            attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, saved, B, T, C, NH);
+        } else {
+            attention_forward_cuda(out, saved, qkv, B, T, C, NH);
+            attention_backward_cuda(dqkv, scratch, dout, qkv, saved, B, T, C, NH);
+        }
+    });
+    state.counters["TFLOP/s"] = benchmark::Counter(6.0 * B * T * T * C / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["saved_MiB"] = 2.0 * n_saved * sizeof(float) / 1048576.0;
+    for (float* p : {qkv, dqkv, out, dout, saved, scratch}) device_free(DEV_CUDA, p);
+}
+BENCHMARK_CAPTURE(BM_attention_fwd_bwd, simple, false)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_attention_fwd_bwd, flash, true)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 static void BM_gelu(benchmark::State& state, bool backward) {
     size_t n = (size_t)BENCH_N * 4 * BENCH_C;
     float *inp = bench_buffer(n, 29, 3.0f), *out = bench_buffer(n, 30), *dinp = bench_buffer(n, 31);
@@ -261,6 +290,10 @@ int main(int argc, char** argv) {
             printf("  gemm N/C/OC %-16s teaching kernel %.2f ms = %.2fx cuBLAS FP32's time (%.2f ms); TF32 %.2f ms\n",
                    s, tiled, tiled / fp32, fp32, tf32);
     }
+    double att_simple = ms_of("BM_attention_fwd_bwd/simple/"), att_flash = ms_of("BM_attention_fwd_bwd/flash/");
+    if (att_simple > 0 && att_flash > 0)
+        printf("  attention fwd+bwd (B %d, T %d, C %d, NH %d): flash %.2f ms = %.2fx the simple path's time (%.2f ms)\n",
+               BENCH_B, BENCH_T, BENCH_C, BENCH_NH, att_flash, att_flash / att_simple, att_simple);
     double step = ms_of("BM_train_step");
     if (step > 0) {
         GPT2Config cfg;

@@ -96,6 +96,15 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
+// GPU attention: the simple path below by default; the fused flash-attention kernels (ops/attention_flash.h)
+// when the flag says so. The simple path saves att (B, NH, T, T) for its backward, the fused one saves only
+// L (B, NH, T), the logsumexp of each row of scores, in the first B·NH·T floats of the same tensor.
+
+static bool attention_cuda_flash = false;  // GPU attention through attention_flash.h instead of the path below
+
+#include "attention_flash.h"
+
+// ----------------------------------------------------------------------------------------------------
 // CUDA: the three steps as separate passes. The two products per head are batched cuBLAS GEMMs reading q, k,
 // v where they lie inside qkv (leading dimension 3C); the causal softmax and its backward are kernels.
 // Every (b, h) product is a full T x T one (half of it is masked away): simple, and still cuBLAS-fast.
@@ -213,17 +222,34 @@ static void attention_backward_node(const TapeNode* node) {
                                node->saved[0]->data, B, T, C, NH);
 }
 
-// out (B, T, C) = attention(qkv (B, T, 3C)); att (B, NH, T, T) is saved; scratch is working space for the
-// backward, at least B·NH·T floats on the CPU, B·NH·T·T on the GPU (model.h sizes it for both)
+#ifdef __CUDACC__
+// the fused path's backward: saved[0] holds L, saved[1] is scratch for D; it also reads the forward's output
+static void attention_flash_backward_node(const TapeNode* node) {
+    int B = node->dims[0], T = node->dims[1], C = node->dims[2], NH = node->dims[3];
+    attention_flash_backward_cuda(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
+                                  node->out->data, node->saved[0]->data, B, T, C, NH);
+}
+#endif
+
+// out (B, T, C) = attention(qkv (B, T, 3C)); att (B, NH, T, T) is saved (on the GPU with attention_cuda_flash,
+// only L in its first B·NH·T floats); scratch is working space for the backward, at least B·NH·T floats on
+// the CPU and with the flag, B·NH·T·T on the GPU without it (model.h sizes it for all). The tape node records
+// which backward goes with the forward that ran, so the flag may change between steps.
 static void attention(Tape* tape, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B, int T, int C,
                       int NH) {
+    BackwardFn backward = attention_backward_node;
+    const char* op = "attention";
 #ifdef __CUDACC__
-    if (out->device == DEV_CUDA)
+    if (out->device == DEV_CUDA && attention_cuda_flash) {
+        attention_flash_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
+        backward = attention_flash_backward_node;
+        op = "attention_flash";
+    } else if (out->device == DEV_CUDA)
         attention_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
     else
 #endif
         attention_forward_cpu(out->data, att->data, qkv->data, B, T, C, NH);
-    TapeNode node = tape_node("attention", attention_backward_node, out);
+    TapeNode node = tape_node(op, backward, out);
     node.in[0] = qkv;
     node.saved[0] = att;
     node.saved[1] = scratch;
