@@ -112,6 +112,24 @@ sanitize: all build/test
 	compute-sanitizer --tool memcheck --error-exitcode 1 $(SANITIZE_RUN) --optimizer muon
 	compute-sanitizer --tool racecheck --error-exitcode 1 $(SANITIZE_RUN) --optimizer adamw
 
+# ---- the papers' controlled experiments: dev/experiments.cpp, then the spectral family on a small GPT ----
+# 1. the staged linear nets in fp64 ("Muon as a Residual Connection", arXiv 2607.01124), EXP_SEEDS seeds;
+# 2. U Σ^p Vᵀ for p in {0, ¼, ½, 1} on the momentum and the Adam-RMS base ("Delving into Muon and Beyond",
+#    arXiv 2602.04669): 8 runs at equal budgets. EXP_GPT sizes them to fit, with the linear nets, in under
+#    15 minutes on 2 CPU cores (about 9 on an idle 2-core AMD EPYC); EXP_GPT='--model auto' trains the
+#    default model instead (d4 on the CPU, d12 on a GPU), far past that budget on a CPU.
+# Tables (Markdown, CSV) and PNG plots go to EXP_OUT/linear/ and EXP_OUT/spectral/.
+EXP_OUT   ?= out/experiments
+EXP_SEEDS ?= 20
+EXP_GPT   ?= --model tiny --batch 8 --seq-len 64 --steps 100
+build/experiments: dev/experiments.cpp | deps
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS) $< -o $@
+experiments: all build/experiments
+	./build/experiments --seeds $(EXP_SEEDS) --out $(EXP_OUT)/linear
+	./train compare --optimizers spectral $(EXP_GPT) --out $(EXP_OUT)/spectral
+	@echo "experiments: tables and plots in $(EXP_OUT)/linear/ and $(EXP_OUT)/spectral/"
+
 clean:
 	rm -rf build train
 

@@ -3,7 +3,8 @@
 // learning rate (optionally the best of a small grid, so no optimizer loses by a badly chosen lr). Then a
 // side-by-side table (Markdown and CSV) and plots: validation loss against tokens and against training time,
 // and the optimizer-health metrics over the run.
-// Flow: RunConfig + a list of optimizers -> run_training for each -> compare.md, compare.csv, *.png in --out.
+// Flow: RunConfig + a list of optimizers -> run_training for each -> compare.md, compare.csv, *.png in --out
+// (and spectral.md, a base-by-p grid, when spectral-family runs are among them).
 #pragma once
 #include <string>
 #include <vector>
@@ -123,6 +124,56 @@ static void compare_write_table(const RunConfig* rc, const std::vector<CompareEn
     fclose(md);
 }
 
+// The spectral family as the Delving paper lays it out: one row per base (momentum; Adam's RMS-normalized
+// update), one column per p, for the runs named p=P or rms-p=P (no suffix). Two grids: the final validation
+// loss, and the largest rise of the validation loss from one evaluation to the next (0 when it only fell), a
+// rough measure of stability within one run. Written to spectral.md and stdout; nothing when no run fits.
+static void compare_write_spectral_grid(const std::vector<CompareEntry>& runs, const char* out_dir) {
+    const float ps[4] = {0.0f, 0.25f, 0.5f, 1.0f};
+    const CompareEntry* cell[2][4] = {};  // [base: 0 momentum, 1 RMS][p]
+    int found = 0;
+    for (const CompareEntry& e : runs) {
+        int rms = strncmp(e.oc.name, "rms-", 4) == 0;
+        float p;
+        int used = 0;
+        if (sscanf(e.oc.name + 4 * rms, "p=%f%n", &p, &used) != 1 || e.oc.name[4 * rms + used] != 0) continue;
+        for (int j = 0; j < 4; j++)
+            if (p == ps[j]) {
+                cell[rms][j] = &e;
+                found++;
+            }
+    }
+    if (found == 0) return;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/spectral.md", out_dir);
+    FILE* md = fopen(path, "w");
+    if (!md) die("%s: cannot write", path);
+    fprintf(md, "# The spectral family U Σ^p Vᵀ (arXiv 2602.04669)\n\n");
+    const char* base_name[2] = {"momentum", "Adam RMS"};
+    for (int grid = 0; grid < 2; grid++)
+        for (FILE* f : {stdout, md}) {
+            fprintf(f, "\n%s\n\n| base | p = 0 | p = 0.25 | p = 0.5 | p = 1 |\n|---|---|---|---|---|\n",
+                    grid == 0 ? "Final validation loss:" : "Largest rise of the validation loss between evaluations:");
+            for (int b = 0; b < 2; b++) {
+                fprintf(f, "| %s |", base_name[b]);
+                for (int j = 0; j < 4; j++) {
+                    const CompareEntry* e = cell[b][j];
+                    if (!e) fprintf(f, " - |");
+                    else if (e->failed) fprintf(f, " %s |", e->res.status == 1 ? "diverged" : "failed");
+                    else if (grid == 0) fprintf(f, " %.4f |", e->res.final_val_loss);
+                    else {
+                        double rise = 0.0;
+                        for (int k = 1; k < e->res.num_evals; k++)
+                            rise = fmax(rise, e->res.eval_loss[k] - e->res.eval_loss[k - 1]);
+                        fprintf(f, " %.4f |", rise);
+                    }
+                }
+                fprintf(f, "\n");
+            }
+        }
+    fclose(md);
+}
+
 // validation loss against tokens and against training time; the health metrics against steps
 static void compare_plots(const std::vector<CompareEntry>& runs, const char* out_dir) {
     char path[1024], err[ERR_LEN];
@@ -207,6 +258,7 @@ static int compare_main(const RunConfig* rc, Device dev) {
     char machine[256];
     device_describe(dev, machine, sizeof(machine));
     compare_write_table(rc, runs, level, rc->out_dir, machine);
+    compare_write_spectral_grid(runs, rc->out_dir);
     compare_plots(runs, rc->out_dir);
     printf("wrote %s/compare.md and %s/compare.csv\n", rc->out_dir, rc->out_dir);
     for (const CompareEntry& e : runs)

@@ -1,8 +1,10 @@
 // tests/test_experiments.cpp: the building blocks of dev/experiments.cpp (dev/experiments_linear.h) on cases
 // with known answers: the per-layer targets multiply back to A, the flatness of orthogonal and rank-one
-// matrices, the phase-2 error recurrence E' = E (I - η' W1ᵀW1), the step-count prediction built on it, and
-// the phase-1 rules. Small sizes: the whole file runs in well under a second.
+// matrices (and one that tells σ² shares from σ shares), the phase-2 error recurrence E' = E (I - η' W1ᵀW1)
+// on a diagonal W1, the step-count prediction built on it, the phase-1 rules, and the three-layer phase 2 in
+// W1's singular basis against its direct form. Small sizes: the whole file runs in about a second.
 #include <doctest/doctest.h>
+#include <algorithm>
 #include <vector>
 #include "dev/experiments_linear.h"
 
@@ -62,6 +64,15 @@ TEST_CASE("flatness is 1 for an orthogonal matrix and 1/D for a rank-one matrix"
     // entropy by ~1e-30
     CHECK(s1.flatness == doctest::Approx(1.0 / D).epsilon(1e-12));
     CHECK(s1.sigma_min < 1e-12 * s1.sigma_max);
+
+    // σ = (2, 1, 0, ...): the shares of σ² are (0.8, 0.2), so flatness = exp(-0.8 ln 0.8 - 0.2 ln 0.2)/D
+    // = 1.6494/D; shares of σ itself (2/3, 1/3) would give 1.8899/D: this case tells the two apart
+    std::fill(R.begin(), R.end(), 0.0);
+    R[0] = 2.0;
+    R[(size_t)D + 1] = 1.0;
+    SpectrumStats s2 = spectrum_stats(R.data(), D, NULL);
+    CHECK(s2.flatness == doctest::Approx(exp(-0.8 * log(0.8) - 0.2 * log(0.2)) / D).epsilon(1e-12));
+    CHECK(s2.sigma_max == doctest::Approx(2.0).epsilon(1e-14));
 }
 
 TEST_CASE("one phase-2 SGD step maps E to E (I - eta' W1^T W1), eta' = 2 lr/||A||^2") {
@@ -173,4 +184,29 @@ TEST_CASE("staged runs reproduce exactly, SGD's phase 1 has its closed form, pre
     StagedResult c[2];
     staged_run(3, &cfg, 7, rules, 2, c, NULL, NULL, NULL, NULL);
     for (int r = 0; r < 2; r++) CHECK(c[r].phase2_steps > 0);
+}
+
+TEST_CASE("three-layer phase 2 in W1's singular basis is the same SGD as the direct form") {
+    LinConfig cfg = lin_config_default();
+    cfg.D = 12;
+    cfg.phase2_lr = 0.3;
+    cfg.threshold = 0.05;
+    size_t dd = (size_t)cfg.D * cfg.D;
+    double scale = 1.0 / sqrt((double)cfg.D);
+    std::vector<double> A = randn_vec(dd, 41, scale), W1 = randn_vec(dd, 42, 0.1);
+    for (int i = 0; i < cfg.D; i++) W1[(size_t)i * cfg.D + i] += 1.0;  // σ(W1) in about [0.6, 1.4]
+    std::vector<double> W2a = randn_vec(dd, 43, scale), W3a = randn_vec(dd, 44, scale), W2b = W2a, W3b = W3a;
+    double normA = frobenius_norm(A.data(), dd), ea = 0.0, eb = 0.0;
+    const int steps = 3000;
+    std::vector<double> ca(steps + 1), cb(steps + 1);
+    int ha = phase2_three_layer_run(W3a.data(), W2a.data(), W1.data(), A.data(), normA, &cfg, steps, steps, ca.data(), &ea, 0);
+    int hb = phase2_three_layer_run(W3b.data(), W2b.data(), W1.data(), A.data(), normA, &cfg, steps, steps, cb.data(), &eb, 1);
+    REQUIRE(ha > 50);  // the run crossed the threshold, after a real number of steps
+    CHECK(abs(ha - hb) <= 1);
+    // the same trajectory: every step's error and the final layers (W2 rotated back). The rotation only
+    // reorders the rounding (~1e-16 a step); 3000 contracting steps keep it far below 1e-9.
+    CHECK(max_abs_diff(ca.data(), cb.data(), steps + 1) < 1e-9);
+    CHECK(max_abs_diff(W3a.data(), W3b.data(), dd) < 1e-9);
+    CHECK(max_abs_diff(W2a.data(), W2b.data(), dd) < 1e-9);
+    CHECK(ca[steps] < 0.5 * ca[0]);  // the layers did move: the comparison has teeth
 }
