@@ -100,6 +100,7 @@ static void polar_express(double* X, int rows, int cols, double* work) {
 #define SPECTRAL_EPS 1e-12     // regularizer: M/‖M‖_F + eps·I (see spectral_power)
 #define SQRT_NEWTON_TOL 1e-8   // stop once ‖ZY - I‖_F < tol: the step just taken squares the error (~1e-16)
 #define SQRT_NEWTON_MAX 100    // never reached for eigenvalues >= SPECTRAL_EPS (about 40 iterations)
+#define SQRT_NEWTON_FLOOR 1e-4 // below this residual a step must at least halve it, else rounding has won
 
 // Coupled Newton–Schulz iteration for the square root (Higham, Functions of Matrices, §6.7): for a symmetric
 // Y with eigenvalues in (0, 1], Z = I, repeat T = (3I - ZY)/2, Y <- YT, Z <- TZ: Y -> Y^(1/2), Z -> Y^(-1/2).
@@ -108,6 +109,7 @@ static void polar_express(double* X, int rows, int cols, double* work) {
 static void sqrt_newton(double* Y, double* Z, double* T, double* tmp, int s) {
     size_t ss = (size_t)s * s;
     set_identity(Z, s);
+    double previous = INFINITY;
     for (int it = 0; it < SQRT_NEWTON_MAX; it++) {
         mat_mul(T, Z, Y, s, s, s);
         double resid = 0.0;
@@ -128,7 +130,11 @@ static void sqrt_newton(double* Y, double* Z, double* T, double* tmp, int s) {
                 Y[(size_t)i * s + j] = Y[(size_t)j * s + i] = y;
                 Z[(size_t)i * s + j] = Z[(size_t)j * s + i] = z;
             }
-        if (sqrt(resid) < SQRT_NEWTON_TOL) break;
+        // Converged; or, for an ill-conditioned Y (κ ~ 1e5 and more), stalled at the rounding floor of ~κ·1e-16
+        // above the tolerance, where quadratic convergence has stopped and further steps only cost time
+        double r = sqrt(resid);
+        if (r < SQRT_NEWTON_TOL || (r < SQRT_NEWTON_FLOOR && r > 0.5 * previous)) break;
+        previous = r;
     }
 }
 
