@@ -10,6 +10,13 @@
 // Flow: data -> [tensors on the tape: model -> loss -> backward] -> optimizer.
 #pragma once
 #include "common.h"
+
+// a function both the CPU and CUDA kernels call (an op's formula, written once)
+#ifdef __CUDACC__
+#define HOST_DEVICE __host__ __device__
+#else
+#define HOST_DEVICE
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif

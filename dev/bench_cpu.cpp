@@ -4,6 +4,7 @@
 //  - a whole training step in tokens/s, with each optimizer, and the optimizer's share of the step.
 // The ratios at the end come from the same run's measurements (a reporter collects them).
 #include <benchmark/benchmark.h>
+#include "bench_report.h"
 #include <map>
 #include <string>
 #include <vector>
@@ -123,26 +124,11 @@ static void BM_train_step(benchmark::State& state, const char* name) {
 BENCHMARK(BM_step_forward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_step_backward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_optimizer, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_optimizer, muon, "muon")->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
 
 // ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
-
-static std::map<std::string, double> g_ms;  // benchmark name -> real time per iteration, ms
-
-struct RecordingReporter : benchmark::ConsoleReporter {
-    void ReportRuns(const std::vector<Run>& runs) override {
-        for (const Run& r : runs) g_ms[r.benchmark_name()] = r.GetAdjustedRealTime();  // in the unit set above
-        ConsoleReporter::ReportRuns(runs);
-    }
-};
-
-// the time of the first benchmark whose name starts with `prefix` (the names end in their options)
-static double ms_of(const std::string& prefix) {
-    for (const auto& kv : g_ms)
-        if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
-    return -1.0;
-}
 
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
@@ -164,6 +150,10 @@ int main(int argc, char** argv) {
         printf("  d4 training step (B 8, T 256) with AdamW: %.0f ms = %.0f tokens/s; forward %.0f ms, backward %.0f ms\n",
                step_adamw, 8 * 256 / (step_adamw / 1e3), fwd, bwd);
         printf("  AdamW step: %.1f ms, %.1f%% of the training step\n", opt_adamw, 100.0 * opt_adamw / step_adamw);
+        double opt_muon = ms_of("BM_optimizer/muon/");  // Newton-Schulz in fp64 on the 16 hidden matrices + AdamW
+        if (opt_muon > 0)
+            printf("  Muon step (Newton-Schulz, fp64): %.1f ms, %.1f%% of a training step with it\n", opt_muon,
+                   100.0 * opt_muon / (step_adamw - opt_adamw + opt_muon));
     }
     benchmark::Shutdown();
     return 0;

@@ -9,6 +9,7 @@
 // GPU times come from CUDA events around each iteration (manual time), so they are the GPU's, not the queue's.
 // On a machine without a GPU it prints one line and exits 0.
 #include <benchmark/benchmark.h>
+#include "bench_report.h"
 #include <functional>
 #include <map>
 #include <string>
@@ -252,21 +253,6 @@ BENCHMARK(BM_train_step)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTim
 
 // ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
-
-static std::map<std::string, double> g_ms;  // benchmark name -> GPU time per iteration, ms
-
-struct RecordingReporter : benchmark::ConsoleReporter {
-    void ReportRuns(const std::vector<Run>& runs) override {
-        for (const Run& r : runs) g_ms[r.benchmark_name()] = r.GetAdjustedRealTime();  // manual time, in ms
-        ConsoleReporter::ReportRuns(runs);
-    }
-};
-
-static double ms_of(const std::string& prefix) {
-    for (const auto& kv : g_ms)
-        if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
-    return -1.0;
-}
 
 int main(int argc, char** argv) {
     int count = 0;

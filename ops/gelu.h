@@ -6,53 +6,48 @@
 #define GELU_SCALE 0.7978845608028654f  // sqrt(2/π)
 
 // ----------------------------------------------------------------------------------------------------
-// CPU reference
+// the formulas, shared by the CPU loops and the CUDA kernels
 
 // y = ½ x (1 + tanh(u)),  u = sqrt(2/π) (x + 0.044715 x³)
-static void gelu_forward_cpu(float* out, const float* inp, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        out[i] = 0.5f * x * (1.0f + tanhf(u));
-    }
+static HOST_DEVICE inline float gelu_value(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
 }
 
-// dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · sqrt(2/π) (1 + 3 · 0.044715 x²);   dinp += dout · dy/dx
+// dy/dx = ½ (1 + tanh u) + ½ x (1 − tanh² u) · sqrt(2/π) (1 + 3 · 0.044715 x²)
+static HOST_DEVICE inline float gelu_slope(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float du_dx = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// CPU reference
+
+static void gelu_forward_cpu(float* out, const float* inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = gelu_value(inp[i]);
+}
+
+// dinp += dout · dy/dx (gelu_slope)
 static void gelu_backward_cpu(float* dinp, const float* inp, const float* dout, size_t n) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
-        float du_dx = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        float dydx = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
-        dinp[i] += dout[i] * dydx;
-    }
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * gelu_slope(inp[i]);
 }
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
-// CUDA kernels (one thread per element, the CPU's formulas) and launchers
+// CUDA kernels (one thread per element, the same formulas) and launchers
 
 static __global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float x = inp[i];
-    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-    out[i] = 0.5f * x * (1.0f + tanhf(u));
+    if (i < n) out[i] = gelu_value(inp[i]);
 }
 
-// backward formula above gelu_backward_cpu
 static __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float x = inp[i];
-    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-    float th = tanhf(u);
-    float du_dx = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-    float dydx = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
-    dinp[i] += dout[i] * dydx;
+    if (i < n) dinp[i] += dout[i] * gelu_slope(inp[i]);
 }
 
 static void gelu_forward_cuda(float* out, const float* inp, size_t n) {

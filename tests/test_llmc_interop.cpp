@@ -11,16 +11,7 @@
 #include "fixture.h"
 
 // A small model (1 layer, 2 heads, 8 channels, maxT 8, vocabulary 10 padded to 16): the fixture's config.
-static GPT2Config small_config() {
-    GPT2Config c;
-    c.max_seq_len = 8;
-    c.vocab_size = 10;
-    c.padded_vocab_size = 16;
-    c.num_layers = 1;
-    c.num_heads = 2;
-    c.channels = 8;
-    return c;
-}
+static GPT2Config small_config() { return gpt2_config_make(8, 10, 16, 1, 2, 8); }
 
 static std::string temp_path(const char* name) {
     return std::string("/tmp/muongpt_interop_") + std::to_string((int)getpid()) + "_" + name;
