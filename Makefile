@@ -67,8 +67,11 @@ build/train: build/train.o
 	$(LINK) $^ -o $@ $(LINK_LIBS)
 
 # ---- tests: tests/*.cpp with g++ (CPU), tests/*.cu with nvcc (GPU parity; they skip without a GPU) ----
-TEST_OBJS := $(patsubst tests/%.cpp,build/tests/%.o,$(wildcard tests/*.cpp)) \
-             $(patsubst tests/%.cu,build/tests/%.o,$(wildcard tests/*.cu))
+# (without nvcc there is no CUDA runtime to build the GPU tests against: `make test` says so)
+TEST_OBJS := $(patsubst tests/%.cpp,build/tests/%.o,$(wildcard tests/*.cpp))
+ifneq ($(HAVE_NVCC),)
+  TEST_OBJS += $(patsubst tests/%.cu,build/tests/%.o,$(wildcard tests/*.cu))
+endif
 build/tests/%.o: tests/%.cpp | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
@@ -79,6 +82,7 @@ build/test: $(TEST_OBJS)
 	$(LINK) $^ -o $@ $(LINK_LIBS)
 
 test: all build/test
+	@[ -n "$(HAVE_NVCC)" ] || echo "note: nvcc not found: the GPU tests (tests/*.cu) are not built, so they do not run"
 	./build/test
 
 train: all
