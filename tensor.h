@@ -103,6 +103,20 @@ static void device_synchronize(Device d) {
 #endif
 }
 
+// Bytes of GPU memory in use now, by everything on the device (our arenas, cuBLAS's workspace, the CUDA
+// context): total − free. 0 on the CPU.
+static double device_memory_in_use(Device d) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) {
+        size_t free_b = 0, total_b = 0;
+        cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+        return (double)(total_b - free_b);
+    }
+#endif
+    (void)d;
+    return 0.0;
+}
+
 // The GPU's dense bf16 peak in FLOP/s, for MFU; 0 (printed as no MFU) for the CPU or a GPU not in the table.
 // H200 has the H100 SXM's compute; PCIe H100s run lower clocks.
 static double device_peak_flops(Device d) {

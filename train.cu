@@ -51,6 +51,9 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
     if (run_training(&rc, &oc, dev, &res, err)) die("%s", err);
     printf("done: %d steps, final val_loss %.4f (best %.4f), %.0f tokens in %.1fs of training\n", res.steps,
            res.final_val_loss, res.best_val_loss, res.tokens, res.train_seconds);
+    if (res.peak_memory > 0)
+        printf("peak GPU memory in use: %.0f MiB (the whole device: our buffers, cuBLAS, the CUDA context)\n",
+               res.peak_memory / 1048576.0);
     return 0;
 }
 

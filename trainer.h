@@ -63,6 +63,7 @@ struct RunResult {
     double tokens;              // training tokens seen
     double train_seconds;       // training time (evaluation and logging excluded)
     double optimizer_seconds;   // of which in the optimizer step
+    double peak_memory;         // GPU: the most device memory in use after a step (bytes); 0 on the CPU
     float final_val_loss, best_val_loss, final_train_loss;
     double tokens_to_target, seconds_to_target;  // -1 when the target was not reached
     int num_evals;
@@ -463,6 +464,10 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, double* window, 
     double peak = device_peak_flops(r->dev);
     if (peak > 0)
         snprintf(mfu, sizeof(mfu), " mfu %.1f%%", 100.0 * gpt2_flops_per_token(&r->cfg, T) * tokens / dt / peak);
+    else if (r->dev == DEV_CUDA)
+        snprintf(mfu, sizeof(mfu), " mfu unknown");  // a GPU not in device_peak_flops's table
+    double in_use = device_memory_in_use(r->dev);
+    if (in_use > res->peak_memory) res->peak_memory = in_use;
     printf("step %lld/%d loss %.4f lr %.2e norm %.3f ms %.1f tok/s %.0f%s eta %s\n", (long long)step + 1, c->steps,
            loss, lr_mult * r->oc.lr, norm, dt * 1e3, window[0] / window[1], mfu, eta);
     fprintf(r->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f\n", (long long)step + 1, r->st.tokens, loss, lr_mult,
