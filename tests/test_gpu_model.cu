@@ -105,7 +105,7 @@ TEST_CASE("gpu: one training step (loss, every gradient, AdamW) matches the CPU"
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         size_t off = cpu.params[i].data - cpu.params[0].data, n = cpu.params[i].size;
         double err = rel_error(g_gpu.data() + off, g_cpu.data() + off, n);
-        CHECK_MESSAGE(err <= 1e-4, param_tensor_names[i] << ": gradient relative error " << err);
+        CHECK_MESSAGE(err <= 1e-4, std::string(param_tensor_names[i]) << ": gradient relative error " << err);
     }
     size_t pad_start = (size_t)cfg.vocab_size * cfg.channels, pad_nonzero = 0;
     for (size_t j = pad_start; j < cpu.params[P_WTE].size; j++) pad_nonzero += g_gpu[j] != 0.0f;
