@@ -267,7 +267,10 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         if (r->rc.layers > 0) r->cfg.num_layers = r->rc.layers;
         if (r->rc.heads > 0) r->cfg.num_heads = r->rc.heads;
         if (r->rc.channels > 0) r->cfg.channels = r->rc.channels;
-        if (r->rc.init_from[0] && init_config_from(r->rc.init_from, &r->cfg, err)) return -1;
+        if (r->rc.init_from[0]) {
+            if (init_config_from(r->rc.init_from, &r->cfg, err)) return -1;
+            snprintf(r->rc.model, sizeof(r->rc.model), "from-file");  // the header names the file's shape
+        }
     }
     const RunConfig* c = &r->rc;
     if (gpt2_config_check(&r->cfg, err)) return -1;
