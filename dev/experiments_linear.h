@@ -94,18 +94,24 @@ static double frobenius_diff(const double* X, const double* Y, size_t n) {
 // ----------------------------------------------------------------------------------------------------
 // per-layer targets from the SVD A = U Σ Vᵀ (svd_jacobi: U (D, D), S (D), V (D, D), columns = vectors)
 
-// two layers: W1* = Σ^½ Vᵀ, W2* = U Σ^½, so W2* W1* = U Σ Vᵀ = A
-static void target_two_layer(const double* A, int D, double* W1s, double* W2s) {
+// The balanced factorisation of A into `layers` (2 or 3) factors, every one with singular values σ_i^(1/layers):
+//   two layers:   W1* = Σ^½ Vᵀ, W2* = U Σ^½, so W2* W1* = U Σ Vᵀ = A
+//   three layers: W1* = Σ^⅓ Vᵀ, W2* = Σ^⅓ (diagonal), W3* = U Σ^⅓, so W3* W2* W1* = A
+// (W3s is not touched for two layers.)
+static void balanced_targets(const double* A, int D, int layers, double* W1s, double* W2s, double* W3s) {
     size_t dd = (size_t)D * D;
     double* U = (double*)xmalloc(dd * sizeof(double));
     double* V = (double*)xmalloc(dd * sizeof(double));
     double* S = (double*)xmalloc(D * sizeof(double));
     double* work = (double*)xmalloc(muon_work_doubles(D, D) * sizeof(double));
     svd_jacobi(A, D, D, U, S, V, work);
+    for (int i = 0; i < D; i++) S[i] = layers == 2 ? sqrt(S[i]) : cbrt(S[i]);  // each factor's σ_i
+    double* last = layers == 2 ? W2s : W3s;
     for (int i = 0; i < D; i++)
         for (int j = 0; j < D; j++) {
-            W1s[(size_t)i * D + j] = sqrt(S[i]) * V[(size_t)j * D + i];  // row i: √σ_i v_iᵀ
-            W2s[(size_t)i * D + j] = U[(size_t)i * D + j] * sqrt(S[j]);  // column j: √σ_j u_j
+            W1s[(size_t)i * D + j] = S[i] * V[(size_t)j * D + i];   // row i: σ_i^(1/L) v_iᵀ
+            last[(size_t)i * D + j] = U[(size_t)i * D + j] * S[j];  // column j: σ_j^(1/L) u_j
+            if (layers == 3) W2s[(size_t)i * D + j] = i == j ? S[i] : 0.0;
         }
     free(U);
     free(V);
@@ -113,25 +119,12 @@ static void target_two_layer(const double* A, int D, double* W1s, double* W2s) {
     free(work);
 }
 
-// three layers: W1* = Σ^⅓ Vᵀ, W2* = Σ^⅓ (diagonal), W3* = U Σ^⅓, so W3* W2* W1* = A. Every factor has
-// singular values σ_i^⅓: the balanced factorisation, as the two-layer one is with square roots.
+static void target_two_layer(const double* A, int D, double* W1s, double* W2s) {
+    balanced_targets(A, D, 2, W1s, W2s, NULL);
+}
+
 static void target_three_layer(const double* A, int D, double* W1s, double* W2s, double* W3s) {
-    size_t dd = (size_t)D * D;
-    double* U = (double*)xmalloc(dd * sizeof(double));
-    double* V = (double*)xmalloc(dd * sizeof(double));
-    double* S = (double*)xmalloc(D * sizeof(double));
-    double* work = (double*)xmalloc(muon_work_doubles(D, D) * sizeof(double));
-    svd_jacobi(A, D, D, U, S, V, work);
-    for (int i = 0; i < D; i++)
-        for (int j = 0; j < D; j++) {
-            W1s[(size_t)i * D + j] = cbrt(S[i]) * V[(size_t)j * D + i];
-            W2s[(size_t)i * D + j] = i == j ? cbrt(S[i]) : 0.0;
-            W3s[(size_t)i * D + j] = U[(size_t)i * D + j] * cbrt(S[j]);
-        }
-    free(U);
-    free(V);
-    free(S);
-    free(work);
+    balanced_targets(A, D, 3, W1s, W2s, W3s);
 }
 
 // ----------------------------------------------------------------------------------------------------
