@@ -209,6 +209,16 @@ static double phase1_run(double* W1, const double* W1s, double normA, const Phas
 // One SGD step. W1T = W1ᵀ (precomputed: the product then runs down contiguous rows); E, G: (D, D) scratch.
 // Leaves E = W2 W1 - A from *before* the step and returns ‖E‖_F.
 //   ∇_{W2} = 2 E W1ᵀ/‖A‖²;  W2 <- W2 - lr·∇   (so E <- E (I - η' W1ᵀW1), η' = 2 lr/‖A‖²)
+// Phase-2 bookkeeping after step t with relative error e: the curve (if kept), the error until the threshold
+// is first met, the step it was met at (*hit, -1 before). True when the run can stop: the threshold met and
+// the curve, if any, complete.
+static bool phase2_track(double e, int t, double threshold, double* curve, int curve_steps, int* hit, double* err) {
+    if (curve && t <= curve_steps) curve[t] = e;
+    if (*hit < 0) *err = e;
+    if (*hit < 0 && e <= threshold) *hit = t;
+    return *hit >= 0 && (!curve || t >= curve_steps);
+}
+
 static double phase2_two_layer_step(double* W2, const double* W1, const double* W1T, const double* A, double normA,
                                     double lr, int D, double* E, double* G) {
     size_t dd = (size_t)D * D;
@@ -243,10 +253,7 @@ static int phase2_two_layer_run(double* W2, const double* W1, const double* A, d
             for (size_t i = 0; i < dd; i++) E[i] -= A[i];
             e = frobenius_norm(E, dd) / normA;
         }
-        if (curve && t <= curve_steps) curve[t] = e;
-        if (hit < 0) err = e;
-        if (hit < 0 && e <= cfg->threshold) hit = t;
-        if (hit >= 0 && (!curve || t >= curve_steps)) break;
+        if (phase2_track(e, t, cfg->threshold, curve, curve_steps, &hit, &err)) break;
     }
     free(W1T);
     if (final_err) *final_err = err;
@@ -400,10 +407,7 @@ static int phase2_three_layer_run(double* W3, double* W2, const double* W1, cons
             }
             e = frobenius_norm(E, dd) / normA;
         }
-        if (curve && t <= curve_steps) curve[t] = e;
-        if (hit < 0) err = e;
-        if (hit < 0 && e <= cfg->threshold) hit = t;
-        if (hit >= 0 && (!curve || t >= curve_steps)) break;
+        if (phase2_track(e, t, cfg->threshold, curve, curve_steps, &hit, &err)) break;
     }
     if (svd_basis) mat_mul_abt(W2, V2, P, D, D, D);  // back to W2 = V2 Pᵀ
     free(buf);
