@@ -37,7 +37,8 @@ else
   LINK_LIBS  = $(LDLIBS)
 endif
 
-.PHONY: all train test bench sanitize experiments deps clean
+.PHONY: all train test sanitize-cpu bench sanitize experiments deps clean
+SHELL := /bin/bash
 all: deps build/train
 	@ln -f build/train train
 
@@ -67,7 +68,6 @@ build/train: build/train.o
 	$(LINK) $^ -o $@ $(LINK_LIBS)
 
 # ---- tests: tests/*.cpp with g++ (CPU), tests/*.cu with nvcc (GPU parity; they skip without a GPU) ----
-# (without nvcc there is no CUDA runtime to build the GPU tests against: `make test` says so)
 TEST_OBJS := $(patsubst tests/%.cpp,build/tests/%.o,$(wildcard tests/*.cpp))
 ifneq ($(HAVE_NVCC),)
   TEST_OBJS += $(patsubst tests/%.cu,build/tests/%.o,$(wildcard tests/*.cu))
@@ -81,9 +81,67 @@ build/tests/%.o: tests/%.cu | deps
 build/test: $(TEST_OBJS)
 	$(LINK) $^ -o $@ $(LINK_LIBS)
 
-test: all build/test
-	@[ -n "$(HAVE_NVCC)" ] || echo "note: nvcc not found: the GPU tests (tests/*.cu) are not built, so they do not run"
-	./build/test
+# ---- the same GPU tests on the CPU: the CUDA emulation (tests/emu) ----------------------------------------
+# tests/test_gpu*.cu, the emulation's own tests (tests/emu/test_emu.cu) and every kernel they reach, built by g++
+# against stand-ins for the CUDA runtime, cuBLAS and cuSOLVER (tests/emu/include); each launch runs its blocks
+# and threads on the CPU. The sources are copied to build/emu/src with their launches translated
+# (tests/emu/translate.pl); nothing else differs. Three builds of it: plain (make test), and under
+# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer (make sanitize-cpu). The
+# ThreadSanitizer build leaves the emulation's scheduler uninstrumented (its bookkeeping is not the kernels'
+# data) and runs without OpenMP (libgomp is not instrumented).
+SUMMARY     := bash tests/summary.sh
+EMU_COPY    := build/emu/src
+EMU_SOURCES := $(addprefix $(EMU_COPY)/,$(wildcard *.h ops/*.h data/*.h tests/*.h tests/test_gpu*.cu) tests/emu/test_emu.cu)
+EMU_TESTS   := $(patsubst tests/%.cu,%,$(wildcard tests/test_gpu*.cu)) emu/test_emu
+EMU_CXX     := $(CXX) -std=c++17 -g -fno-trapping-math $(WARN) -Wno-unknown-pragmas -D__CUDACC__ -Itests/emu/include -MMD -MP
+EMU_LIBS    := -llapack -lpthread
+.SECONDARY: $(EMU_SOURCES)
+$(EMU_COPY)/%: % tests/emu/translate.pl
+	@mkdir -p $(dir $@)
+	@perl tests/emu/translate.pl $< > $@
+
+# $(1): the build folder; $(2): flags for the tests and the project's code; $(3): flags for the emulation's runtime
+define emu_build
+$(1)/%.o: $(EMU_COPY)/tests/%.cu $(EMU_SOURCES) | deps
+	@mkdir -p $$(dir $$@)
+	$(EMU_CXX) $(2) -x c++ -c $$< -o $$@
+$(1)/main.o: tests/main.cpp | deps
+	@mkdir -p $$(dir $$@)
+	$(EMU_CXX) $(2) -c $$< -o $$@
+$(1)/runtime.o: tests/emu/runtime.cpp tests/emu/cuda_emu.h tests/emu/internal.h | deps
+	@mkdir -p $$(dir $$@)
+	$(EMU_CXX) $(3) -c $$< -o $$@
+$(1)/blas.o: tests/emu/blas.cpp tests/emu/cuda_emu.h tests/emu/internal.h $(wildcard tests/emu/include/*.h) | deps
+	@mkdir -p $$(dir $$@)
+	$(EMU_CXX) $(2) -c $$< -o $$@
+$(1)/test: $(addprefix $(1)/,$(addsuffix .o,$(EMU_TESTS)) main.o runtime.o blas.o)
+	$(EMU_CXX) $(2) $$^ -o $$@ $(EMU_LIBS)
+endef
+EMU_SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fopenmp
+$(eval $(call emu_build,build/emu/plain,-O2 -fopenmp,-O2 -fopenmp))
+$(eval $(call emu_build,build/emu/asan,$(EMU_SAN_FLAGS),$(EMU_SAN_FLAGS)))
+$(eval $(call emu_build,build/emu/tsan,-O1 -fsanitize=thread,-O1 -DEMU_TSAN -fsanitize=thread -fno-sanitize=thread))
+
+# Both suites, then one line each: what ran, and what skipped (the real-GPU cases, without a GPU).
+test: all build/test build/emu/plain/test
+	@set -o pipefail; cpu=0; emu=0; \
+	./build/test 2>&1 | tee build/test.log || cpu=1; \
+	echo "---- the GPU tests again, on the CPU emulation of CUDA (tests/emu) ----"; \
+	./build/emu/plain/test 2>&1 | tee build/emu/test.log || emu=1; \
+	echo; \
+	$(SUMMARY) build/test.log "tests (CPU$(if $(HAVE_NVCC),; the GPU cases need a GPU,; nvcc not found: GPU cases not built))"; \
+	$(SUMMARY) build/emu/test.log "GPU tests on the CPU emulation"; \
+	[ $$cpu -eq 0 ] && [ $$emu -eq 0 ]
+
+# the emulated GPU tests under the sanitizers (CI runs this after make test)
+sanitize-cpu: build/emu/asan/test build/emu/tsan/test
+	@set -o pipefail; asan=0; tsan=0; \
+	ASAN_OPTIONS=detect_leaks=0 ./build/emu/asan/test 2>&1 | tee build/emu/asan.log || asan=1; \
+	TSAN_OPTIONS=halt_on_error=1 ./build/emu/tsan/test 2>&1 | tee build/emu/tsan.log || tsan=1; \
+	echo; \
+	$(SUMMARY) build/emu/asan.log "GPU tests on the CPU emulation, AddressSanitizer + UBSan"; \
+	$(SUMMARY) build/emu/tsan.log "GPU tests on the CPU emulation, ThreadSanitizer"; \
+	[ $$asan -eq 0 ] && [ $$tsan -eq 0 ]
 
 train: all
 	./train compare
@@ -137,4 +195,4 @@ experiments: all build/experiments
 clean:
 	rm -rf build train
 
--include $(wildcard build/*.d build/tests/*.d)
+-include $(wildcard build/*.d build/tests/*.d build/emu/*/*.d build/emu/*/emu/*.d)

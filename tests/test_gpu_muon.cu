@@ -10,6 +10,7 @@
 // Newton steps per square root on a Gram matrix (condition squared) and a 1e-6 regularizer instead of the
 // CPU's 1e-12: for the well-conditioned random matrices here that costs ~1e-4; bound 5e-3.
 #include "gpu_testutil.h"
+#include <algorithm>
 #include "../muon_cuda.h"
 
 static std::vector<double> to_double(const float* x, size_t n) { return std::vector<double>(x, x + n); }
@@ -91,8 +92,9 @@ TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two
     for (const MuonVariant& var : variants)
         for (auto& shape : MUON_SHAPES) {
             int rows = shape[0], cols = shape[1];
-            size_t n = (size_t)rows * cols, stride = n + 5;  // a gap after each matrix: must stay untouched
-            CAPTURE(var.name); CAPTURE(rows); CAPTURE(cols);
+            size_t n = (size_t)rows * cols;
+            std::string variant = var.name;
+            CAPTURE(variant); CAPTURE(rows); CAPTURE(cols);
             MuonHyper h;
             memset(&h, 0, sizeof(h));
             h.lr = 0.02f;
@@ -109,6 +111,9 @@ TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two
             h.ns_steps = 5;
             h.beta2 = 0.95f;
             h.eps = 1e-8f;
+            // Each matrix's state spaced as the variant needs it (the RMS base with NorMuon keeps n values of v
+            // and then one per row), plus a gap after each matrix that must stay untouched.
+            size_t stride = std::max(n, muon_second_floats(rows, cols, &h)) + 5;
             size_t total = count * stride;
             std::vector<float> param = random_vector(total, 210), mom(total, 0.0f), second(total, 0.0f);
             std::vector<float> param0 = param;
@@ -128,10 +133,22 @@ TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two
             }
             std::vector<float> g_param = to_host(d_param, total), g_mom = to_host(d_mom, total),
                                g_second = to_host(d_second, total), g_update = to_host(d_update, count * n);
-            // momentum and v: the same double arithmetic rounded to float on both sides (up to fused
-            // multiply-adds): 1e-6. The applied updates: the orthogonalizer's tolerance (see the top).
+            // momentum and Adam's v: the same double arithmetic rounded to float on both sides (up to fused
+            // multiply-adds): 1e-6 and 1e-5. NorMuon's per-row second moments are means of the orthogonalized
+            // update's squares, and the applied updates come from it: the orthogonalizer's tolerance (see the top).
             check_close("momentum", g_mom, mom, 1e-6);
-            check_close("second moments", g_second, second, 1e-5);
+            size_t v_floats = var.base == BASE_ADAM_RMS ? n : 0, row_floats = var.normuon ? (size_t)rows : 0;
+            for (int m = 0; m < count; m++) {
+                auto part = [&](const std::vector<float>& x, size_t from, size_t len) {
+                    return std::vector<float>(x.begin() + m * stride + from, x.begin() + m * stride + from + len);
+                };
+                if (v_floats) check_close("Adam's v", part(g_second, 0, v_floats), part(second, 0, v_floats), 1e-5);
+                if (row_floats)
+                    check_close("NorMuon's row moments", part(g_second, v_floats, row_floats),
+                                part(second, v_floats, row_floats), 5e-3);
+                size_t used = v_floats + row_floats;  // and nothing after the state
+                CHECK(part(g_second, used, stride - used) == std::vector<float>(stride - used, 0.0f));
+            }
             for (int m = 0; m < count; m++) {
                 double err = rel_error_double(g_update.data() + m * n, update_cpu.data() + m * n, n);
                 CHECK_MESSAGE(err <= 5e-3, "matrix " << m << " update: relative error " << err);

@@ -1,0 +1,1133 @@
+// tests/emu/runtime.cpp: the CUDA runtime on the CPU (declared in tests/emu/cuda_emu.h, which says what it
+// guarantees): device memory, the work queue, kernel launches (blocks one at a time, each CUDA thread a fiber),
+// __syncthreads and the warp intrinsics, errors, events.
+// Sections: fibers (the context switch and the sanitizers' fiber annotations); memory; the block scheduler;
+// launches; the queue; the runtime API.
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+#include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(EMU_TSAN)
+#define EMU_TSAN_FIBERS 1
+#include <sanitizer/tsan_interface.h>
+#endif
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+std::atomic<emu::Thread*> emu::current_thread;
+uint3 blockIdx;
+dim3 blockDim, gridDim;
+
+namespace emu {
+
+// ----------------------------------------------------------------------------------------------------
+// errors: the last error (what cudaGetLastError returns and clears: bad launch configurations, bad arguments)
+// and the sticky error (a fault while a kernel ran: every later synchronizing call returns it, as on a GPU,
+// until clear_errors())
+
+static cudaError_t last_error = cudaSuccess, sticky_error = cudaSuccess;
+static char message[1024];
+static bool quiet = false;
+
+void report(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    if (!quiet) fprintf(stderr, "CUDA emulation: %s\n", message);
+}
+const char* last_message() { return message; }
+void set_quiet(bool q) { quiet = q; }
+static cudaError_t set_last(cudaError_t e) {
+    if (e != cudaSuccess) last_error = e;
+    return e;
+}
+void fault(cudaError_t e) {
+    if (sticky_error == cudaSuccess) sticky_error = e;
+}
+
+static Stats counters;
+Stats stats() { return counters; }
+void count_blas_call() { counters.blas_calls++; }
+
+// ----------------------------------------------------------------------------------------------------
+// fibers: a stack and a saved stack pointer each. The switch saves the callee-saved registers on the old stack
+// and pops them from the new one (System V x86-64; elsewhere, ucontext). A new fiber's stack is prepared so that
+// the first switch "returns" into emu_context_start, which calls emu_fiber_main.
+
+#if defined(__x86_64__)
+extern "C" void emu_context_switch(void** save_sp, void* new_sp);
+extern "C" void emu_context_start();
+asm(R"(
+    .text
+    .globl emu_context_switch
+    .type emu_context_switch, @function
+emu_context_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_context_switch, .-emu_context_switch
+
+    .globl emu_context_start
+    .type emu_context_start, @function
+emu_context_start:
+    andq $-16, %rsp
+    call emu_fiber_main
+    ud2
+    .size emu_context_start, .-emu_context_start
+)");
+#endif
+
+struct Fiber {
+#if defined(__x86_64__)
+    void* sp;
+#else
+    ucontext_t ctx;
+#endif
+    char* stack;          // lowest usable address (a guard page lies below it); NULL for the host's own stack
+    size_t stack_size;
+    bool fresh;           // the next switch into it starts emu_fiber_main
+    void* asan_fake_stack;
+    void* tsan_fiber;     // ThreadSanitizer: the context running on this stack now (a thread's, or the fiber's own)
+    void* tsan_own;       // ThreadSanitizer: this fiber's own context (used between CUDA threads)
+    int thread;           // the CUDA thread (linear index in the block) it runs, while it runs one
+};
+
+static const size_t STACK_SIZE = 256 * 1024;  // a kernel's frames, sanitizer redzones included
+static Fiber host_fiber;                      // the scheduler, on the host thread's own stack
+static Fiber* running = &host_fiber;
+static std::vector<Fiber*> fiber_pool;        // every fiber made so far
+static std::vector<Fiber*> parked;            // fibers between runs, ready to take the next CUDA thread
+
+static Fiber* fiber_new() {
+    Fiber* f = new Fiber();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char* mem = (char*)mmap(NULL, STACK_SIZE + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                            -1, 0);
+    if (mem == MAP_FAILED) {
+        fprintf(stderr, "CUDA emulation: cannot map a fiber stack (%s)\n", strerror(errno));
+        abort();
+    }
+    mprotect(mem, page, PROT_NONE);  // a stack overflow faults instead of overwriting the next stack
+    f->stack = mem + page;
+    f->stack_size = STACK_SIZE;
+    f->fresh = true;
+#ifdef EMU_TSAN_FIBERS
+    f->tsan_own = f->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    fiber_pool.push_back(f);
+    return f;
+}
+
+extern "C" void emu_fiber_main();
+
+// prepares f to start emu_fiber_main on its next switch (after a fault, a fiber's frames are abandoned this way)
+static void fiber_reset(Fiber* f) {
+    f->fresh = true;
+#ifdef EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(f->stack, f->stack_size);
+#endif
+#ifdef EMU_TSAN_FIBERS
+    f->tsan_fiber = f->tsan_own;
+#endif
+}
+
+static void fiber_prepare(Fiber* f) {
+#if defined(__x86_64__)
+    uint64_t* top = (uint64_t*)(((uintptr_t)(f->stack + f->stack_size)) & ~(uintptr_t)15);
+    uint64_t* sp = top - 8;
+    uint32_t mxcsr_fpcw[2];
+    asm volatile("stmxcsr %0" : "=m"(mxcsr_fpcw[0]));
+    asm volatile("fnstcw %0" : "=m"(mxcsr_fpcw[1]));
+    memcpy(&sp[0], mxcsr_fpcw, 8);             // popped into MXCSR and the x87 control word
+    for (int i = 1; i <= 6; i++) sp[i] = 0;    // r15 r14 r13 r12 rbx rbp (rbp 0 ends a backtrace)
+    sp[7] = (uint64_t)(uintptr_t)emu_context_start;  // where the switch's `ret` goes
+    f->sp = sp;
+#else
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = f->stack_size;
+    f->ctx.uc_link = NULL;
+    makecontext(&f->ctx, emu_fiber_main, 0);
+#endif
+    f->fresh = false;
+}
+
+// Leaves `running` for `to`. With ThreadSanitizer, the switch carries no happens-before edge from a CUDA thread
+// (so races between threads are seen), except where `sync` asks for one (the scheduler starting work).
+static void switch_to(Fiber* to, bool sync) {
+    Fiber* from = running;
+    if (to->fresh) fiber_prepare(to);
+    running = to;
+#ifdef EMU_TSAN_FIBERS
+    if (!host_fiber.tsan_fiber && from == &host_fiber) host_fiber.tsan_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(to->tsan_fiber, sync ? 0 : __tsan_switch_to_fiber_no_sync);
+#else
+    (void)sync;
+#endif
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack, to->stack_size);
+#endif
+#if defined(__x86_64__)
+    emu_context_switch(&from->sp, to->sp);
+#else
+    swapcontext(&from->ctx, &to->ctx);
+#endif
+#ifdef EMU_ASAN
+    const void* bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(from->asan_fake_stack, &bottom, &size);
+#endif
+}
+
+// ----------------------------------------------------------------------------------------------------
+// device memory: every cudaMalloc is its own host allocation, so AddressSanitizer sees an access past it. Without
+// AddressSanitizer each allocation has a guard zone on either side, checked after each kernel that was given a
+// pointer into it. New memory is filled with all bits set (a NaN as float or double, -1 as int), so a kernel that
+// reads what nobody wrote shows it.
+
+struct Allocation {
+    char* base;
+    size_t bytes;
+};
+static std::map<uintptr_t, Allocation> allocations;  // by base address
+static size_t allocated_bytes = 0;
+static const size_t DEVICE_MEMORY = 80ull << 30;  // what cudaMemGetInfo reports as total (an H100's 80 GB)
+#ifdef EMU_ASAN
+static const size_t GUARD = 0;
+#else
+static const size_t GUARD = 64;
+#endif
+static const unsigned char GUARD_BYTE = 0xA5;
+
+static const Allocation* find_allocation(const void* p) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = allocations.upper_bound(a);
+    if (it == allocations.begin()) return NULL;
+    --it;
+    const Allocation& al = it->second;
+    return a <= (uintptr_t)al.base + al.bytes ? &al : NULL;  // one past the end still names the allocation
+}
+
+bool is_device_range(const void* p, size_t bytes) {
+    const Allocation* al = find_allocation(p);
+    return al && (uintptr_t)p + bytes <= (uintptr_t)al->base + al->bytes;
+}
+
+static bool guards_intact(const Allocation* al) {
+    for (size_t i = 0; i < GUARD; i++)
+        if ((unsigned char)al->base[-1 - (long)i] != GUARD_BYTE || (unsigned char)al->base[al->bytes + i] != GUARD_BYTE)
+            return false;
+    return true;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// the block scheduler. One block at a time; its threads are claimed in order (reverse order in odd blocks) by
+// runner fibers: a runner runs one thread after another to completion, so a kernel without barriers costs one
+// fiber and no switches. A thread that waits (at __syncthreads or a warp intrinsic) keeps its runner, and the
+// scheduler starts another runner for the next thread. When every thread that has not returned waits at the
+// barrier, they all become runnable, in the block's order; a warp intrinsic completes when every lane of its mask
+// has arrived.
+
+enum ThreadState { T_UNSTARTED, T_RUNNING, T_RUNNABLE, T_BARRIER, T_WARP, T_DONE };
+enum WarpOp { W_SHFL_IDX, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL, W_SYNCWARP };
+static const char* warp_op_name(int op) {
+    static const char* names[] = {"__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
+                                  "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp"};
+    return names[op];
+}
+
+struct ThreadSlot {
+    Thread t;
+    int state;
+    Fiber* fiber;       // the runner running it (while started and not done)
+    uint64_t result;    // a warp intrinsic's result for this lane
+#ifdef EMU_TSAN_FIBERS
+    void* tsan;         // this CUDA thread's ThreadSanitizer context (per thread index, reused across blocks)
+#endif
+};
+
+struct WarpGroup {     // one warp intrinsic in progress: the lanes of `mask` that have arrived
+    bool active;
+    int op, width;
+    unsigned mask, arrived;
+    uint64_t value[32];
+    int arg[32];
+};
+
+static const int MAX_THREADS = 1024, MAX_GROUPS = 4;
+struct BlockRun {
+    Launch* launch;
+    unsigned block_linear;
+    int nthreads, claimed, done, at_barrier;
+    bool reverse, failed;
+    unsigned barrier_generation;
+    ThreadSlot threads[MAX_THREADS];
+    WarpGroup groups[MAX_THREADS / 32][MAX_GROUPS];
+    unsigned warp_generation[MAX_THREADS / 32];
+    std::deque<Fiber*> runnable;
+    void* dynamic_shared;
+};
+static BlockRun block;
+static char tsan_sync[2][2 + MAX_THREADS / 32][2];  // addresses for barrier / warp release-acquire pairs, by parity
+
+#ifdef EMU_TSAN_FIBERS
+static void* tsan_thread_context[MAX_THREADS];
+static void tsan_release(void* a) { __tsan_release(a); }
+static void tsan_acquire(void* a) { __tsan_acquire(a); }
+#else
+static void tsan_release(void*) {}
+static void tsan_acquire(void*) {}
+#endif
+
+static ThreadSlot* self() { return &block.threads[current_thread.load(std::memory_order_relaxed)->linear]; }
+
+static const char* state_name(int s) {
+    static const char* names[] = {"not started", "running", "runnable", "at __syncthreads", "at a warp intrinsic",
+                                  "returned"};
+    return names[s];
+}
+
+// The block cannot go on: say why (the launch is named by block_fail's caller), abandon its fibers.
+static void block_fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void block_fail(const char* fmt, ...) {
+    char what[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    const Launch* l = block.launch;
+    report("kernel %s (launched at %s:%d), block (%u, %u, %u): %s", l->name, l->file, l->line, blockIdx.x, blockIdx.y,
+           blockIdx.z, what);
+    block.failed = true;
+    fault(cudaErrorLaunchFailure);
+}
+
+// back to the scheduler until made runnable again (a fault: never)
+static void suspend() { switch_to(&host_fiber, false); }
+
+static void make_runnable(ThreadSlot* s) {
+    s->state = T_RUNNABLE;
+    block.runnable.push_back(s->fiber);
+}
+
+// every thread waiting at the barrier becomes runnable, in the block's order
+static void barrier_release() {
+    int n = block.nthreads;
+    for (int k = 0; k < n; k++) {
+        ThreadSlot* s = &block.threads[block.reverse ? n - 1 - k : k];
+        if (s->state == T_BARRIER) make_runnable(s);
+    }
+    block.at_barrier = 0;
+    block.barrier_generation++;
+}
+
+static void warp_check_exit(int linear);
+
+// the CUDA threads a runner fiber runs, one after another, until the block has none left to start
+static void runner_loop() {
+    for (;;) {
+        if (block.failed || block.claimed >= block.nthreads) return;
+        int k = block.claimed++;
+        int t = block.reverse ? block.nthreads - 1 - k : k;
+        ThreadSlot* s = &block.threads[t];
+        s->fiber = running;
+        running->thread = t;
+        s->state = T_RUNNING;
+        current_thread.store(&s->t, std::memory_order_relaxed);
+#ifdef EMU_TSAN_FIBERS
+        __tsan_switch_to_fiber(s->tsan, 0);  // this thread's own context, seeing what the scheduler set up
+        running->tsan_fiber = s->tsan;
+#endif
+        block.launch->body(block.launch->args);
+        tsan_release(&tsan_sync[1][0][0]);   // the block's end: all its work before the next block's
+#ifdef EMU_TSAN_FIBERS
+        __tsan_switch_to_fiber(running->tsan_own, __tsan_switch_to_fiber_no_sync);
+        running->tsan_fiber = running->tsan_own;
+#endif
+        s->state = T_DONE;
+        block.done++;
+        warp_check_exit(t);
+        if (block.at_barrier > 0 && block.at_barrier == block.nthreads - block.done) barrier_release();
+    }
+}
+
+extern "C" void emu_fiber_main() {
+#ifdef EMU_ASAN
+    const void* bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(NULL, &bottom, &size);
+    if (!host_fiber.stack) {  // the first switch came from the host's stack: its bounds, for switching back
+        host_fiber.stack = (char*)bottom;
+        host_fiber.stack_size = size;
+    }
+#endif
+    for (;;) {
+        runner_loop();
+        parked.push_back(running);
+        suspend();
+    }
+}
+
+// runs block `block_linear` of launch l; false when it failed
+static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_bytes, char* static_shared) {
+    block.launch = l;
+    block.block_linear = block_linear;
+    dim3 bd = l->cfg.block;
+    int n = (int)(bd.x * bd.y * bd.z);
+    block.nthreads = n;
+    block.claimed = block.done = block.at_barrier = 0;
+    block.reverse = block_linear % 2 == 1;
+    block.failed = false;
+    block.barrier_generation = 0;
+    block.runnable.clear();
+    for (int t = 0; t < n; t++) {
+        ThreadSlot* s = &block.threads[t];
+        s->t.idx.x = t % bd.x;
+        s->t.idx.y = t / bd.x % bd.y;
+        s->t.idx.z = t / (bd.x * bd.y);
+        s->t.linear = t;
+        s->state = T_UNSTARTED;
+        s->fiber = NULL;
+#ifdef EMU_TSAN_FIBERS
+        if (!tsan_thread_context[t]) tsan_thread_context[t] = __tsan_create_fiber(0);
+        s->tsan = tsan_thread_context[t];
+#endif
+    }
+    for (int w = 0; w < (n + 31) / 32; w++) {
+        for (int g = 0; g < MAX_GROUPS; g++) block.groups[w][g].active = false;
+        block.warp_generation[w] = 0;
+    }
+    if (static_shared_bytes) memset(static_shared, 0xFF, static_shared_bytes);  // shared memory starts undefined
+    block.dynamic_shared = malloc(l->cfg.shared_bytes ? l->cfg.shared_bytes : 1);
+    memset(block.dynamic_shared, 0xFF, l->cfg.shared_bytes);
+
+    while (!block.failed) {
+        Fiber* f = NULL;
+        if (!block.runnable.empty()) {
+            f = block.runnable.front();
+            block.runnable.pop_front();
+            ThreadSlot* s = &block.threads[f->thread];  // the thread it carries runs again
+            s->state = T_RUNNING;
+            current_thread.store(&s->t, std::memory_order_relaxed);
+        } else if (block.claimed < n) {  // a runner for the threads not yet started
+            if (parked.empty()) f = fiber_new();
+            else {
+                f = parked.back();
+                parked.pop_back();
+            }
+        } else if (block.done == n) {
+            break;
+        } else {  // nobody can run, and not everyone has returned: the rest wait for each other forever
+            int counts[6] = {0, 0, 0, 0, 0, 0}, first_warp = -1;
+            for (int t = 0; t < n; t++) {
+                counts[block.threads[t].state]++;
+                if (first_warp < 0 && block.threads[t].state == T_WARP) first_warp = t;
+            }
+            char detail[200] = "";
+            if (first_warp >= 0) {
+                int w = first_warp / 32;
+                for (int g = 0; g < MAX_GROUPS; g++)
+                    if (block.groups[w][g].active) {
+                        const WarpGroup& G = block.groups[w][g];
+                        snprintf(detail, sizeof(detail), "; warp %d waits in %s (mask 0x%08x) for lanes 0x%08x", w,
+                                 warp_op_name(G.op), G.mask, G.mask & ~G.arrived);
+                        break;
+                    }
+            }
+            block_fail("deadlock: %d threads wait at __syncthreads, %d at warp intrinsics, %d have returned%s",
+                       counts[T_BARRIER], counts[T_WARP], counts[T_DONE], detail);
+            break;
+        }
+        switch_to(f, true);
+    }
+    free(block.dynamic_shared);
+    block.dynamic_shared = NULL;
+    if (block.failed) {  // abandon the frames of every fiber that is not parked
+        for (Fiber* f : fiber_pool) {
+            bool is_parked = false;
+            for (Fiber* p : parked) is_parked |= p == f;
+            if (!is_parked) {
+                fiber_reset(f);
+                parked.push_back(f);
+            }
+        }
+        return false;
+    }
+    tsan_acquire(&tsan_sync[1][0][0]);
+    return true;
+}
+
+}  // namespace emu
+
+// ----------------------------------------------------------------------------------------------------
+// __syncthreads and the warp intrinsics (called from kernels, on a thread's fiber)
+
+using namespace emu;
+
+static void require_kernel(const char* what) {
+    if (running == &host_fiber) {
+        fprintf(stderr, "CUDA emulation: %s called outside a kernel\n", what);
+        abort();
+    }
+}
+
+void __syncthreads() {
+    require_kernel("__syncthreads");
+    ThreadSlot* s = self();
+    void* sync = &tsan_sync[block.barrier_generation % 2][0][0];
+    tsan_release(sync);
+    s->state = T_BARRIER;
+    block.at_barrier++;
+    if (block.at_barrier == block.nthreads - block.done) barrier_release();
+    suspend();
+    tsan_acquire(sync);
+}
+
+namespace emu {
+// a lane of a warp that returned while its warp waits for it in an intrinsic: undefined on the hardware
+static void warp_check_exit(int linear) {
+    int w = linear / 32, lane = linear % 32;
+    for (int g = 0; g < MAX_GROUPS; g++) {
+        WarpGroup& G = block.groups[w][g];
+        if (G.active && (G.mask >> lane & 1) && !(G.arrived >> lane & 1)) {
+            block_fail("thread %d (warp %d, lane %d) returned while lanes 0x%08x of its warp wait for it in %s with "
+                       "mask 0x%08x", linear, w, lane, G.arrived, warp_op_name(G.op), G.mask);
+            return;
+        }
+    }
+}
+
+// the lane whose value lane `lane` receives, or -1 for its own (PTX shfl: outside the lane's width segment)
+static int shuffle_source(int op, int lane, int arg, int width) {
+    int base = lane / width * width, src;
+    if (op == W_SHFL_IDX) src = base + ((arg % width) + width) % width;
+    else if (op == W_SHFL_UP) src = lane - arg;
+    else if (op == W_SHFL_DOWN) src = lane + arg;
+    else src = lane ^ arg;
+    return src >= base && src < base + width ? src : -1;
+}
+
+// One lane's part in a warp intrinsic: it waits until every lane of `mask` has called the same intrinsic with
+// the same mask, then each gets its result.
+static uint64_t warp_sync_op(int op, unsigned mask, uint64_t value, int arg, int width) {
+    require_kernel(warp_op_name(op));
+    ThreadSlot* s = self();
+    int linear = s->t.linear, w = linear / 32, lane = linear % 32;
+    int lanes_here = block.nthreads - w * 32 < 32 ? block.nthreads - w * 32 : 32;
+    unsigned existing = lanes_here == 32 ? 0xffffffffu : (1u << lanes_here) - 1;
+    if (!(mask >> lane & 1)) {
+        block_fail("thread %d (lane %d) calls %s with mask 0x%08x, which leaves out its own lane", linear, lane,
+                   warp_op_name(op), mask);
+        suspend();
+    }
+    if (mask & ~existing) {
+        block_fail("thread %d calls %s with mask 0x%08x, but warp %d has only lanes 0x%08x (the block has %d threads)",
+                   linear, warp_op_name(op), mask, w, existing, block.nthreads);
+        suspend();
+    }
+    if (op <= W_SHFL_XOR && (width < 1 || width > 32 || (width & (width - 1)))) {
+        block_fail("thread %d calls %s with width %d (a power of 2 up to 32)", linear, warp_op_name(op), width);
+        suspend();
+    }
+    for (int l = 0; l < 32; l++)
+        if ((mask >> l & 1) && block.threads[w * 32 + l].state == T_DONE) {
+            block_fail("thread %d calls %s with mask 0x%08x, but lane %d of its warp has returned", linear,
+                       warp_op_name(op), mask, l);
+            suspend();
+        }
+    WarpGroup* G = NULL;
+    for (int g = 0; g < MAX_GROUPS; g++) {
+        WarpGroup& c = block.groups[w][g];
+        if (!c.active) continue;
+        if (c.mask == mask) G = &c;
+        else if (c.mask & mask) {
+            block_fail("lanes of warp %d disagree: thread %d calls %s with mask 0x%08x while lanes 0x%08x wait in %s "
+                       "with mask 0x%08x", w, linear, warp_op_name(op), mask, c.arrived, warp_op_name(c.op), c.mask);
+            suspend();
+        }
+    }
+    if (G && (G->op != op || G->width != width)) {
+        block_fail("lanes of warp %d disagree: thread %d calls %s (width %d) while lanes 0x%08x wait in %s (width %d), "
+                   "mask 0x%08x", w, linear, warp_op_name(op), width, G->arrived, warp_op_name(G->op), G->width, mask);
+        suspend();
+    }
+    if (!G) {
+        for (int g = 0; g < MAX_GROUPS && !G; g++)
+            if (!block.groups[w][g].active) G = &block.groups[w][g];
+        if (!G) {
+            block_fail("warp %d has more than %d intrinsics in progress at once", w, MAX_GROUPS);
+            suspend();
+        }
+        G->active = true;
+        G->op = op;
+        G->width = width;
+        G->mask = mask;
+        G->arrived = 0;
+    }
+    G->value[lane] = value;
+    G->arg[lane] = arg;
+    G->arrived |= 1u << lane;
+    s->state = T_WARP;
+    void* sync = &tsan_sync[block.warp_generation[w] % 2][1 + w][0];
+    if (op == W_SYNCWARP) tsan_release(sync);
+    if (G->arrived == mask) {  // the last lane: every lane's result, then all continue in lane order
+        unsigned ballot = 0;
+        for (int l = 0; l < 32; l++)
+            if ((mask >> l & 1) && G->value[l]) ballot |= 1u << l;
+        for (int l = 0; l < 32; l++) {
+            if (!(mask >> l & 1)) continue;
+            ThreadSlot* t = &block.threads[w * 32 + l];
+            uint64_t r = 0;
+            if (op <= W_SHFL_XOR) {
+                int src = shuffle_source(op, l, G->arg[l], width);
+                if (src >= 0 && !(mask >> src & 1)) {
+                    block_fail("thread %d reads lane %d in %s, which is not in the mask 0x%08x (undefined)",
+                               w * 32 + l, src, warp_op_name(op), mask);
+                    suspend();
+                }
+                r = G->value[src >= 0 ? src : l];
+            } else if (op == W_BALLOT) r = ballot;
+            else if (op == W_ANY) r = ballot != 0;
+            else if (op == W_ALL) r = ballot == mask;
+            t->result = r;
+        }
+        G->active = false;
+        block.warp_generation[w]++;
+        for (int l = 0; l < 32; l++)
+            if (mask >> l & 1) make_runnable(&block.threads[w * 32 + l]);
+    }
+    suspend();
+    if (op == W_SYNCWARP) tsan_acquire(sync);
+    return s->result;
+}
+
+uint64_t shuffle(Shuffle mode, unsigned mask, uint64_t bits, int lane_arg, int width) {
+    return warp_sync_op(W_SHFL_IDX + (int)mode, mask, bits, lane_arg, width);
+}
+}  // namespace emu
+
+unsigned __ballot_sync(unsigned mask, int predicate) { return (unsigned)warp_sync_op(W_BALLOT, mask, predicate != 0, 0, 32); }
+int __any_sync(unsigned mask, int predicate) { return (int)warp_sync_op(W_ANY, mask, predicate != 0, 0, 32); }
+int __all_sync(unsigned mask, int predicate) { return (int)warp_sync_op(W_ALL, mask, predicate != 0, 0, 32); }
+void __syncwarp(unsigned mask) { warp_sync_op(W_SYNCWARP, mask, 0, 0, 32); }
+unsigned __activemask() {
+    require_kernel("__activemask");
+    int w = self()->t.linear / 32;
+    unsigned m = 0;
+    for (int l = 0; l < 32 && w * 32 + l < block.nthreads; l++)
+        if (block.threads[w * 32 + l].state != T_DONE) m |= 1u << l;
+    return m;
+}
+void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+void* emu::dynamic_shared() {
+    require_kernel("dynamic shared memory");
+    return block.dynamic_shared;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// launches: the configuration is checked when the launch is made (a bad one is refused, as cudaGetLastError then
+// says); the kernel runs when the queue reaches it
+
+namespace emu {
+
+extern "C" char __start_emu_shared[] __attribute__((weak));
+extern "C" char __stop_emu_shared[] __attribute__((weak));
+
+static const size_t DEFAULT_DYNAMIC_SHARED = 48 * 1024, MAX_DYNAMIC_SHARED = 227 * 1024;
+static std::map<const void*, size_t> dynamic_shared_limit;  // raised by cudaFuncSetAttribute
+
+cudaError_t func_set_attribute(const void* func, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) {
+        report("cudaFuncSetAttribute: attribute %d is not emulated", (int)attr);
+        return set_last(cudaErrorInvalidValue);
+    }
+    if (value < 0 || (size_t)value > MAX_DYNAMIC_SHARED) {
+        report("cudaFuncSetAttribute: %d bytes of dynamic shared memory (at most %zu on an H100)", value,
+               MAX_DYNAMIC_SHARED);
+        return set_last(cudaErrorInvalidValue);
+    }
+    dynamic_shared_limit[func] = (size_t)value;
+    return cudaSuccess;
+}
+
+static std::map<std::string, double> kernel_costs;
+static double device_seconds = 0.0;
+double device_clock() { return device_seconds; }
+void set_kernel_cost(const char* name_part, double seconds) {
+    if (name_part) kernel_costs[name_part] = seconds;
+    else kernel_costs.clear();
+}
+
+static void run_launch(Launch* l) {
+    for (int i = 0; i < l->num_pointers; i++) {
+        const void* p = l->pointers[i];
+        if (p && !find_allocation(p)) {
+            report("kernel %s (launched at %s:%d): argument %d (%p) is not device memory", l->name, l->file, l->line,
+                   l->pointer_index[i] + 1, p);
+            fault(cudaErrorIllegalAddress);
+            return;
+        }
+    }
+    for (auto& kc : kernel_costs)
+        if (strstr(l->name, kc.first.c_str())) device_seconds += kc.second;
+    dim3 g = l->cfg.grid;
+    blockDim = l->cfg.block;
+    gridDim = g;
+    size_t static_shared = __start_emu_shared ? (size_t)(__stop_emu_shared - __start_emu_shared) : 0;
+    counters.launches++;
+    unsigned linear = 0;
+    for (unsigned z = 0; z < g.z; z++)
+        for (unsigned y = 0; y < g.y; y++)
+            for (unsigned x = 0; x < g.x; x++, linear++) {
+                blockIdx.x = x;
+                blockIdx.y = y;
+                blockIdx.z = z;
+                counters.blocks++;
+                counters.threads += (long long)l->cfg.block.x * l->cfg.block.y * l->cfg.block.z;
+                if (!run_block(l, linear, static_shared, __start_emu_shared)) return;
+            }
+    for (int i = 0; i < l->num_pointers; i++) {
+        const Allocation* al = l->pointers[i] ? find_allocation(l->pointers[i]) : NULL;
+        if (al && !guards_intact(al)) {
+            report("kernel %s (launched at %s:%d) wrote outside the %zu-byte device buffer at %p (argument %d)",
+                   l->name, l->file, l->line, al->bytes, (void*)al->base, l->pointer_index[i] + 1);
+            fault(cudaErrorIllegalAddress);
+            return;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// the work queue: one stream, in order
+
+struct Op {
+    enum Kind { LAUNCH, COPY, SET, EVENT, WORK } kind;
+    Launch* launch;
+    void* dst;
+    const void* src;
+    size_t bytes;
+    int value;
+    EmuEvent* event;
+    const char* what;
+    std::function<void()> work;
+};
+static std::deque<Op> queue;
+static const size_t QUEUE_LIMIT = 1024;  // as a GPU's launch queue: beyond it, the host waits
+static int sync_mode = -1;               // EMU_SYNC=1: every operation runs when it is queued
+
+}  // namespace emu
+
+struct EmuEvent {
+    bool recorded, done;
+    double wall_seconds;  // when the queue reached the record
+};
+
+namespace emu {
+
+static double wall_seconds() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void free_launch(Launch* l) {
+    l->destroy(l->args);
+    delete l;
+}
+
+// Runs everything queued, in order. After a fault the rest is dropped, as a GPU drops a faulted context's work.
+static void drain() {
+    while (!queue.empty()) {
+        Op op = std::move(queue.front());
+        queue.pop_front();
+        if (sticky_error != cudaSuccess) {
+            if (op.kind == Op::LAUNCH) free_launch(op.launch);
+            continue;
+        }
+        switch (op.kind) {
+            case Op::LAUNCH:
+                run_launch(op.launch);
+                free_launch(op.launch);
+                break;
+            case Op::COPY: memmove(op.dst, op.src, op.bytes); break;
+            case Op::SET: memset(op.dst, op.value, op.bytes); break;
+            case Op::EVENT:
+                op.event->done = true;
+                op.event->wall_seconds = wall_seconds();
+                break;
+            case Op::WORK: op.work(); break;
+        }
+    }
+}
+
+static void enqueue(Op op) {
+    if (sync_mode < 0) sync_mode = getenv("EMU_SYNC") && atoi(getenv("EMU_SYNC")) != 0;
+    queue.push_back(std::move(op));
+    if (sync_mode || queue.size() >= QUEUE_LIMIT) drain();
+}
+
+size_t queued_work() { return queue.size(); }
+
+void enqueue_work(const char* what, std::function<void()> work) {
+    Op op{};
+    op.kind = Op::WORK;
+    op.what = what;
+    op.work = std::move(work);
+    enqueue(std::move(op));
+}
+
+void enqueue_launch(Launch* l) {
+    dim3 b = l->cfg.block, g = l->cfg.grid;
+    unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
+    const char* bad = NULL;
+    char why[200];
+    if (threads == 0 || threads > 1024 || b.x > 1024 || b.y > 1024 || b.z > 64) {
+        snprintf(why, sizeof(why), "block (%u, %u, %u) = %llu threads (at most 1024; x, y at most 1024, z at most 64)",
+                 b.x, b.y, b.z, threads);
+        bad = why;
+    } else if (g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u || g.y > 65535 || g.z > 65535) {
+        snprintf(why, sizeof(why), "grid (%u, %u, %u) (x from 1 to 2^31 - 1, y and z from 1 to 65535)", g.x, g.y, g.z);
+        bad = why;
+    }
+    if (bad) {
+        report("launch of %s at %s:%d refused: %s", l->name, l->file, l->line, bad);
+        set_last(cudaErrorInvalidConfiguration);
+        free_launch(l);
+        return;
+    }
+    auto it = dynamic_shared_limit.find(l->func);
+    size_t limit = it != dynamic_shared_limit.end() ? it->second : DEFAULT_DYNAMIC_SHARED;
+    if (l->cfg.shared_bytes > limit) {
+        report("launch of %s at %s:%d refused: %zu bytes of dynamic shared memory, more than the kernel's %zu (above "
+               "48 KiB a kernel must opt in with cudaFuncSetAttribute, up to 227 KiB)", l->name, l->file, l->line,
+               l->cfg.shared_bytes, limit);
+        set_last(cudaErrorInvalidValue);
+        free_launch(l);
+        return;
+    }
+    Op op{};
+    op.kind = Op::LAUNCH;
+    op.launch = l;
+    enqueue(std::move(op));
+}
+
+static cudaError_t device_count_error = cudaSuccess;
+void set_device_count_error(cudaError_t e) { device_count_error = e; }
+void clear_errors() {
+    last_error = sticky_error = cudaSuccess;
+    message[0] = 0;
+}
+
+// the one line `make test` shows for the emulated binary, after doctest's summary
+static struct Summary {
+    ~Summary() {
+        if (counters.launches)
+            printf("CUDA emulation: %lld kernel launches (%lld blocks, %lld threads), %lld cuBLAS/cuSOLVER calls, "
+                   "%zu fibers\n", counters.launches, counters.blocks, counters.threads, counters.blas_calls,
+                   fiber_pool.size());
+    }
+} summary;
+
+}  // namespace emu
+
+// ----------------------------------------------------------------------------------------------------
+// the runtime API
+
+static cudaError_t check_sticky() { return sticky_error; }
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+    if (!p) return set_last(cudaErrorInvalidValue);
+    *p = NULL;
+    if (bytes > DEVICE_MEMORY - allocated_bytes) {
+        report("cudaMalloc: %zu bytes, %zu of the device's %zu in use", bytes, allocated_bytes, DEVICE_MEMORY);
+        return set_last(cudaErrorMemoryAllocation);
+    }
+    char* raw = (char*)malloc(bytes + 2 * GUARD + 1);
+    if (!raw) return set_last(cudaErrorMemoryAllocation);
+    char* base = raw + GUARD;
+    memset(raw, GUARD_BYTE, GUARD);
+    memset(base + bytes, GUARD_BYTE, GUARD);
+    memset(base, 0xFF, bytes);
+    allocations[(uintptr_t)base] = Allocation{base, bytes};
+    allocated_bytes += bytes;
+    *p = base;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+    if (!p) return cudaSuccess;
+    drain();  // cudaFree waits for the work that may still use the memory
+    auto it = allocations.find((uintptr_t)p);
+    if (it == allocations.end()) {
+        report("cudaFree(%p): not the start of a device allocation", p);
+        return set_last(cudaErrorInvalidValue);
+    }
+    if (!guards_intact(&it->second))
+        report("cudaFree(%p): something wrote outside this %zu-byte device buffer", p, it->second.bytes);
+    allocated_bytes -= it->second.bytes;
+    free((char*)p - GUARD);
+    allocations.erase(it);
+    return check_sticky();
+}
+
+// where a pointer lives, as cudaMemcpy's kind names it: true for device memory
+static bool check_side(const void* p, size_t bytes, bool device, const char* which, const char* call,
+                       cudaMemcpyKind kind) {
+    static const char* kinds[] = {"HostToHost", "HostToDevice", "DeviceToHost", "DeviceToDevice", "Default"};
+    const Allocation* al = find_allocation(p);
+    if (device && (!al || !is_device_range(p, bytes))) {
+        if (!al) report("%s(%s): the %s %p is not device memory", call, kinds[kind], which, p);
+        else report("%s(%s): %zu bytes at the %s %p run past the end of its %zu-byte device buffer", call, kinds[kind],
+                    bytes, which, p, al->bytes);
+        return false;
+    }
+    if (!device && al) {
+        report("%s(%s): the %s %p is device memory, where the kind says host", call, kinds[kind], which, p);
+        return false;
+    }
+    return true;
+}
+
+static cudaError_t memcpy_checked(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call,
+                                  bool async) {
+    if (bytes == 0) return cudaSuccess;
+    if (!dst || !src || (int)kind < 0 || (int)kind > 4) {
+        report("%s: null pointer or unknown kind %d", call, (int)kind);
+        return set_last(cudaErrorInvalidValue);
+    }
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind == cudaMemcpyDefault) {
+        dst_dev = find_allocation(dst) != NULL;
+        src_dev = find_allocation(src) != NULL;
+    }
+    if (!check_side(dst, bytes, dst_dev, "destination", call, kind) || !check_side(src, bytes, src_dev, "source", call, kind))
+        return set_last(cudaErrorInvalidValue);
+    if (async && dst_dev && src_dev) {  // device to device: queued
+        Op op{};
+        op.kind = Op::COPY;
+        op.dst = dst;
+        op.src = src;
+        op.bytes = bytes;
+        enqueue(std::move(op));
+        return cudaSuccess;
+    }
+    // with host memory (pageable), the copy waits for the queue and completes before returning (CUDA's rules for
+    // pageable memory make cudaMemcpyAsync behave so too)
+    drain();
+    if (sticky_error != cudaSuccess) return sticky_error;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    return memcpy_checked(dst, src, bytes, kind, "cudaMemcpy", false);
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+    return memcpy_checked(dst, src, bytes, kind, "cudaMemcpyAsync", true);
+}
+
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+    if (bytes == 0) return cudaSuccess;
+    if (!is_device_range(p, bytes)) {
+        const Allocation* al = find_allocation(p);
+        if (al) report("cudaMemset: %zu bytes at %p run past the end of its %zu-byte device buffer", bytes, p, al->bytes);
+        else report("cudaMemset: %p is not device memory", p);
+        return set_last(cudaErrorInvalidValue);
+    }
+    Op op{};
+    op.kind = Op::SET;
+    op.dst = p;
+    op.value = value;
+    op.bytes = bytes;
+    enqueue(std::move(op));
+    return cudaSuccess;
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, 0); }
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+    if (free_bytes) *free_bytes = DEVICE_MEMORY - allocated_bytes;
+    if (total_bytes) *total_bytes = DEVICE_MEMORY;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() {
+    drain();
+    return sticky_error;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+cudaError_t cudaDeviceReset() {
+    drain();
+    emu::clear_errors();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() {
+    cudaError_t e = last_error != cudaSuccess ? last_error : sticky_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError() { return last_error != cudaSuccess ? last_error : sticky_error; }
+
+const char* cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+        case cudaSuccess: return "cudaSuccess";
+        case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+        case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+        case cudaErrorInitializationError: return "cudaErrorInitializationError";
+        case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+        case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+        case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+        case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+        case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+        case cudaErrorNoDevice: return "cudaErrorNoDevice";
+        case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+        case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+        case cudaErrorNotReady: return "cudaErrorNotReady";
+        case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+        case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+        case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+        default: return "cudaErrorUnknown";
+    }
+}
+
+// CUDA's own wording for each error
+const char* cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInitializationError: return "initialization error";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+        case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+        case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+        case cudaErrorInvalidDeviceFunction: return "invalid device function";
+        case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+        case cudaErrorInvalidDevice: return "invalid device ordinal";
+        case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+        case cudaErrorNotReady: return "device not ready";
+        case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+        case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+        case cudaErrorLaunchFailure: return "unspecified launch failure";
+        default: return "unknown error";
+    }
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+    if (!count) return set_last(cudaErrorInvalidValue);
+    *count = 0;
+    if (device_count_error != cudaSuccess) return set_last(device_count_error);
+    *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+    if (!device) return set_last(cudaErrorInvalidValue);
+    *device = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : set_last(cudaErrorInvalidDevice); }
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+    if (!prop || device != 0) return set_last(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof(*prop));
+    snprintf(prop->name, sizeof(prop->name), "CUDA emulation on the CPU (tests/emu)");
+    prop->totalGlobalMem = DEVICE_MEMORY;
+    prop->sharedMemPerBlock = DEFAULT_DYNAMIC_SHARED;
+    prop->sharedMemPerBlockOptin = MAX_DYNAMIC_SHARED;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->maxThreadsDim[0] = prop->maxThreadsDim[1] = 1024;
+    prop->maxThreadsDim[2] = 64;
+    prop->maxGridSize[0] = 2147483647;
+    prop->maxGridSize[1] = prop->maxGridSize[2] = 65535;
+    prop->multiProcessorCount = 1;
+    prop->major = 9;
+    prop->minor = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (!value || device != 0) return set_last(cudaErrorInvalidDevice);
+    switch (attr) {
+        case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+        case cudaDevAttrMaxSharedMemoryPerBlock: *value = (int)DEFAULT_DYNAMIC_SHARED; break;
+        case cudaDevAttrWarpSize: *value = 32; break;
+        case cudaDevAttrMultiProcessorCount: *value = 1; break;
+        case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int)MAX_DYNAMIC_SHARED; break;
+        default: return set_last(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+    if (!event) return set_last(cudaErrorInvalidValue);
+    *event = new EmuEvent();
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    if (!event) return set_last(cudaErrorInvalidResourceHandle);
+    drain();
+    delete event;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+    if (!event) return set_last(cudaErrorInvalidResourceHandle);
+    event->recorded = true;
+    event->done = false;
+    Op op{};
+    op.kind = Op::EVENT;
+    op.event = event;
+    enqueue(std::move(op));
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+    if (!event) return set_last(cudaErrorInvalidResourceHandle);
+    drain();
+    return sticky_error;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+    if (!ms || !start || !end) return set_last(cudaErrorInvalidResourceHandle);
+    if (!start->recorded || !end->recorded) return set_last(cudaErrorInvalidResourceHandle);
+    if (!start->done || !end->done) return set_last(cudaErrorNotReady);
+    *ms = (float)((end->wall_seconds - start->wall_seconds) * 1e3);
+    return cudaSuccess;
+}

@@ -1,0 +1,398 @@
+// tests/emu/test_emu.cu: the CUDA emulation checks itself. Deliberately broken kernels and calls (a missing
+// __syncthreads before a shared-memory read, a write past a buffer, a wrong lda, a block of 2048 threads, a
+// warp intrinsic waiting for a lane that returned, a deadlock, a host pointer given to a kernel, a copy in the
+// wrong direction) must each be caught; correct ones (barriers that returned threads leave, per-block shared
+// memory, atomics, the work queue) must behave as on a GPU. Built only into the emulated test binary
+// (build/emu/*/test): on a real GPU these kernels are undefined behaviour, not tests.
+#include <sys/wait.h>
+#include <unistd.h>
+#include <string>
+#include "../gpu_testutil.h"
+
+// every error these tests provoke is expected: keep the emulation's explanations off stderr, and forget the
+// error afterwards so the next test starts clean
+struct ExpectErrors {
+    ExpectErrors() { emu::set_quiet(true); }
+    ~ExpectErrors() {
+        cudaDeviceSynchronize();
+        emu::clear_errors();
+        emu::set_quiet(false);
+    }
+};
+
+static bool message_has(const char* part) { return strstr(emu::last_message(), part) != NULL; }
+
+// ----------------------------------------------------------------------------------------------------
+// shared memory and barriers
+
+// out[b·256 + t] = in[b·256 + 255 − t] through shared memory; without the barrier a thread may read its partner's
+// slot before the partner wrote it
+static __global__ void reverse_block_kernel(float* out, const float* in, int with_barrier) {
+    __shared__ float tile[256];
+    int t = threadIdx.x;
+    tile[t] = in[blockIdx.x * 256 + t];
+    if (with_barrier) __syncthreads();
+    out[blockIdx.x * 256 + t] = tile[255 - t];
+}
+
+// out[b·256 + t] = in[b·256 + t − 1] (0 for t = 0): the neighbour below, which runs first in index order
+static __global__ void shift_block_kernel(float* out, const float* in, int with_barrier) {
+    __shared__ float tile[256];
+    int t = threadIdx.x;
+    tile[t] = in[blockIdx.x * 256 + t];
+    if (with_barrier) __syncthreads();
+    out[blockIdx.x * 256 + t] = t > 0 ? tile[t - 1] : 0.0f;
+}
+
+static std::vector<float> run_tile_kernel(void (*kernel)(float*, const float*, int), int with_barrier, int blocks) {
+    std::vector<float> in(256 * blocks);
+    for (size_t i = 0; i < in.size(); i++) in[i] = (float)i;
+    float *d_in = to_device(in), *d_out = to_device(in);
+    emu_launch(__FILE__, __LINE__, "tile_kernel", kernel, emu::config(blocks, 256), d_out, d_in, with_barrier);
+    cudaCheck(cudaGetLastError());
+    std::vector<float> out = to_host(d_out, in.size());
+    cudaCheck(cudaFree(d_in));
+    cudaCheck(cudaFree(d_out));
+    return out;
+}
+
+static size_t count_wrong(const std::vector<float>& out, bool reverse) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < out.size(); i++) {
+        size_t b = i / 256, t = i % 256;
+        float want = reverse ? (float)(b * 256 + 255 - t) : t > 0 ? (float)(i - 1) : 0.0f;
+        wrong += !(out[i] == want);
+    }
+    return wrong;
+}
+
+TEST_CASE("emulation: a missing __syncthreads before a shared-memory read is caught") {
+    // with the barrier both kernels are exact
+    CHECK(count_wrong(run_tile_kernel(reverse_block_kernel, 1, 2), true) == 0);
+    CHECK(count_wrong(run_tile_kernel(shift_block_kernel, 1, 2), false) == 0);
+    // without it, threads run in index order in even blocks and in reverse in odd ones, and shared memory starts
+    // as NaN: whichever way the missing dependency points, some thread reads a slot not yet written
+    std::vector<float> reversed = run_tile_kernel(reverse_block_kernel, 0, 2);
+    CHECK(count_wrong(reversed, true) > 0);
+    std::vector<float> shifted = run_tile_kernel(shift_block_kernel, 0, 2);
+    size_t wrong_block1 = 0;
+    for (size_t i = 256; i < 512; i++) wrong_block1 += isnan(shifted[i]);
+    CHECK(wrong_block1 > 0);  // block 1 runs its threads from the top: each reads below before it was written
+}
+
+// shared memory belongs to its block: block 1 reads what it never wrote (poisoned, NaN), not block 0's values
+static __global__ void shared_per_block_kernel(float* out) {
+    __shared__ float slot[32];
+    if (blockIdx.x == 0) slot[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[blockIdx.x * 32 + threadIdx.x] = slot[threadIdx.x];
+}
+
+TEST_CASE("emulation: __shared__ memory is per block and starts undefined") {
+    float* d_out = to_device(std::vector<float>(64, 0.0f));
+    shared_per_block_kernel<<<2, 32>>>(d_out);
+    cudaCheck(cudaGetLastError());
+    std::vector<float> out = to_host(d_out, 64);
+    for (int i = 0; i < 32; i++) CHECK(out[i] == 1.0f);
+    for (int i = 32; i < 64; i++) CHECK(isnan(out[i]));
+    cudaCheck(cudaFree(d_out));
+}
+
+// threads that return early leave the barrier: the others still pass it
+static __global__ void early_return_kernel(int* out) {
+    __shared__ int seen[64];
+    int t = threadIdx.x;
+    if (t >= 40) return;
+    seen[t] = t;
+    __syncthreads();
+    out[t] = seen[39 - t];
+}
+
+TEST_CASE("emulation: a thread that has returned leaves __syncthreads") {
+    int* d_out = to_device_int(std::vector<int>(40, -1));
+    early_return_kernel<<<1, 64>>>(d_out);
+    cudaCheck(cudaGetLastError());
+    std::vector<int> out(40);
+    cudaCheck(cudaMemcpy(out.data(), d_out, sizeof(int) * 40, cudaMemcpyDeviceToHost));
+    for (int t = 0; t < 40; t++) CHECK(out[t] == 39 - t);
+    cudaCheck(cudaFree(d_out));
+}
+
+// dynamic shared memory: exactly the launch's bytes, per block
+static __global__ void dynamic_shared_kernel(float* out, int n) {
+    extern __shared__ float buf[];
+    for (int i = threadIdx.x; i < n; i += blockDim.x) buf[i] = (float)(i % 2 + blockIdx.x);  // sums stay exact in float
+    __syncthreads();
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += buf[i];
+    if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
+TEST_CASE("emulation: dynamic shared memory, and the 48 KiB / 227 KiB limits of a launch") {
+    float* d_out = to_device(std::vector<float>(3, 0.0f));
+    int n = 1000;
+    dynamic_shared_kernel<<<3, 128, n * sizeof(float)>>>(d_out, n);
+    cudaCheck(cudaGetLastError());
+    std::vector<float> out = to_host(d_out, 3);
+    for (int b = 0; b < 3; b++) CHECK(out[b] == (float)(n / 2 + n * b));
+    ExpectErrors expect;
+    int big = 60 * 1024 / (int)sizeof(float);  // 60 KiB: more than a kernel gets without opting in
+    dynamic_shared_kernel<<<1, 128, big * sizeof(float)>>>(d_out, big);
+    CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+    CHECK(message_has("opt in"));
+    CHECK(cudaFuncSetAttribute(dynamic_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024) ==
+          cudaSuccess);
+    dynamic_shared_kernel<<<1, 128, big * sizeof(float)>>>(d_out, big);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    CHECK(to_host(d_out, 1)[0] == (float)(big / 2));
+    CHECK(cudaFuncSetAttribute(dynamic_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 228 * 1024) ==
+          cudaErrorInvalidValue);
+    cudaCheck(cudaFree(d_out));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// launch limits
+
+static __global__ void store_index_kernel(int* out) {
+    out[blockIdx.x * blockDim.x + threadIdx.x] = blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+TEST_CASE("emulation: a launch the hardware refuses fails the same way (2048 threads, grid limits)") {
+    int* d_out = to_device_int(std::vector<int>(4096, 0));
+    store_index_kernel<<<2, 1024>>>(d_out);  // the largest block
+    CHECK(cudaGetLastError() == cudaSuccess);
+    ExpectErrors expect;
+    store_index_kernel<<<1, 2048>>>(d_out);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    CHECK(message_has("2048 threads"));
+    CHECK(cudaGetLastError() == cudaSuccess);  // cudaGetLastError clears a launch error, as on a GPU
+    store_index_kernel<<<dim3(1, 65536), 32>>>(d_out);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    store_index_kernel<<<1, dim3(1, 1, 65)>>>(d_out);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    store_index_kernel<<<0, 32>>>(d_out);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    cudaCheck(cudaFree(d_out));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// memory errors
+
+static __global__ void write_past_end_kernel(float* out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) out[i] = 1.0f;  // should be i < n
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer stops the process at the bad write: run it in a child and read what it said
+static std::string run_in_child(void (*fn)()) {
+    char path[] = "/tmp/emu_child_XXXXXX";
+    int fd = mkstemp(path);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::string text;
+    char buf[4096];
+    lseek(fd, 0, SEEK_SET);
+    for (ssize_t r; (r = read(fd, buf, sizeof(buf))) > 0;) text.append(buf, r);
+    close(fd);
+    unlink(path);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) text += "\n(child exited normally)";
+    return text;
+}
+static void write_past_end() {
+    float* d = NULL;
+    cudaMalloc(&d, 100 * sizeof(float));
+    write_past_end_kernel<<<1, 128>>>(d, 100);
+    cudaDeviceSynchronize();
+}
+#endif
+
+TEST_CASE("emulation: a kernel that writes past its buffer is caught") {
+#if defined(__SANITIZE_ADDRESS__)
+    std::string report = run_in_child(write_past_end);
+    CHECK_MESSAGE(report.find("AddressSanitizer: heap-buffer-overflow") != std::string::npos, report);
+#else
+    ExpectErrors expect;
+    float* d = NULL;
+    cudaCheck(cudaMalloc(&d, 100 * sizeof(float)));
+    write_past_end_kernel<<<1, 128>>>(d, 100);
+    CHECK(cudaGetLastError() == cudaSuccess);        // the launch itself was fine; the fault shows when it runs
+    CHECK(cudaDeviceSynchronize() == cudaErrorIllegalAddress);
+    CHECK(message_has("wrote outside the 400-byte device buffer"));
+    emu::clear_errors();
+    cudaCheck(cudaFree(d));
+#endif
+}
+
+TEST_CASE("emulation: a host pointer given to a kernel is caught") {
+    ExpectErrors expect;
+    std::vector<int> host(64);
+    store_index_kernel<<<1, 64>>>(host.data());
+    CHECK(cudaDeviceSynchronize() == cudaErrorIllegalAddress);
+    CHECK(message_has("argument 1"));
+    CHECK(message_has("is not device memory"));
+}
+
+TEST_CASE("emulation: cudaMemcpy checks that the direction matches where the pointers live") {
+    ExpectErrors expect;
+    std::vector<float> host(10, 1.0f), back(10, 0.0f);
+    float* d = to_device(host);
+    CHECK(cudaMemcpy(host.data(), back.data(), 40, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);  // dst is host
+    CHECK(message_has("destination"));
+    CHECK(cudaMemcpy(back.data(), d, 40, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);  // swapped arguments
+    CHECK(cudaMemcpy(back.data(), d, 44, cudaMemcpyDeviceToHost) == cudaErrorInvalidValue);  // past the buffer
+    CHECK(message_has("run past the end"));
+    CHECK(cudaMemcpy(back.data(), d, 40, cudaMemcpyDeviceToHost) == cudaSuccess);
+    CHECK(back[9] == 1.0f);
+    CHECK(cudaFree(host.data()) == cudaErrorInvalidValue);  // not device memory
+    CHECK(cudaFree(d + 1) == cudaErrorInvalidValue);        // not the start of an allocation
+    cudaCheck(cudaFree(d));
+}
+
+TEST_CASE("emulation: new device memory is all ones (NaN as float), not zeros") {
+    float* d = NULL;
+    cudaCheck(cudaMalloc(&d, 16 * sizeof(float)));
+    std::vector<float> h = to_host(d, 16);
+    for (float x : h) CHECK(isnan(x));
+    cudaCheck(cudaFree(d));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// warps
+
+static __global__ void warp_sum_kernel(float* out, const float* in) {
+    float v = in[threadIdx.x];
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    unsigned odd = __ballot_sync(0xffffffffu, threadIdx.x % 2);
+    int any = __any_sync(0xffffffffu, threadIdx.x % 32 == 7), all = __all_sync(0xffffffffu, threadIdx.x % 32 < 31);
+    float from_lane3 = __shfl_sync(0xffffffffu, in[threadIdx.x], 3);
+    float up = __shfl_up_sync(0xffffffffu, in[threadIdx.x], 1), down = __shfl_down_sync(0xffffffffu, in[threadIdx.x], 1);
+    out[threadIdx.x] = v;
+    out[64 + threadIdx.x] = (float)(odd == 0xaaaaaaaau) + 2.0f * any + 4.0f * all;
+    out[128 + threadIdx.x] = from_lane3;
+    out[192 + threadIdx.x] = up;
+    out[256 + threadIdx.x] = down;
+}
+
+TEST_CASE("emulation: warp shuffles, ballots and votes exchange values among the 32 lanes of each warp") {
+    std::vector<float> in(64);
+    for (int i = 0; i < 64; i++) in[i] = (float)(i + 1);
+    float *d_in = to_device(in), *d_out = to_device(std::vector<float>(320, 0.0f));
+    warp_sum_kernel<<<1, 64>>>(d_out, d_in);
+    cudaCheck(cudaGetLastError());
+    std::vector<float> out = to_host(d_out, 320);
+    for (int t = 0; t < 64; t++) {
+        int w = t / 32, lane = t % 32;
+        CAPTURE(t);
+        CHECK(out[t] == (float)(32 * 32 * w + 32 * 33 / 2));                       // the warp's sum, every lane
+        CHECK(out[64 + t] == 3.0f);                                                // ballot and any; not all
+        CHECK(out[128 + t] == in[w * 32 + 3]);
+        CHECK(out[192 + t] == (lane == 0 ? in[t] : in[t - 1]));                    // lane 0 keeps its own
+        CHECK(out[256 + t] == (lane == 31 ? in[t] : in[t + 1]));
+    }
+    cudaCheck(cudaFree(d_in));
+    cudaCheck(cudaFree(d_out));
+}
+
+// lanes 16-31 return, then the full-mask shuffle waits for them: undefined on a GPU
+static __global__ void shuffle_after_return_kernel(float* out) {
+    if (threadIdx.x >= 16) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+// lane 0 waits at the barrier for lanes that wait in a shuffle for lane 0
+static __global__ void deadlock_kernel(float* out) {
+    if (threadIdx.x == 0) __syncthreads();
+    else out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+TEST_CASE("emulation: a warp intrinsic waiting for a returned lane, and a deadlock, stop the launch") {
+    ExpectErrors expect;
+    float* d_out = to_device(std::vector<float>(32, 0.0f));
+    shuffle_after_return_kernel<<<1, 32>>>(d_out);
+    CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    CHECK(message_has("returned"));
+    emu::clear_errors();
+    deadlock_kernel<<<1, 32>>>(d_out);
+    CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    CHECK(message_has("deadlock"));
+    emu::clear_errors();
+    store_index_kernel<<<1, 32>>>((int*)d_out);  // the emulation runs again after the faults were cleared
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    cudaCheck(cudaFree(d_out));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// atomics, the queue, the libraries
+
+static __global__ void count_kernel(int* counter, float* sum) {
+    atomicAdd(counter, 1);
+    atomicAdd(sum, 0.5f);
+}
+
+TEST_CASE("emulation: atomics are atomic across threads and blocks") {
+    int* d_count = to_device_int(std::vector<int>(1, 0));
+    float* d_sum = to_device(std::vector<float>(1, 0.0f));
+    count_kernel<<<7, 96>>>(d_count, d_sum);
+    cudaCheck(cudaGetLastError());
+    int count = 0;
+    cudaCheck(cudaMemcpy(&count, d_count, sizeof(int), cudaMemcpyDeviceToHost));
+    CHECK(count == 7 * 96);
+    CHECK(to_host(d_sum, 1)[0] == 0.5f * 7 * 96);
+    cudaCheck(cudaFree(d_count));
+    cudaCheck(cudaFree(d_sum));
+}
+
+TEST_CASE("emulation: launches are queued and run when the host waits, in order") {
+    if (getenv("EMU_SYNC")) { MESSAGE("EMU_SYNC is set: every launch runs at once"); return; }
+    int* d = to_device_int(std::vector<int>(64, 0));
+    cudaCheck(cudaDeviceSynchronize());
+    size_t before = emu::queued_work();
+    store_index_kernel<<<2, 32>>>(d);
+    cudaCheck(cudaMemsetAsync(d, 0, 32 * sizeof(int)));
+    CHECK(emu::queued_work() == before + 2);
+    std::vector<int> h(64);
+    cudaCheck(cudaMemcpy(h.data(), d, sizeof(int) * 64, cudaMemcpyDeviceToHost));  // waits for both, in order
+    CHECK(emu::queued_work() == 0);
+    for (int i = 0; i < 64; i++) CHECK(h[i] == (i < 32 ? 0 : i));
+    cudaCheck(cudaFree(d));
+}
+
+TEST_CASE("emulation: cuBLAS refuses a wrong lda, and computes column-major op(A)·op(B) with alpha and beta") {
+    cublasHandle_t h = NULL;
+    REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
+    // column-major A (2 x 3) = [1 3 5; 2 4 6], B (3 x 2) = [1 0; 0 1; 1 1], C (2 x 2) = 10
+    std::vector<float> A = {1, 2, 3, 4, 5, 6}, B = {1, 0, 1, 0, 1, 1}, C = {10, 10, 10, 10};
+    float *d_A = to_device(A), *d_B = to_device(B), *d_C = to_device(C);
+    float alpha = 2.0f, beta = 0.5f;
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &alpha, d_A, 2, d_B, 3, &beta, d_C, 2) == CUBLAS_STATUS_SUCCESS);
+    std::vector<float> got = to_host(d_C, 4);  // A·B = [6 8; 8 10]
+    CHECK(got[0] == 2 * 6 + 5);
+    CHECK(got[1] == 2 * 8 + 5);
+    CHECK(got[2] == 2 * 8 + 5);
+    CHECK(got[3] == 2 * 10 + 5);
+    ExpectErrors expect;
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &alpha, d_A, 1, d_B, 3, &beta, d_C, 2) ==
+          CUBLAS_STATUS_INVALID_VALUE);  // lda 1 < m = 2
+    CHECK(message_has("lda"));
+    CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 3, 2, 2, &alpha, d_A, 1, d_B, 2, &beta, d_C, 3) ==
+          CUBLAS_STATUS_INVALID_VALUE);  // op(A) = Aᵀ: A is stored k x m = 2 x 3, so lda >= 2
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &alpha, d_A, 2, d_B, 3, &beta, d_C, 1) ==
+          CUBLAS_STATUS_INVALID_VALUE);  // ldc 1 < m
+    CHECK(cublasSgemm(NULL, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &alpha, d_A, 2, d_B, 3, &beta, d_C, 2) ==
+          CUBLAS_STATUS_NOT_INITIALIZED);
+    // an operand that is too small for the call: caught when the call runs
+    CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 4, &alpha, d_A, 2, d_B, 4, &beta, d_C, 2) ==
+          CUBLAS_STATUS_SUCCESS);
+    CHECK(cudaDeviceSynchronize() == cudaErrorIllegalAddress);
+    CHECK(message_has("operand A"));
+    emu::clear_errors();
+    for (float* p : {d_A, d_B, d_C}) cudaCheck(cudaFree(p));
+    cublasDestroy(h);
+}
