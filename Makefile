@@ -91,10 +91,10 @@ build/test: $(TEST_OBJS)
 # data) and runs without OpenMP (libgomp is not instrumented).
 SUMMARY     := bash tests/summary.sh
 EMU_COPY    := build/emu/src
-EMU_SOURCES := $(addprefix $(EMU_COPY)/,$(wildcard *.h ops/*.h data/*.h tests/*.h tests/test_gpu*.cu) tests/emu/test_emu.cu)
-EMU_TESTS   := $(patsubst tests/%.cu,%,$(wildcard tests/test_gpu*.cu)) emu/test_emu
-EMU_CXX     := $(CXX) -std=c++17 -g -fno-trapping-math $(WARN) -Wno-unknown-pragmas -D__CUDACC__ -Itests/emu/include -MMD -MP
-EMU_LIBS    := -llapack -lpthread
+EMU_SOURCES := $(addprefix $(EMU_COPY)/,$(wildcard *.h ops/*.h data/*.h tests/*.h tests/test_gpu*.cu tests/emu/*.cu))
+EMU_TESTS   := $(patsubst tests/%.cu,%,$(wildcard tests/test_gpu*.cu tests/emu/*.cu))
+EMU_CXX     := $(CXX) -std=c++17 -g -fno-trapping-math $(WARN) -Wno-unknown-pragmas -D__CUDACC__ -Itests/emu/include -I$(EMU_COPY) -MMD -MP
+EMU_LIBS    := $(LDLIBS) -llapack -lpthread
 .SECONDARY: $(EMU_SOURCES)
 $(EMU_COPY)/%: % tests/emu/translate.pl
 	@mkdir -p $(dir $@)

@@ -149,7 +149,8 @@ struct BlockActs {  // one layer's activations; shapes for the allocated (B, T)
     Tensor ln1, ln1_mean, ln1_rstd;  // (B, T, C), (B, T), (B, T)
     Tensor qkv;                      // (B, T, 3C)
     Tensor atty;                     // (B, T, C)   attention output, before the projection
-    Tensor att;                      // (B, NH, T, T) softmax probabilities (no gradient)
+    Tensor att;                      // what attention's backward needs (no gradient): the softmax probabilities
+                                     // (B, NH, T, T), or with flash attention on the GPU L (B, NH, T)
     Tensor attproj;                  // (B, T, C)
     Tensor res2;                     // (B, T, C)   stream after attention
     Tensor ln2, ln2_mean, ln2_rstd;  // (B, T, C), (B, T), (B, T)
@@ -176,7 +177,9 @@ struct GPT2 {
     Tensor logits;         // (B, T, Vp)
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
-    Tensor att_scratch;    // (B, NH, T, T) working space for attention's backward, shared by the layers
+    Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
+                           // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
+    AttentionPath attention;  // the GPU attention the buffers are sized for (the CPU runs its reference)
     int* ids;              // (B, T) inputs on the device
     int* targets;          // (B, T) targets on the device
     float* host_losses;    // (B, T) losses copied back for the mean
@@ -233,7 +236,10 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
         x->qkv = tensor_make("qkv", a, g, B, T, 3 * C);
         x->atty = tensor_make("atty", a, g, B, T, C);
-        x->att = tensor_make("att", a, NULL, B, NH, T, T);
+        if (attention_saved_floats(m->device, m->attention, B, NH, T) == (size_t)B * NH * T)
+            x->att = tensor_make("att_lse", a, NULL, B, NH, T);
+        else
+            x->att = tensor_make("att", a, NULL, B, NH, T, T);
         x->attproj = tensor_make("attproj", a, g, B, T, C);
         x->res2 = tensor_make("res2", a, g, B, T, C);
         x->ln2 = tensor_make("ln2", a, g, B, T, C);
@@ -250,7 +256,28 @@ static void gpt2_layout_acts(GPT2* m) {
     m->logits = tensor_make("logits", a, g, B, T, Vp);
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
-    m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T, T);
+    if (attention_scratch_floats(m->device, m->attention, B, NH, T) == (size_t)B * NH * T)
+        m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T);
+    else
+        m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T, T);
+}
+
+// Bytes of activation memory (values and gradients) a model of this config needs for batches of B x T on
+// `device` with GPU attention `attention`: gpt2_build's sizing pass alone, nothing allocated.
+static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device device, AttentionPath attention) {
+    GPT2 m;
+    memset(&m, 0, sizeof(m));
+    m.config = *cfg;
+    m.device = device;
+    m.attention = attention;
+    m.B = B;
+    m.T = T;
+    m.acts = (BlockActs*)xcalloc(cfg->num_layers, sizeof(BlockActs));
+    m.act_arena = arena_sizing(device);
+    m.act_grad_arena = arena_sizing(device);
+    gpt2_layout_acts(&m);
+    free(m.acts);
+    return m.act_arena.used + m.act_grad_arena.used;
 }
 
 // GPT-2's initialisation: weights N(0, 0.02), the two residual projections N(0, 0.02/sqrt(2L)) so the
@@ -276,11 +303,14 @@ static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed
     }
 }
 
-// Builds the model for batches of up to B x T on `device`, initialised from `seed`.
-static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device device, uint64_t seed) {
+// Builds the model for batches of up to B x T on `device`, initialised from `seed`, its activations sized for the
+// GPU attention path `attention` (ignored on the CPU).
+static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device device, uint64_t seed,
+                       AttentionPath attention = ATTENTION_SIMPLE) {
     memset(m, 0, sizeof(*m));
     m->config = *cfg;
     m->device = device;
+    m->attention = attention;
     m->B = B;
     m->T = T;
     int L = cfg->num_layers;
@@ -356,7 +386,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         // attention half: stream + proj(attention(qkv(ln1(stream))))
         layernorm(tape, &a->ln1, &a->ln1_mean, &a->ln1_rstd, stream, &p->ln1w, &p->ln1b, N, C);
         matmul(tape, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
-        attention(tape, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
+        attention(tape, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH, m->attention);
         matmul(tape, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
         residual(tape, &a->res2, stream, &a->attproj, N, C);
         // MLP half: res2 + fcproj(gelu(fc(ln2(res2))))

@@ -294,14 +294,14 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
 // its size, and the weight's spectral norm (after the update)
 static void record_health(Optimizer* opt, int slot, const float* grad, const float* weight) {
     const ParamSlot* s = &opt->slots[slot];
-    double t0 = now_seconds();
+    double t0 = device_clock(opt->device);  // the slot's queued update is the optimizer's time, not health's
 #ifdef __CUDACC__
     if (opt->device == DEV_CUDA)
         opt->health[slot] = update_health_cuda(opt->update_gpu, grad, weight, s->rows, s->cols, opt->sv_host);
     else
 #endif
         opt->health[slot] = update_health(opt->update, grad, weight, s->rows, s->cols, opt->work);
-    opt->health_seconds += now_seconds() - t0;
+    opt->health_seconds += device_clock(opt->device) - t0;
 }
 
 #ifdef __CUDACC__

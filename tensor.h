@@ -96,11 +96,44 @@ static void device_fill(Device d, float* x, size_t n, float value) {
 #endif
 }
 
+// The CUDA GPUs this process can use. Their number; 0 when the machine has none (CUDA says no device, or there is
+// no NVIDIA driver at all: then cudaGetDeviceCount says "insufficient driver" and the driver version is 0); -1
+// with CUDA's error in err when CUDA is there but refuses (a driver older than this build needs, a broken
+// installation), which must not pass for "no GPU" silently. Always 0 in a build without nvcc.
+static int cuda_device_count(char* err) {
+#ifdef __CUDACC__
+    int count = 0, driver = 0, runtime = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    cudaGetLastError();  // clear it, so it does not surface at some later, unrelated check
+    if (e == cudaSuccess) return count;
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    cudaGetLastError();
+    if (e == cudaErrorNoDevice || (e == cudaErrorInsufficientDriver && driver == 0)) return 0;
+    return fail(err, "CUDA error: %s (%s; the driver supports CUDA %d.%d, this build needs %d.%d)",
+                cudaGetErrorString(e), cudaGetErrorName(e), driver / 1000, driver % 1000 / 10, runtime / 1000,
+                runtime % 1000 / 10);
+#else
+    (void)err;
+    return 0;
+#endif
+}
+
 // waits for the device's queued work (before reading a host clock)
 static void device_synchronize(Device d) {
 #ifdef __CUDACC__
     if (d == DEV_CUDA) cudaCheck(cudaDeviceSynchronize());
 #endif
+}
+
+// The clock the training loop's phase times read (trainer.h's step and optimizer times, optim.h's health time),
+// through device_clock: the wall clock, read once the device has finished its queued work, so that each phase is
+// charged with its own GPU work and not with work queued before it. Tests of those boundaries swap in the CUDA
+// emulation's device clock (tests/emu), which moves only as queued work executes.
+static double (*phase_clock)() = now_seconds;
+static double device_clock(Device d) {
+    device_synchronize(d);
+    return phase_clock();
 }
 
 // Bytes of GPU memory in use now, by everything on the device (our arenas, cuBLAS's workspace, the CUDA

@@ -111,23 +111,20 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
 
 static Device device_resolve(const char* name, char* err, int* ok) {
     *ok = 1;
-    bool have_gpu = false;
-#ifdef __CUDACC__
-    int count = 0;
-    have_gpu = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-    cudaGetLastError();  // clear the error a machine without a GPU leaves behind
-#endif
+    char cuda_err[ERR_LEN] = "";
+    int gpus = cuda_device_count(cuda_err);  // -1: CUDA is installed but refuses, with the reason in cuda_err
     if (strcmp(name, "cpu") == 0) return DEV_CPU;
     if (strcmp(name, "cuda") == 0) {
-        if (!have_gpu) {
+        if (gpus <= 0) {
             *ok = 0;
-            fail(err, "--device cuda: no usable CUDA GPU found%s",
+            if (gpus < 0) fail(err, "--device cuda: %s", cuda_err);
+            else fail(err, "--device cuda: no CUDA GPU found%s",
 #ifdef __CUDACC__
-                 ""
+                      ""
 #else
-                 " (this binary was built without nvcc)"
+                      " (this binary was built without nvcc)"
 #endif
-            );
+                 );
         }
         return DEV_CUDA;
     }
@@ -136,8 +133,9 @@ static Device device_resolve(const char* name, char* err, int* ok) {
         fail(err, "--device: expected cpu, cuda or auto, got '%s'", name);
         return DEV_CPU;
     }
-    if (!have_gpu) printf("no CUDA GPU found: running on the CPU\n");
-    return have_gpu ? DEV_CUDA : DEV_CPU;
+    if (gpus < 0) printf("warning: %s: running on the CPU\n", cuda_err);
+    else if (gpus == 0) printf("no CUDA GPU found: running on the CPU\n");
+    return gpus > 0 ? DEV_CUDA : DEV_CPU;
 }
 
 // Fills the "auto" sizes for the device: a CPU run must finish in minutes on two cores, a GPU run trains
@@ -282,9 +280,6 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         return fail(err, "--attention: expected simple or flash, got '%s'", c->attention);
     if (strcmp(c->attention, "flash") == 0 && dev == DEV_CPU)
         printf("--attention flash: a GPU kernel; the CPU runs its one reference attention\n");
-#ifdef __CUDACC__
-    attention_cuda_flash = strcmp(c->attention, "flash") == 0;
-#endif
     r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
     if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;
     else if (strcmp(c->schedule, "constant") == 0) r->sched.kind = SCHEDULE_CONSTANT;
@@ -305,7 +300,8 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         r->rc.eval_batches = (int)val_batches;
     }
 
-    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed);
+    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed,
+               strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
     r->have_model = true;
     if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
     r->have_opt = true;
@@ -350,9 +346,13 @@ static void run_print_header(const Run* r) {
            r->cfg.num_layers, r->cfg.num_heads, r->cfg.channels, r->cfg.max_seq_len, c->batch, c->seq_len,
            c->grad_accum, c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup,
            device_name(r->dev), c->seed);
-    printf("memory (%s): parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB\n",
+    const char* attention = r->dev == DEV_CPU ? "the CPU's reference attention"
+                            : attention_uses_flash(r->dev, m->attention) ? "flash attention, no T x T buffers"
+                                                                         : "simple attention, T x T buffers";
+    printf("memory (%s): parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB (%s)\n",
            device_name(r->dev), m->param_arena.capacity / 1048576.0, m->grad_arena.capacity / 1048576.0,
-           r->opt.state.capacity / 1048576.0, (m->act_arena.capacity + m->act_grad_arena.capacity) / 1048576.0);
+           r->opt.state.capacity / 1048576.0, (m->act_arena.capacity + m->act_grad_arena.capacity) / 1048576.0,
+           attention);
     optimizer_print_groups(&r->opt, stdout);
 }
 
@@ -431,7 +431,7 @@ static void run_log_health(Run* r, int64_t step, RunResult* res) {
 static int run_train_step(Run* r, int64_t step, RunResult* res, double* window, char* err) {
     const RunConfig* c = &r->rc;
     int B = c->batch, T = c->seq_len;
-    double t0 = now_seconds();
+    double t0 = device_clock(r->dev);
     gpt2_zero_grad(&r->model);
     double loss_sum = 0.0;
     for (int micro = 0; micro < c->grad_accum; micro++) {
@@ -442,10 +442,9 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, double* window, 
     float loss = (float)(loss_sum / c->grad_accum);
     float lr_mult = lr_multiplier(&r->sched, (int)step);
     bool health = c->health_every > 0 && (step + 1) % c->health_every == 0;
-    double t1 = now_seconds();
+    double t1 = device_clock(r->dev);  // the backward's queued kernels are done: not optimizer time
     double norm = isfinite(loss) ? optimizer_step(&r->opt, &r->model, lr_mult, health) : NAN;
-    device_synchronize(r->dev);
-    double t2 = now_seconds();
+    double t2 = device_clock(r->dev);
     if (!isfinite(loss) || !isfinite(norm)) {
         double bad = isfinite(loss) ? norm : loss;
         res->status = 1;

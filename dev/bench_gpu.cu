@@ -255,9 +255,10 @@ BENCHMARK(BM_train_step)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTim
 // the summary: ratios from this run's own measurements
 
 int main(int argc, char** argv) {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        cudaGetLastError();
+    char err[ERR_LEN];
+    int gpus = cuda_device_count(err);
+    if (gpus < 0) die("bench_gpu: %s", err);
+    if (gpus == 0) {
         printf("bench_gpu: no CUDA GPU found: nothing to measure\n");
         return 0;
     }

@@ -94,14 +94,24 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
         }
 }
 
-#ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
-// GPU attention: the simple path below by default; the fused flash-attention kernels (ops/attention_flash.h)
-// when the flag says so. The simple path saves att (B, NH, T, T) for its backward, the fused one saves only
-// L (B, NH, T), the logsumexp of each row of scores, in the first B·NH·T floats of the same tensor.
+// Which GPU attention a model runs (the CPU has one: the reference above). The simple path below saves att
+// (B, NH, T, T) for its backward and needs a (B, NH, T, T) scratch; the fused flash-attention kernels
+// (ops/attention_flash.h) save only L (B, NH, T), the logsumexp of each row of scores, and need B·NH·T floats of
+// scratch. The model picks a path when it is built and sizes its buffers for that path alone.
+enum AttentionPath { ATTENTION_SIMPLE = 0, ATTENTION_FLASH = 1 };
 
-static bool attention_cuda_flash = false;  // GPU attention through attention_flash.h instead of the path below
+static bool attention_uses_flash(Device d, AttentionPath path) { return d == DEV_CUDA && path == ATTENTION_FLASH; }
 
+// floats attention() saves for its backward per call (att, or L), and the floats of the backward's scratch
+static size_t attention_saved_floats(Device d, AttentionPath path, int B, int NH, int T) {
+    return (size_t)B * NH * T * (attention_uses_flash(d, path) ? 1 : (size_t)T);
+}
+static size_t attention_scratch_floats(Device d, AttentionPath path, int B, int NH, int T) {
+    return (size_t)B * NH * T * (d == DEV_CUDA && path == ATTENTION_SIMPLE ? (size_t)T : 1);
+}
+
+#ifdef __CUDACC__
 #include "attention_flash.h"
 
 // ----------------------------------------------------------------------------------------------------
@@ -231,16 +241,16 @@ static void attention_flash_backward_node(const TapeNode* node) {
 }
 #endif
 
-// out (B, T, C) = attention(qkv (B, T, 3C)); att (B, NH, T, T) is saved (on the GPU with attention_cuda_flash,
-// only L in its first B·NH·T floats); scratch is working space for the backward, at least B·NH·T floats on
-// the CPU and with the flag, B·NH·T·T on the GPU without it (model.h sizes it for all). The tape node records
-// which backward goes with the forward that ran, so the flag may change between steps.
+// out (B, T, C) = attention(qkv (B, T, 3C)) by `path` on the GPU (the CPU runs its reference whatever the path);
+// att is what the backward needs (attention_saved_floats: the probabilities (B, NH, T, T), or L with flash),
+// scratch its working space (attention_scratch_floats). The tape node records which backward goes with the
+// forward that ran.
 static void attention(Tape* tape, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B, int T, int C,
-                      int NH) {
+                      int NH, AttentionPath path) {
     BackwardFn backward = attention_backward_node;
     const char* op = "attention";
 #ifdef __CUDACC__
-    if (out->device == DEV_CUDA && attention_cuda_flash) {
+    if (attention_uses_flash(out->device, path)) {
         attention_flash_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
         backward = attention_flash_backward_node;
         op = "attention_flash";

@@ -2,7 +2,7 @@
 // (ops/attention.h) and against the simple GPU path (cuBLAS + softmax kernels), on awkward shapes: T = 1,
 // T not a multiple of the tile (37, 67, 130, 1000), T a multiple of it (128), head sizes 16, 32, 64 and 128,
 // several (batch, head) pairs; the saved logsumexp L against a float64 computation; the same bits twice
-// (determinism); the whole model through the tape with `attention_cuda_flash` on. Built by nvcc; each GPU
+// (determinism); the whole model through the tape, built for flash attention. Built by nvcc; each GPU
 // test skips, visibly, without a GPU. Gradient buffers start from random values, so the tests also check that
 // the backward adds (+=), as attention_backward_cpu does.
 //
@@ -140,14 +140,16 @@ TEST_CASE("gpu: flash attention is built for head sizes 16, 32, 64 and 128 and r
 }
 
 // The whole model through the tape: 2 layers, 2 heads of 32 (C = 64), T = 70 (two query tiles, the second
-// partial). The attention forward picks its backward on the tape, so turning the flag off between the
-// forward and the backward must not change anything (the fused forward saved L, not att).
+// partial), one model built for each path (the flash model's buffers hold L, not att: a simple-path backward on
+// them would write past them). The attention forward picks its backward on the tape, so changing the model's
+// path between the forward and the backward must not change anything.
 TEST_CASE("gpu: the model's loss and gradients with flash attention match the simple GPU path's") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     const int B = 2, T = 70;
     GPT2Config cfg = gpt2_config_make(80, 97, 128, 2, 2, 64);
-    GPT2 gpu;
-    gpt2_build(&gpu, &cfg, B, T, DEV_CUDA, 51);
+    GPT2 simple, flash;
+    gpt2_build(&simple, &cfg, B, T, DEV_CUDA, 51, ATTENTION_SIMPLE);
+    gpt2_build(&flash, &cfg, B, T, DEV_CUDA, 51, ATTENTION_FLASH);
     std::vector<int> ids(B * T), targets(B * T);
     Rng rng = rng_make(52);
     for (int i = 0; i < B * T; i++) {
@@ -156,20 +158,21 @@ TEST_CASE("gpu: the model's loss and gradients with flash attention match the si
     }
     std::vector<float> grads[3];
     float loss[3];
-    for (int run = 0; run < 3; run++) {  // simple; flash; flash forward with the flag turned off before backward
-        gpt2_zero_grad(&gpu);
-        attention_cuda_flash = run > 0;
-        loss[run] = gpt2_forward(&gpu, ids.data(), targets.data(), B, T);
-        if (run == 2) attention_cuda_flash = false;
-        gpt2_backward(&gpu, B, T, 1.0f / (B * T));
-        attention_cuda_flash = false;
-        grads[run].resize(gpu.num_parameters);
-        copy_to_host(DEV_CUDA, grads[run].data(), gpu.params[0].grad, grads[run].size() * sizeof(float));
+    for (int run = 0; run < 3; run++) {  // simple; flash; flash with the path changed before the backward
+        GPT2* m = run == 0 ? &simple : &flash;
+        gpt2_zero_grad(m);
+        loss[run] = gpt2_forward(m, ids.data(), targets.data(), B, T);
+        if (run == 2) m->attention = ATTENTION_SIMPLE;
+        gpt2_backward(m, B, T, 1.0f / (B * T));
+        m->attention = run == 0 ? ATTENTION_SIMPLE : ATTENTION_FLASH;
+        grads[run].resize(m->num_parameters);
+        copy_to_host(DEV_CUDA, grads[run].data(), m->params[0].grad, grads[run].size() * sizeof(float));
     }
     // as for the teaching GEMM in tests/test_gpu_model.cu: the same model up to summation order
     CHECK(fabs(loss[1] - loss[0]) <= 1e-5 * fabs(loss[0]));
     CHECK(rel_error(grads[1].data(), grads[0].data(), grads[0].size()) <= 1e-4);
     CHECK(loss[2] == loss[1]);
-    check_bitwise("gradients, flag off before the backward", grads[2], grads[1]);
-    gpt2_free(&gpu);
+    check_bitwise("gradients, path changed before the backward", grads[2], grads[1]);
+    gpt2_free(&simple);
+    gpt2_free(&flash);
 }

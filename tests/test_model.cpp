@@ -75,6 +75,24 @@ TEST_CASE("model: gradient check of every parameter tensor (tiny config)") {
     gpt2_free(&model);
 }
 
+// GPT-2 124M at B = 32, T = 1024: the simple GPU attention keeps att (B, NH, T, T) per layer and a scratch as
+// large, 13 x 1.6 GB; flash attention keeps L (B, NH, T) per layer and a (B, NH, T) scratch; the CPU's backward
+// needs only the (B, NH, T) scratch. Sizes from the sizing pass, nothing allocated.
+TEST_CASE("model: T x T attention buffers exist only where the attention path uses them (d12, B = 32)") {
+    GPT2Config cfg;
+    char err[ERR_LEN];
+    REQUIRE(gpt2_config_preset(&cfg, "d12", err) == 0);
+    const size_t B = 32, T = 1024, L = 12, NH = 12;
+    size_t tt = B * NH * T * T * sizeof(float), t1 = B * NH * T * sizeof(float);
+    size_t simple = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, ATTENTION_SIMPLE);
+    size_t flash = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, ATTENTION_FLASH);
+    size_t cpu = gpt2_activation_bytes(&cfg, B, T, DEV_CPU, ATTENTION_SIMPLE);
+    CHECK(simple - flash == (L + 1) * (tt - t1));
+    CHECK(simple - cpu == tt - t1);
+    CHECK(flash < simple * 3 / 4);
+    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, ATTENTION_FLASH) == cpu);  // the CPU has one attention
+}
+
 TEST_CASE("model: initialisation follows GPT-2 (std 0.02, scaled residual projections, zero padding)") {
     GPT2Config cfg;
     char err[ERR_LEN];

@@ -1,45 +1,8 @@
-// tests/test_train.cpp: whole runs through run_training on small synthetic shards: resuming is bit-exact,
+// tests/test_train.cpp: whole runs through run_training on small synthetic shards (tests/runutil.h): resuming is bit-exact,
 // a diverging run stops with a message and keeps its last good checkpoint, --stop-at leaves a checkpoint.
 #include <string>
 #include <vector>
-#include "testutil.h"
-#include "../flags.h"
-
-// a temporary folder with a training and a validation shard of random tokens (llm.c's format)
-static std::string make_test_data(uint64_t seed) {
-    char tmpl[] = "/tmp/muongpt_train_XXXXXX";
-    std::string dir = mkdtemp(tmpl);
-    Rng rng = rng_make(seed);
-    const char* names[2] = {"/train.bin", "/val.bin"};
-    for (int f = 0; f < 2; f++) {
-        int count = f == 0 ? 4000 : 1000;
-        int header[256] = {20240520, 1, count};
-        std::vector<uint16_t> tokens(count);
-        for (int i = 0; i < count; i++) tokens[i] = (uint16_t)(rng_u32(&rng) % 50257);
-        FILE* fp = fopen((dir + names[f]).c_str(), "wb");
-        REQUIRE(fp != NULL);
-        fwrite(header, sizeof(int), 256, fp);
-        fwrite(tokens.data(), 2, count, fp);
-        fclose(fp);
-    }
-    return dir;
-}
-
-// RunConfig from flags, as the command line would make it
-static RunConfig test_config(const std::string& dir, std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--model", "tiny", "--batch", "2", "--seq-len", "16", "--steps", "8",
-                                     "--warmup", "2", "--data", dir + "/train.bin", "--val-data", dir + "/val.bin",
-                                     "--out", dir + "/runs", "--eval-every", "2", "--eval-batches", "2",
-                                     "--device", "cpu"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(&a[0]);
-    RunConfig rc;
-    char err[ERR_LEN];
-    REQUIRE_MESSAGE(run_config_from_args(&rc, (int)argv.size(), argv.data(), err) == 0, err);
-    run_config_resolve(&rc, DEV_CPU);
-    return rc;
-}
+#include "runutil.h"
 
 // parameters and optimizer moments of a checkpoint, as one host vector
 static std::vector<float> checkpoint_numbers(const std::string& path) {
@@ -60,23 +23,6 @@ static std::vector<float> checkpoint_numbers(const std::string& path) {
     optimizer_free(&opt);
     gpt2_free(&model);
     return all;
-}
-
-// the train_loss column of a run's log.csv, as text (one entry per training step)
-static std::vector<std::string> logged_losses(const std::string& csv) {
-    std::vector<std::string> out;
-    FILE* f = fopen(csv.c_str(), "r");
-    REQUIRE(f != NULL);
-    char line[512];
-    if (!fgets(line, sizeof(line), f)) line[0] = 0;  // the header
-    while (fgets(line, sizeof(line), f)) {
-        char* c1 = strchr(line, ',');
-        char* c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        char* c3 = c2 ? strchr(c2 + 1, ',') : NULL;
-        if (c2 && c3 && c3 > c2 + 1) out.push_back(std::string(c2 + 1, c3));
-    }
-    fclose(f);
-    return out;
 }
 
 TEST_CASE("train: N steps straight equal N/2 steps + checkpoint + resume + N/2 steps, bit for bit") {

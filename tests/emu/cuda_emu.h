@@ -259,6 +259,8 @@ cudaError_t cudaPeekAtLastError();
 const char* cudaGetErrorString(cudaError_t e);
 const char* cudaGetErrorName(cudaError_t e);
 cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaDriverGetVersion(int* version);
+cudaError_t cudaRuntimeGetVersion(int* version);
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
@@ -359,7 +361,9 @@ namespace emu {
 const char* last_message();          // the emulator's explanation of the last error it reported ("" if none)
 void set_quiet(bool quiet);          // true: keep those explanations off stderr (tests that provoke errors)
 void clear_errors();                 // forget the last and the sticky error (after a deliberate fault)
-void set_device_count_error(cudaError_t e);  // cudaGetDeviceCount fails with e (cudaSuccess: the device is back)
+// cudaGetDeviceCount fails with e, cudaDriverGetVersion says driver_version (0: no driver installed); cudaSuccess
+// brings the device back (and the driver, CUDA 13.0)
+void set_device_count_error(cudaError_t e, int driver_version);
 // The device clock: seconds of device work done, advanced only as queued work executes: by each kernel's cost
 // (set_kernel_cost: kernels whose name contains `name_part` cost `seconds`; others cost nothing). A test of a
 // timing boundary reads it instead of the wall clock: work still queued when the clock is read is not counted.

@@ -121,18 +121,26 @@ struct Fiber {
     size_t stack_size;
     bool fresh;           // the next switch into it starts emu_fiber_main
     void* asan_fake_stack;
-    void* tsan_fiber;     // ThreadSanitizer: the context running on this stack now (a thread's, or the fiber's own)
-    void* tsan_own;       // ThreadSanitizer: this fiber's own context (used between CUDA threads)
+    void* tsan_fiber;     // ThreadSanitizer: its context (one CUDA thread index's: see thread_fiber)
     int thread;           // the CUDA thread (linear index in the block) it runs, while it runs one
 };
 
 static const size_t STACK_SIZE = 256 * 1024;  // a kernel's frames, sanitizer redzones included
 static Fiber host_fiber;                      // the scheduler, on the host thread's own stack
 static Fiber* running = &host_fiber;
-static std::vector<Fiber*> fiber_pool;        // every fiber made so far
-static std::vector<Fiber*> parked;            // fibers between runs, ready to take the next CUDA thread
+// Fixed arrays, not containers, for what fibers touch: nothing is allocated while a kernel runs (under
+// ThreadSanitizer an allocation from a CUDA thread's context would look like a race with the scheduler).
+static const int MAX_FIBERS = 1100;           // a fiber per waiting thread (1024 at most) plus runners
+static Fiber* fiber_pool[MAX_FIBERS];         // every fiber made so far
+static int num_fibers = 0;
+static Fiber* parked[MAX_FIBERS];             // fibers between runs, ready to take the next CUDA thread
+static int num_parked = 0;
 
 static Fiber* fiber_new() {
+    if (num_fibers == MAX_FIBERS) {
+        fprintf(stderr, "CUDA emulation: more than %d fibers at once\n", MAX_FIBERS);
+        abort();
+    }
     Fiber* f = new Fiber();
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     char* mem = (char*)mmap(NULL, STACK_SIZE + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -146,9 +154,9 @@ static Fiber* fiber_new() {
     f->stack_size = STACK_SIZE;
     f->fresh = true;
 #ifdef EMU_TSAN_FIBERS
-    f->tsan_own = f->tsan_fiber = __tsan_create_fiber(0);
+    f->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    fiber_pool.push_back(f);
+    fiber_pool[num_fibers++] = f;
     return f;
 }
 
@@ -159,9 +167,6 @@ static void fiber_reset(Fiber* f) {
     f->fresh = true;
 #ifdef EMU_ASAN
     ASAN_UNPOISON_MEMORY_REGION(f->stack, f->stack_size);
-#endif
-#ifdef EMU_TSAN_FIBERS
-    f->tsan_fiber = f->tsan_own;
 #endif
 }
 
@@ -186,17 +191,15 @@ static void fiber_prepare(Fiber* f) {
     f->fresh = false;
 }
 
-// Leaves `running` for `to`. With ThreadSanitizer, the switch carries no happens-before edge from a CUDA thread
-// (so races between threads are seen), except where `sync` asks for one (the scheduler starting work).
-static void switch_to(Fiber* to, bool sync) {
+// Leaves `running` for `to`. With ThreadSanitizer the switch carries no happens-before edge (so races between
+// CUDA threads are seen); the edges that do exist are explicit: the block's start, its barriers, its end.
+static void switch_to(Fiber* to) {
     Fiber* from = running;
     if (to->fresh) fiber_prepare(to);
     running = to;
 #ifdef EMU_TSAN_FIBERS
     if (!host_fiber.tsan_fiber && from == &host_fiber) host_fiber.tsan_fiber = __tsan_get_current_fiber();
-    __tsan_switch_to_fiber(to->tsan_fiber, sync ? 0 : __tsan_switch_to_fiber_no_sync);
-#else
-    (void)sync;
+    __tsan_switch_to_fiber(to->tsan_fiber, __tsan_switch_to_fiber_no_sync);
 #endif
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack, to->stack_size);
@@ -275,9 +278,6 @@ struct ThreadSlot {
     int state;
     Fiber* fiber;       // the runner running it (while started and not done)
     uint64_t result;    // a warp intrinsic's result for this lane
-#ifdef EMU_TSAN_FIBERS
-    void* tsan;         // this CUDA thread's ThreadSanitizer context (per thread index, reused across blocks)
-#endif
 };
 
 struct WarpGroup {     // one warp intrinsic in progress: the lanes of `mask` that have arrived
@@ -298,14 +298,20 @@ struct BlockRun {
     ThreadSlot threads[MAX_THREADS];
     WarpGroup groups[MAX_THREADS / 32][MAX_GROUPS];
     unsigned warp_generation[MAX_THREADS / 32];
-    std::deque<Fiber*> runnable;
+    Fiber* runnable[MAX_FIBERS];  // a ring: the fibers whose threads may run, in order
+    int runnable_head, runnable_count;
     void* dynamic_shared;
 };
 static BlockRun block;
-static char tsan_sync[2][2 + MAX_THREADS / 32][2];  // addresses for barrier / warp release-acquire pairs, by parity
+// addresses for ThreadSanitizer's release/acquire pairs: [parity][0] the barrier, [parity][1 + w] warp w's
+// __syncwarp; block_start: the scheduler's set-up before every thread; block_end: every thread before what follows
+static char tsan_sync[2][1 + MAX_THREADS / 32], block_start, block_end;
 
 #ifdef EMU_TSAN_FIBERS
-static void* tsan_thread_context[MAX_THREADS];
+// Under ThreadSanitizer each CUDA thread index has a fiber of its own, with a context of its own (reused block
+// after block), so it reports races between the threads of a block. A fiber does not carry several CUDA threads
+// there: ThreadSanitizer would take one stack's addresses, used by two threads in turn, for a race.
+static Fiber* thread_fiber[MAX_THREADS];
 static void tsan_release(void* a) { __tsan_release(a); }
 static void tsan_acquire(void* a) { __tsan_acquire(a); }
 #else
@@ -334,14 +340,15 @@ static void block_fail(const char* fmt, ...) {
            blockIdx.z, what);
     block.failed = true;
     fault(cudaErrorLaunchFailure);
+    tsan_release(&block_end);  // the message written here happens before the host reads it
 }
 
 // back to the scheduler until made runnable again (a fault: never)
-static void suspend() { switch_to(&host_fiber, false); }
+static void suspend() { switch_to(&host_fiber); }
 
 static void make_runnable(ThreadSlot* s) {
     s->state = T_RUNNABLE;
-    block.runnable.push_back(s->fiber);
+    block.runnable[(block.runnable_head + block.runnable_count++) % MAX_FIBERS] = s->fiber;
 }
 
 // every thread waiting at the barrier becomes runnable, in the block's order
@@ -368,20 +375,16 @@ static void runner_loop() {
         running->thread = t;
         s->state = T_RUNNING;
         current_thread.store(&s->t, std::memory_order_relaxed);
-#ifdef EMU_TSAN_FIBERS
-        __tsan_switch_to_fiber(s->tsan, 0);  // this thread's own context, seeing what the scheduler set up
-        running->tsan_fiber = s->tsan;
-#endif
+        tsan_acquire(&block_start);  // it sees what the scheduler set up
         block.launch->body(block.launch->args);
-        tsan_release(&tsan_sync[1][0][0]);   // the block's end: all its work before the next block's
-#ifdef EMU_TSAN_FIBERS
-        __tsan_switch_to_fiber(running->tsan_own, __tsan_switch_to_fiber_no_sync);
-        running->tsan_fiber = running->tsan_own;
-#endif
+        tsan_release(&block_end);    // what follows the block sees all it did
         s->state = T_DONE;
         block.done++;
         warp_check_exit(t);
         if (block.at_barrier > 0 && block.at_barrier == block.nthreads - block.done) barrier_release();
+#ifdef EMU_TSAN_FIBERS
+        return;  // one thread per fiber (thread_fiber)
+#endif
     }
 }
 
@@ -397,7 +400,9 @@ extern "C" void emu_fiber_main() {
 #endif
     for (;;) {
         runner_loop();
-        parked.push_back(running);
+#ifndef EMU_TSAN_FIBERS
+        parked[num_parked++] = running;
+#endif
         suspend();
     }
 }
@@ -413,7 +418,7 @@ static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_byt
     block.reverse = block_linear % 2 == 1;
     block.failed = false;
     block.barrier_generation = 0;
-    block.runnable.clear();
+    block.runnable_head = block.runnable_count = 0;
     for (int t = 0; t < n; t++) {
         ThreadSlot* s = &block.threads[t];
         s->t.idx.x = t % bd.x;
@@ -422,10 +427,6 @@ static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_byt
         s->t.linear = t;
         s->state = T_UNSTARTED;
         s->fiber = NULL;
-#ifdef EMU_TSAN_FIBERS
-        if (!tsan_thread_context[t]) tsan_thread_context[t] = __tsan_create_fiber(0);
-        s->tsan = tsan_thread_context[t];
-#endif
     }
     for (int w = 0; w < (n + 31) / 32; w++) {
         for (int g = 0; g < MAX_GROUPS; g++) block.groups[w][g].active = false;
@@ -434,21 +435,24 @@ static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_byt
     if (static_shared_bytes) memset(static_shared, 0xFF, static_shared_bytes);  // shared memory starts undefined
     block.dynamic_shared = malloc(l->cfg.shared_bytes ? l->cfg.shared_bytes : 1);
     memset(block.dynamic_shared, 0xFF, l->cfg.shared_bytes);
+    tsan_release(&block_start);
 
     while (!block.failed) {
         Fiber* f = NULL;
-        if (!block.runnable.empty()) {
-            f = block.runnable.front();
-            block.runnable.pop_front();
+        if (block.runnable_count > 0) {
+            f = block.runnable[block.runnable_head];
+            block.runnable_head = (block.runnable_head + 1) % MAX_FIBERS;
+            block.runnable_count--;
             ThreadSlot* s = &block.threads[f->thread];  // the thread it carries runs again
             s->state = T_RUNNING;
             current_thread.store(&s->t, std::memory_order_relaxed);
         } else if (block.claimed < n) {  // a runner for the threads not yet started
-            if (parked.empty()) f = fiber_new();
-            else {
-                f = parked.back();
-                parked.pop_back();
-            }
+#ifdef EMU_TSAN_FIBERS
+            int t = block.reverse ? n - 1 - block.claimed : block.claimed;  // the thread it will claim
+            f = thread_fiber[t] ? thread_fiber[t] : (thread_fiber[t] = fiber_new());
+#else
+            f = num_parked > 0 ? parked[--num_parked] : fiber_new();
+#endif
         } else if (block.done == n) {
             break;
         } else {  // nobody can run, and not everyone has returned: the rest wait for each other forever
@@ -472,22 +476,19 @@ static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_byt
                        counts[T_BARRIER], counts[T_WARP], counts[T_DONE], detail);
             break;
         }
-        switch_to(f, true);
+        switch_to(f);
     }
+    tsan_acquire(&block_end);
     free(block.dynamic_shared);
     block.dynamic_shared = NULL;
     if (block.failed) {  // abandon the frames of every fiber that is not parked
-        for (Fiber* f : fiber_pool) {
-            bool is_parked = false;
-            for (Fiber* p : parked) is_parked |= p == f;
-            if (!is_parked) {
-                fiber_reset(f);
-                parked.push_back(f);
-            }
+        num_parked = 0;
+        for (int i = 0; i < num_fibers; i++) {
+            fiber_reset(fiber_pool[i]);
+            parked[num_parked++] = fiber_pool[i];
         }
         return false;
     }
-    tsan_acquire(&tsan_sync[1][0][0]);
     return true;
 }
 
@@ -508,7 +509,7 @@ static void require_kernel(const char* what) {
 void __syncthreads() {
     require_kernel("__syncthreads");
     ThreadSlot* s = self();
-    void* sync = &tsan_sync[block.barrier_generation % 2][0][0];
+    void* sync = &tsan_sync[block.barrier_generation % 2][0];
     tsan_release(sync);
     s->state = T_BARRIER;
     block.at_barrier++;
@@ -602,7 +603,7 @@ static uint64_t warp_sync_op(int op, unsigned mask, uint64_t value, int arg, int
     G->arg[lane] = arg;
     G->arrived |= 1u << lane;
     s->state = T_WARP;
-    void* sync = &tsan_sync[block.warp_generation[w] % 2][1 + w][0];
+    void* sync = &tsan_sync[block.warp_generation[w] % 2][1 + w];
     if (op == W_SYNCWARP) tsan_release(sync);
     if (G->arrived == mask) {  // the last lane: every lane's result, then all continue in lane order
         unsigned ballot = 0;
@@ -783,7 +784,8 @@ static void drain() {
         switch (op.kind) {
             case Op::LAUNCH:
                 run_launch(op.launch);
-                free_launch(op.launch);
+                if (sticky_error == cudaSuccess) free_launch(op.launch);
+                else delete op.launch;  // a faulted kernel's threads were abandoned mid-way: its arguments are leaked
                 break;
             case Op::COPY: memmove(op.dst, op.src, op.bytes); break;
             case Op::SET: memset(op.dst, op.value, op.bytes); break;
@@ -848,7 +850,12 @@ void enqueue_launch(Launch* l) {
 }
 
 static cudaError_t device_count_error = cudaSuccess;
-void set_device_count_error(cudaError_t e) { device_count_error = e; }
+static const int RUNTIME_VERSION = 13000;  // as the CUDA 13.0 toolkit the project builds with
+static int driver_version = RUNTIME_VERSION;
+void set_device_count_error(cudaError_t e, int driver) {
+    device_count_error = e;
+    driver_version = e == cudaSuccess ? RUNTIME_VERSION : driver;
+}
 void clear_errors() {
     last_error = sticky_error = cudaSuccess;
     message[0] = 0;
@@ -859,8 +866,8 @@ static struct Summary {
     ~Summary() {
         if (counters.launches)
             printf("CUDA emulation: %lld kernel launches (%lld blocks, %lld threads), %lld cuBLAS/cuSOLVER calls, "
-                   "%zu fibers\n", counters.launches, counters.blocks, counters.threads, counters.blas_calls,
-                   fiber_pool.size());
+                   "%d fibers\n", counters.launches, counters.blocks, counters.threads, counters.blas_calls,
+                   num_fibers);
     }
 } summary;
 
@@ -1055,6 +1062,16 @@ cudaError_t cudaGetDeviceCount(int* count) {
     *count = 0;
     if (device_count_error != cudaSuccess) return set_last(device_count_error);
     *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* version) {
+    if (!version) return set_last(cudaErrorInvalidValue);
+    *version = driver_version;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* version) {
+    if (!version) return set_last(cudaErrorInvalidValue);
+    *version = RUNTIME_VERSION;
     return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) {

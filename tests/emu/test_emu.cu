@@ -22,6 +22,30 @@ struct ExpectErrors {
 
 static bool message_has(const char* part) { return strstr(emu::last_message(), part) != NULL; }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// A sanitizer stops the process at what it finds: run the broken kernel in a child and read what it said.
+static std::string run_in_child(void (*fn)()) {
+    char path[] = "/tmp/emu_child_XXXXXX";
+    int fd = mkstemp(path);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::string text;
+    char buf[4096];
+    lseek(fd, 0, SEEK_SET);
+    for (ssize_t r; (r = read(fd, buf, sizeof(buf))) > 0;) text.append(buf, r);
+    close(fd);
+    unlink(path);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) text += "\n(the child exited normally)";
+    return text;
+}
+#endif
+
 // ----------------------------------------------------------------------------------------------------
 // shared memory and barriers
 
@@ -66,10 +90,24 @@ static size_t count_wrong(const std::vector<float>& out, bool reverse) {
     return wrong;
 }
 
+#if defined(__SANITIZE_THREAD__)
+static void reverse_without_barrier() { run_tile_kernel(reverse_block_kernel, 0, 1); }
+static void shift_without_barrier() { run_tile_kernel(shift_block_kernel, 0, 1); }
+#endif
+
 TEST_CASE("emulation: a missing __syncthreads before a shared-memory read is caught") {
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer sees every CUDA thread as a thread: the unordered write and read of `tile` are a data race
+    for (void (*broken)() : {reverse_without_barrier, shift_without_barrier}) {
+        std::string report = run_in_child(broken);
+        CHECK_MESSAGE(report.find("ThreadSanitizer: data race") != std::string::npos, report);
+        CHECK_MESSAGE(report.find("_block_kernel") != std::string::npos, report);
+    }
+#endif
     // with the barrier both kernels are exact
     CHECK(count_wrong(run_tile_kernel(reverse_block_kernel, 1, 2), true) == 0);
     CHECK(count_wrong(run_tile_kernel(shift_block_kernel, 1, 2), false) == 0);
+#if !defined(__SANITIZE_THREAD__)
     // without it, threads run in index order in even blocks and in reverse in odd ones, and shared memory starts
     // as NaN: whichever way the missing dependency points, some thread reads a slot not yet written
     std::vector<float> reversed = run_tile_kernel(reverse_block_kernel, 0, 2);
@@ -78,6 +116,7 @@ TEST_CASE("emulation: a missing __syncthreads before a shared-memory read is cau
     size_t wrong_block1 = 0;
     for (size_t i = 256; i < 512; i++) wrong_block1 += isnan(shifted[i]);
     CHECK(wrong_block1 > 0);  // block 1 runs its threads from the top: each reads below before it was written
+#endif
 }
 
 // shared memory belongs to its block: block 1 reads what it never wrote (poisoned, NaN), not block 0's values
@@ -184,27 +223,6 @@ static __global__ void write_past_end_kernel(float* out, int n) {
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-// AddressSanitizer stops the process at the bad write: run it in a child and read what it said
-static std::string run_in_child(void (*fn)()) {
-    char path[] = "/tmp/emu_child_XXXXXX";
-    int fd = mkstemp(path);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 2);
-        fn();
-        _exit(0);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    std::string text;
-    char buf[4096];
-    lseek(fd, 0, SEEK_SET);
-    for (ssize_t r; (r = read(fd, buf, sizeof(buf))) > 0;) text.append(buf, r);
-    close(fd);
-    unlink(path);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) text += "\n(child exited normally)";
-    return text;
-}
 static void write_past_end() {
     float* d = NULL;
     cudaMalloc(&d, 100 * sizeof(float));
