@@ -181,6 +181,9 @@ struct GPT2 {
                            // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
     AttentionPath attention;  // the GPU attention the buffers are sized for (the CPU runs its reference)
     int* ids;              // (B, T) inputs on the device
+    int* token_groups;     // (3 B T) on the GPU: the batch's positions grouped by token, for dwte (ops/embedding.h)
+    int* host_groups;      // (3 B T) host copy of token_groups; (Vp) host_counts: scratch for computing it
+    int* host_counts;
     int* targets;          // (B, T) targets on the device
     float* host_losses;    // (B, T) losses copied back for the mean
     Tape tape;
@@ -343,6 +346,11 @@ static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device devi
     gpt2_layout_acts(m);
 
     m->ids = (int*)device_malloc(device, sizeof(int) * B * T);
+    if (device == DEV_CUDA) {
+        m->token_groups = (int*)device_malloc(device, sizeof(int) * 3 * B * T);
+        m->host_groups = (int*)xmalloc(sizeof(int) * 3 * B * T);
+        m->host_counts = (int*)xmalloc(sizeof(int) * cfg->padded_vocab_size);
+    }
     m->targets = (int*)device_malloc(device, sizeof(int) * B * T);
     m->host_losses = (float*)xmalloc(sizeof(float) * B * T);
     tape_init(&m->tape, 16 * L + 16);  // ~10 nodes per layer plus the ends
@@ -353,6 +361,9 @@ static void gpt2_free(GPT2* m) {
     arena_free(&m->grad_arena);
     arena_free(&m->act_arena);  // act_grad_arena lives inside it
     device_free(m->device, m->ids);
+    device_free(m->device, m->token_groups);
+    free(m->host_groups);
+    free(m->host_counts);
     device_free(m->device, m->targets);
     free(m->host_losses);
     free(m->blocks);
@@ -374,11 +385,16 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     if (B > m->B || T > m->T || T > cfg->max_seq_len)
         die("gpt2_forward: batch %d x %d exceeds the %d x %d the model was built for", B, T, m->B, m->T);
     copy_to_device(m->device, m->ids, ids, sizeof(int) * N);
+    int groups = 0;  // on the GPU, the positions grouped by token, for the embedding's backward
+    if (m->device == DEV_CUDA && m->tape.recording) {
+        groups = embedding_token_groups(ids, N, Vp, m->host_counts, m->host_groups);
+        copy_to_device(m->device, m->token_groups, m->host_groups, sizeof(int) * 3 * N);
+    }
     if (targets) copy_to_device(m->device, m->targets, targets, sizeof(int) * N);
     Tape* tape = &m->tape;
     tape_reset(tape);
 
-    embedding(tape, &m->encoded, m->ids, &m->params[P_WTE], &m->params[P_WPE], B, T, C);
+    embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &m->params[P_WTE], &m->params[P_WPE], B, T, C);
     Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
     for (int l = 0; l < cfg->num_layers; l++) {
         BlockParams* p = &m->blocks[l];

@@ -388,6 +388,7 @@ struct TapeNode {
     Tensor* in[3];         // the inputs: backward adds into in[i]->grad (skipped where it is NULL)
     Tensor* saved[2];      // what the forward kept for the backward (layernorm's mean and rstd, ...)
     const int* ids;        // integer inputs (token ids, targets) on the tensors' device
+    const int* aux;        // integer data the backward needs besides (embedding on the GPU: positions by token)
     int dims[4];           // the op's sizes (e.g. B, T, C, NH), as the forward was called
 };
 

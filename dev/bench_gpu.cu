@@ -14,6 +14,7 @@
 #include <map>
 #include <string>
 #include <vector>
+#include "../data/prepare.h"
 #include "../optim.h"
 
 static const int BENCH_B = 16, BENCH_T = 1024, BENCH_C = 768, BENCH_NH = 12, BENCH_V = 50257, BENCH_VP = 50304;
@@ -94,13 +95,44 @@ BENCHMARK_CAPTURE(BM_gemm, tiled, GEMM_TILED)->Apply(gemm_args)->UseManualTime()
 // each op, forward and backward, at d12 shapes (backwards add into their gradients every iteration: the
 // values drift, the work does not)
 
+// Real text's token frequencies, not uniform ids (the embedding's backward sums each token's rows: a frequent
+// token is the work): the first B·T tokens of tinyshakespeare, GPT-2 encoded. The newline (198) is about one
+// token in six there. Falls back to uniform ids, saying so, where the corpus or the vocabulary is missing.
+static std::vector<int> bench_corpus_ids(int n) {
+    static std::vector<int> ids;
+    if ((int)ids.size() >= n) return std::vector<int>(ids.begin(), ids.begin() + n);
+    Tokenizer tok;
+    char err[ERR_LEN];
+    FILE* f = fopen("data/tinyshakespeare.txt", "rb");
+    std::vector<char> text(400000);
+    size_t len = f ? fread(text.data(), 1, text.size(), f) : 0;
+    if (f) fclose(f);
+    if (len == 0 || tokenizer_load_default(&tok, err) || tokenizer_encode(&tok, text.data(), len, &ids, err) ||
+        (int)ids.size() < n) {
+        printf("bench_gpu: no corpus to take token frequencies from (%s): uniform ids\n", len ? err : "data/tinyshakespeare.txt");
+        ids.resize(n);
+        Rng rng = rng_make(4);
+        for (int& id : ids) id = (int)(rng_u32(&rng) % BENCH_V);
+    }
+    return std::vector<int>(ids.begin(), ids.begin() + n);
+}
+
 static void BM_embedding(benchmark::State& state, bool backward) {
-    int* ids = bench_ids(BENCH_N, BENCH_V, 4);
+    std::vector<int> host_ids = bench_corpus_ids(BENCH_N), counts(BENCH_VP), groups(3 * BENCH_N);
+    int G = embedding_token_groups(host_ids.data(), BENCH_N, BENCH_VP, counts.data(), groups.data());
+    int* ids = (int*)device_malloc(DEV_CUDA, sizeof(int) * BENCH_N);
+    int* d_groups = (int*)device_malloc(DEV_CUDA, sizeof(int) * 3 * BENCH_N);
+    copy_to_device(DEV_CUDA, ids, host_ids.data(), sizeof(int) * BENCH_N);
+    copy_to_device(DEV_CUDA, d_groups, groups.data(), sizeof(int) * 3 * BENCH_N);
     float *wte = bench_buffer((size_t)BENCH_VP * BENCH_C, 5), *wpe = bench_buffer((size_t)BENCH_T * BENCH_C, 6);
     float* out = bench_buffer((size_t)BENCH_N * BENCH_C, 7);
-    if (backward) gpu_timed(state, [&]() { embedding_backward_cuda(wte, wpe, out, ids, BENCH_B, BENCH_T, BENCH_C); });
+    if (backward)
+        gpu_timed(state, [&]() { embedding_backward_cuda(wte, wpe, out, ids, d_groups, G, BENCH_B, BENCH_T, BENCH_C); });
     else gpu_timed(state, [&]() { embedding_forward_cuda(out, ids, wte, wpe, BENCH_B, BENCH_T, BENCH_C); });
+    state.counters["tokens"] = G;                                        // distinct tokens in the batch
+    state.counters["largest"] = groups[BENCH_N + 1] - groups[BENCH_N];  // positions of the most frequent one
     device_free(DEV_CUDA, ids);
+    device_free(DEV_CUDA, d_groups);
     for (float* p : {wte, wpe, out}) device_free(DEV_CUDA, p);
 }
 
@@ -230,12 +262,8 @@ static void BM_train_step(benchmark::State& state) {
     OptimizerConfig oc = optimizer_config_adamw();
     Optimizer opt;
     if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
-    std::vector<int> ids(BENCH_N), targets(BENCH_N);
-    Rng rng = rng_make(2);
-    for (int i = 0; i < BENCH_N; i++) {
-        ids[i] = (int)(rng_u32(&rng) % cfg.vocab_size);
-        targets[i] = (int)(rng_u32(&rng) % cfg.vocab_size);
-    }
+    std::vector<int> text = bench_corpus_ids(BENCH_N + 1);  // real text: inputs and their next tokens
+    std::vector<int> ids(text.begin(), text.end() - 1), targets(text.begin() + 1, text.end());
     gpu_timed(state, [&]() {
         gpt2_zero_grad(&model);
         gpt2_forward(&model, ids.data(), targets.data(), BENCH_B, BENCH_T);

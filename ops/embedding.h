@@ -1,6 +1,7 @@
 // ops/embedding.h: the first layer. Each position gets its token's embedding plus its position's embedding.
 // Flow: data (token ids) -> embedding -> the first block's layernorm.
 #pragma once
+#include <algorithm>
 #include "../tensor.h"
 
 // ----------------------------------------------------------------------------------------------------
@@ -43,6 +44,37 @@ static void embedding_backward_cpu(float* dwte, float* dwpe, const float* dout, 
     }
 }
 
+// ----------------------------------------------------------------------------------------------------
+// dwte on the GPU sums, for each distinct token, the dout rows of the positions that hold it. Which positions
+// those are is worked out on the host, where the ids come from (llm.c does the same), into `groups` (3N ints):
+//   groups[0 .. N)          the positions, token by token, each token's in increasing order (a counting sort)
+//   groups[N + 2g], [+ 1]   group g's first and one-past-last index into that list, for G groups, the largest
+//                           group first (so its long sum starts first), ties by token
+// counts: Vp ints of host scratch. Returns G, the number of distinct tokens.
+static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, int* groups) {
+    memset(counts, 0, sizeof(int) * Vp);
+    for (int n = 0; n < N; n++) counts[ids[n]]++;
+    int* order = groups;
+    int* table = groups + N;
+    int G = 0, at = 0;
+    for (int v = 0; v < Vp; v++) {  // counts[v] becomes where token v's positions start
+        int c = counts[v];
+        if (c) {
+            table[2 * G] = at;
+            table[2 * G + 1] = at + c;
+            G++;
+        }
+        counts[v] = at;
+        at += c;
+    }
+    for (int n = 0; n < N; n++) order[counts[ids[n]]++] = n;  // positions in increasing order within a token
+    // largest group first; equal sizes in token order (the sort is stable)
+    struct Span { int begin, end; };
+    Span* spans = (Span*)table;
+    std::stable_sort(spans, spans + G, [](const Span& a, const Span& b) { return a.end - a.begin > b.end - b.begin; });
+    return G;
+}
+
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
 // CUDA kernels
@@ -56,30 +88,23 @@ static __global__ void embedding_forward_kernel(float* out, const int* ids, cons
     out[i] = wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c];
 }
 
-// dwte, backward formula above. Deterministic without atomics or sorting: the warp of position n checks
-// whether n is the first position holding its token v; only that "leader" warp writes row v, adding the
-// dout rows of every position holding v in increasing position order, lane l owning channels l, l+32, ...
-// That is the CPU's order, so dwte comes out bit for bit the same. Ids are scanned 32 at a time with a
-// ballot (bit k set: position base+k holds v); the 64 KB of ids of a 16K-token batch stay in cache.
-// One warp per position; blocks of 8 warps.
-static __global__ void embedding_backward_wte_kernel(float* dwte, const float* dout, const int* ids, int N, int C) {
-    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (n >= N) return;  // the whole warp leaves together
-    int v = ids[n];
-    for (int base = 0; base < n; base += 32) {  // an earlier position with the same token: not the leader
-        int m = base + lane;
-        if (__ballot_sync(0xffffffffu, m < n && ids[m] == v)) return;
-    }
-    float* g = dwte + (size_t)v * C;
-    for (int base = n; base < N; base += 32) {
-        int m = base + lane;
-        unsigned hits = __ballot_sync(0xffffffffu, m < N && ids[m] == v);
-        while (hits) {
-            const float* d = dout + (size_t)(base + __ffs(hits) - 1) * C;  // lowest set bit: the next position
-            hits &= hits - 1;
-            for (int c = lane; c < C; c += 32) g[c] += d[c];
-        }
-    }
+#define WTE_THREADS 128  // channels per block of the dwte backward
+
+// dwte, backward formula above embedding_backward_cpu. Block (g, y) owns token group g (embedding_token_groups)
+// and channels y·128 .. y·128 + 127: thread c adds the group's dout rows for its channel, in increasing position
+// order, onto the token's row of dwte. Every (token, channel) is one thread's sum in the CPU's order: no
+// atomics, the same bits as the CPU, and a frequent token (the newline, a thousand times in a batch) is summed
+// by C threads side by side, not by one warp.
+static __global__ void embedding_backward_wte_kernel(float* dwte, const float* dout, const int* ids,
+                                                     const int* groups, int N, int C) {
+    int g = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const int* order = groups;
+    int begin = groups[N + 2 * g], end = groups[N + 2 * g + 1];
+    float* row = dwte + (size_t)ids[order[begin]] * C;
+    float sum = row[c];
+    for (int k = begin; k < end; k++) sum += dout[(size_t)order[k] * C + c];
+    row[c] = sum;
 }
 
 // dwpe[t, c] += Σ_b dout[b, t, c]: one thread per (t, c), summing b in order (the CPU's order)
@@ -92,7 +117,8 @@ static __global__ void embedding_backward_wpe_kernel(float* dwpe, const float* d
 }
 
 // ----------------------------------------------------------------------------------------------------
-// CUDA launchers: the CPU functions' arguments, as device pointers
+// CUDA launchers: the CPU functions' arguments, as device pointers; groups (3N ints, device) and their count G
+// from embedding_token_groups
 
 static void embedding_forward_cuda(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
                                    int C) {
@@ -102,11 +128,12 @@ static void embedding_forward_cuda(float* out, const int* ids, const float* wte,
     cudaCheckLaunch();
 }
 
-static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout, const int* ids, int B, int T,
-                                    int C) {
+static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout, const int* ids, const int* groups,
+                                    int G, int B, int T, int C) {
     if ((size_t)B * T * C == 0) return;
-    if (dwte) {
-        embedding_backward_wte_kernel<<<cuda_blocks((size_t)B * T, 8), 256>>>(dwte, dout, ids, B * T, C);
+    if (dwte && G > 0) {
+        embedding_backward_wte_kernel<<<dim3(G, cuda_blocks(C, WTE_THREADS)), WTE_THREADS>>>(dwte, dout, ids, groups,
+                                                                                            B * T, C);
         cudaCheckLaunch();
     }
     if (dwpe) {
@@ -123,14 +150,18 @@ static void embedding_backward_node(const TapeNode* node) {
     int B = node->dims[0], T = node->dims[1], C = node->dims[2];
     float *dwte = node->in[0]->grad, *dwpe = node->in[1]->grad;
 #ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA) embedding_backward_cuda(dwte, dwpe, node->out->grad, node->ids, B, T, C);
+    if (node->out->device == DEV_CUDA)
+        embedding_backward_cuda(dwte, dwpe, node->out->grad, node->ids, node->aux, node->dims[3], B, T, C);
     else
 #endif
         embedding_backward_cpu(dwte, dwpe, node->out->grad, node->ids, B, T, C);
 }
 
-// out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device
-static void embedding(Tape* tape, Tensor* out, const int* ids, Tensor* wte, Tensor* wpe, int B, int T, int C) {
+// out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device. On the GPU the backward also
+// needs the positions grouped by token: groups (3·B·T ints on the device) and their count G, from
+// embedding_token_groups (unused on the CPU: NULL, 0).
+static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, int G, Tensor* wte, Tensor* wpe,
+                      int B, int T, int C) {
 #ifdef __CUDACC__
     if (out->device == DEV_CUDA) embedding_forward_cuda(out->data, ids, wte->data, wpe->data, B, T, C);
     else
@@ -140,8 +171,10 @@ static void embedding(Tape* tape, Tensor* out, const int* ids, Tensor* wte, Tens
     node.in[0] = wte;
     node.in[1] = wpe;
     node.ids = ids;
+    node.aux = groups;
     node.dims[0] = B;
     node.dims[1] = T;
     node.dims[2] = C;
+    node.dims[3] = G;
     tape_push(tape, &node);
 }

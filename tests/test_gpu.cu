@@ -22,17 +22,33 @@ static double sum_tol(double K) { return 1e-6 + 2.4e-7 * sqrt(K); }
 
 #define SKIP_WITHOUT_GPU_MESSAGE "SKIPPED: no CUDA GPU found"
 
+// The grouping of positions by token that the GPU's dwte backward reads (embedding_token_groups): every
+// position once, token by token, increasing within a token, the largest group first.
+TEST_CASE("embedding: positions grouped by token, largest group first, positions in order") {
+    const int ids[] = {7, 3, 7, 0, 3, 7, 9, 3, 7};
+    int N = 9, Vp = 16, counts[16], groups[27];
+    int G = embedding_token_groups(ids, N, Vp, counts, groups);
+    REQUIRE(G == 4);
+    const int order[] = {3, 1, 4, 7, 0, 2, 5, 8, 6};  // token 0: {3}; 3: {1, 4, 7}; 7: {0, 2, 5, 8}; 9: {6}
+    for (int k = 0; k < N; k++) CHECK(groups[k] == order[k]);
+    const int spans[] = {4, 8, 1, 4, 0, 1, 8, 9};  // tokens 7, 3, then the singletons 0 and 9 in token order
+    for (int k = 0; k < 2 * G; k++) CHECK(groups[N + k] == spans[k]);
+}
+
 TEST_CASE("gpu: embedding forward and backward equal the CPU bit for bit (repeated tokens, Vp = 50304)") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
-    // (B, T, C, Vp): GPT-2's padded vocabulary with short rows; long rows with a small vocabulary
-    const int shapes[][4] = {{3, 37, 67, 50304}, {2, 1, 1001, 97}, {4, 33, 768, 60}};
+    // (B, T, C, Vp): GPT-2's padded vocabulary with short rows; long rows with a small vocabulary; a batch in
+    // which one token fills half the positions (1024 times, as the newline does in a batch of real text)
+    const int shapes[][4] = {{3, 37, 67, 50304}, {2, 1, 1001, 97}, {4, 33, 768, 60}, {16, 128, 768, 50304}};
     for (auto& s : shapes) {
         int B = s[0], T = s[1], C = s[2], Vp = s[3], N = B * T;
         CAPTURE(B); CAPTURE(T); CAPTURE(C); CAPTURE(Vp);
         std::vector<int> ids(N);
         Rng rng = rng_make(100 + C);
-        for (int i = 0; i < N; i++)  // half the positions from 5 tokens: many repeats, in any order
-            ids[i] = (int)(rng_u32(&rng) % (i % 2 ? 5u : (unsigned)Vp));
+        for (int i = 0; i < N; i++)  // half the positions from 5 tokens (or from one): many repeats, in any order
+            ids[i] = N > 1000 && i % 2 ? 198 : (int)(rng_u32(&rng) % (i % 2 ? 5u : (unsigned)Vp));
+        std::vector<int> counts(Vp), groups(3 * N);
+        int G = embedding_token_groups(ids.data(), N, Vp, counts.data(), groups.data());
         std::vector<float> wte = random_vector((size_t)Vp * C, 1), wpe = random_vector((size_t)T * C, 2),
                            dout = random_vector((size_t)N * C, 3), dwte0 = random_vector((size_t)Vp * C, 4),
                            dwpe0 = random_vector((size_t)T * C, 5);
@@ -41,15 +57,15 @@ TEST_CASE("gpu: embedding forward and backward equal the CPU bit for bit (repeat
         embedding_backward_cpu(dwte.data(), dwpe.data(), dout.data(), ids.data(), B, T, C);
         std::vector<float> g_out[2], g_dwte[2], g_dwpe[2];
         for (int run = 0; run < 2; run++) {
-            int* d_ids = to_device_int(ids);
+            int *d_ids = to_device_int(ids), *d_groups = to_device_int(groups);
             float *d_wte = to_device(wte), *d_wpe = to_device(wpe), *d_dout = to_device(dout),
                   *d_dwte = to_device(dwte0), *d_dwpe = to_device(dwpe0), *d_out = to_device(out);
             embedding_forward_cuda(d_out, d_ids, d_wte, d_wpe, B, T, C);
-            embedding_backward_cuda(d_dwte, d_dwpe, d_dout, d_ids, B, T, C);
+            embedding_backward_cuda(d_dwte, d_dwpe, d_dout, d_ids, d_groups, G, B, T, C);
             g_out[run] = to_host(d_out, out.size());
             g_dwte[run] = to_host(d_dwte, dwte.size());
             g_dwpe[run] = to_host(d_dwpe, dwpe.size());
-            for (void* p : {(void*)d_ids, (void*)d_wte, (void*)d_wpe, (void*)d_dout, (void*)d_dwte, (void*)d_dwpe,
+            for (void* p : {(void*)d_ids, (void*)d_groups, (void*)d_wte, (void*)d_wpe, (void*)d_dout, (void*)d_dwte, (void*)d_dwpe,
                             (void*)d_out})
                 cudaCheck(cudaFree(p));
         }
