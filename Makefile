@@ -1,7 +1,8 @@
 # muongpt: one binary, ./train, built with nvcc (CPU + CUDA) or, where nvcc is missing, with g++ (CPU only).
 #   make            build ./train
 #   make train      the default job: Muon vs AdamW on the embedded corpus (./train compare)
-#   make test       build and run the doctest suite (GPU tests skip, visibly, without a GPU)
+#   make test       build and run the doctest suite: on the CPU, then the GPU tests on the CPU emulation of CUDA
+#   make sanitize-cpu  the emulated GPU tests under AddressSanitizer + UBSan, and under ThreadSanitizer
 #   make bench      Google Benchmark: kernels, a training step, tokens/s
 #   make sanitize   compute-sanitizer memcheck + racecheck on a tiny GPU run
 #   make experiments  the papers' controlled experiments (fp64, CPU)
@@ -43,14 +44,20 @@ all: deps build/train
 	@ln -f build/train train
 
 # ---- dependencies -----------------------------------------------------------------------------------
-# Each line: a header the build needs, and the Debian package that ships it.
+# Each line: a header (or a library, or a command) the build needs, and the Debian package that ships it.
+# LAPACK and perl serve the CUDA emulation of the tests (tests/emu: cuSOLVER's eigensolver; translate.pl).
 DEP_HEADERS := doctest/doctest.h:doctest-dev stb/stb_image_write.h:libstb-dev \
                benchmark/benchmark.h:libbenchmark-dev pcre2.h:libpcre2-dev
+DEP_LIBS    := lapack:liblapack-dev
+DEP_TOOLS   := perl:perl
 deps: build/.deps-ok
 build/.deps-ok:
 	@mkdir -p build
 	@missing=""; for d in $(DEP_HEADERS); do h=$${d%%:*}; p=$${d##*:}; \
 	  printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <%s>\n' "$$h" | $(CXX) $(CXXFLAGS) -E -x c++ - >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for d in $(DEP_LIBS); do l=$${d%%:*}; p=$${d##*:}; \
+	  echo 'int main() { return 0; }' | $(CXX) -x c++ - -o /dev/null -l$$l >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for d in $(DEP_TOOLS); do t=$${d%%:*}; p=$${d##*:}; command -v $$t >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -129,7 +136,7 @@ test: all build/test build/emu/plain/test
 	echo "---- the GPU tests again, on the CPU emulation of CUDA (tests/emu) ----"; \
 	./build/emu/plain/test 2>&1 | tee build/emu/test.log || emu=1; \
 	echo; \
-	$(SUMMARY) build/test.log "tests (CPU$(if $(HAVE_NVCC),; the GPU cases need a GPU,; nvcc not found: GPU cases not built))"; \
+	$(SUMMARY) build/test.log "tests (CPU$(if $(HAVE_NVCC),; the GPU cases run only on a GPU,; built without nvcc: no real-GPU cases))"; \
 	$(SUMMARY) build/emu/test.log "GPU tests on the CPU emulation"; \
 	[ $$cpu -eq 0 ] && [ $$emu -eq 0 ]
 

@@ -181,37 +181,26 @@ static inline float __fdividef(float a, float b) { return a / b; }
 template <typename T> static T __ldg(const T* p) { return *p; }
 
 // atomics: read-modify-write as one step (the host's atomic builtins), returning the old value
-static inline float emu_atomic_add_float(float* p, float v) {
-    uint32_t* bits = (uint32_t*)p;
-    uint32_t old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
-    float f;
+// floating-point add as a compare-and-swap loop on the value's bits (Bits: an unsigned integer of T's size)
+template <typename T, typename Bits> static T emu_atomic_add_fp(T* p, T v) {
+    Bits* bits = (Bits*)p;
+    Bits old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
+    T x;
     do {
-        memcpy(&f, &old, 4);
-        f += v;
-        memcpy(&next, &f, 4);
+        memcpy(&x, &old, sizeof(T));
+        x += v;
+        memcpy(&next, &x, sizeof(T));
     } while (!__atomic_compare_exchange_n(bits, &old, next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    memcpy(&f, &old, 4);
-    return f;
-}
-static inline double emu_atomic_add_double(double* p, double v) {
-    uint64_t* bits = (uint64_t*)p;
-    uint64_t old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
-    double d;
-    do {
-        memcpy(&d, &old, 8);
-        d += v;
-        memcpy(&next, &d, 8);
-    } while (!__atomic_compare_exchange_n(bits, &old, next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    memcpy(&d, &old, 8);
-    return d;
+    memcpy(&x, &old, sizeof(T));
+    return x;
 }
 static inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
-static inline float atomicAdd(float* p, float v) { return emu_atomic_add_float(p, v); }
-static inline double atomicAdd(double* p, double v) { return emu_atomic_add_double(p, v); }
+static inline float atomicAdd(float* p, float v) { return emu_atomic_add_fp<float, uint32_t>(p, v); }
+static inline double atomicAdd(double* p, double v) { return emu_atomic_add_fp<double, uint64_t>(p, v); }
 static inline int atomicSub(int* p, int v) { return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED); }
 static inline unsigned atomicSub(unsigned* p, unsigned v) { return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED); }
 template <typename T> static T emu_atomic_extreme(T* p, T v, bool max) {

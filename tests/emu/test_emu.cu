@@ -349,6 +349,22 @@ TEST_CASE("emulation: a warp intrinsic waiting for a returned lane, and a deadlo
 // ----------------------------------------------------------------------------------------------------
 // atomics, the queue, the libraries
 
+#if defined(__SANITIZE_THREAD__)
+// every thread adds into one global counter without an atomic: right by luck when the emulation runs the threads
+// one after another, lost updates on a GPU; ThreadSanitizer calls it a race
+static __global__ void unguarded_sum_kernel(int* total) { *total += 1; }
+static void unguarded_sum() {
+    int* d = to_device_int(std::vector<int>(1, 0));
+    unguarded_sum_kernel<<<1, 64>>>(d);
+    cudaDeviceSynchronize();
+}
+TEST_CASE("emulation: a non-atomic update of global memory by many threads is caught (ThreadSanitizer)") {
+    std::string report = run_in_child(unguarded_sum);
+    CHECK_MESSAGE(report.find("ThreadSanitizer: data race") != std::string::npos, report);
+    CHECK_MESSAGE(report.find("unguarded_sum_kernel") != std::string::npos, report);
+}
+#endif
+
 static __global__ void count_kernel(int* counter, float* sum) {
     atomicAdd(counter, 1);
     atomicAdd(sum, 0.5f);
