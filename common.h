@@ -1,7 +1,7 @@
 // common.h: the small things every other file leans on.
 // Errors (one clear line and a non-zero exit at the command line; an error message returned by library
-// code so tests can check it), the CUDA/cuBLAS call checks, a seeded random number generator whose whole
-// state is one integer (so a checkpoint can save it), and a wall clock.
+// code so tests can check it), a seeded random number generator whose whole state is one integer (so a
+// checkpoint can save it), and a wall clock.
 // Flow: used everywhere; holds no model or training logic.
 #pragma once
 #include <errno.h>
@@ -13,10 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#ifdef __CUDACC__
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#endif
 
 // ----------------------------------------------------------------------------------------------------
 // errors
@@ -56,19 +52,6 @@ static void* xcalloc(size_t count, size_t size) {
     return p;
 }
 
-#ifdef __CUDACC__
-// Every CUDA and cuBLAS call is checked; a failure names the file and the line.
-static void cuda_check(cudaError_t e, const char* file, int line) {
-    if (e != cudaSuccess) die("CUDA error at %s:%d: %s", file, line, cudaGetErrorString(e));
-}
-static void cublas_check(cublasStatus_t s, const char* file, int line) {
-    if (s != CUBLAS_STATUS_SUCCESS) die("cuBLAS error %d at %s:%d", (int)s, file, line);
-}
-#define cudaCheck(call) cuda_check((call), __FILE__, __LINE__)
-#define cublasCheck(call) cublas_check((call), __FILE__, __LINE__)
-// after a kernel launch: catches a bad launch configuration at the line that made it
-#define cudaCheckLaunch() cuda_check(cudaGetLastError(), __FILE__, __LINE__)
-#endif
 
 // mkdir -p: creates the folder and its parents. 0, or -1 with a message naming the folder.
 static int make_dirs(const char* path, char* err) {

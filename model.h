@@ -179,7 +179,8 @@ struct GPT2 {
     Tensor losses;         // (B, T)
     Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
                            // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
-    AttentionPath attention;  // the GPU attention the buffers are sized for (the CPU runs its reference)
+    Kernels kernels;       // how the GPU runs its products and attention (tensor.h); the buffers are sized for
+                           // kernels.attention (the CPU runs its own)
     int* ids;              // (B, T) inputs on the device
     int* token_groups;     // (3 B T) on the GPU: the batch's positions grouped by token, for dwte (ops/embedding.h)
     int* host_groups;      // (3 B T) host copy of token_groups; (Vp) host_counts: scratch for computing it
@@ -239,7 +240,7 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
         x->qkv = tensor_make("qkv", a, g, B, T, 3 * C);
         x->atty = tensor_make("atty", a, g, B, T, C);
-        if (attention_saved_floats(m->device, m->attention, B, NH, T) == (size_t)B * NH * T)
+        if (attention_saved_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
             x->att = tensor_make("att_lse", a, NULL, B, NH, T);
         else
             x->att = tensor_make("att", a, NULL, B, NH, T, T);
@@ -259,7 +260,7 @@ static void gpt2_layout_acts(GPT2* m) {
     m->logits = tensor_make("logits", a, g, B, T, Vp);
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
-    if (attention_scratch_floats(m->device, m->attention, B, NH, T) == (size_t)B * NH * T)
+    if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
         m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T);
     else
         m->att_scratch = tensor_make("att_scratch", a, NULL, B, NH, T, T);
@@ -272,7 +273,7 @@ static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device 
     memset(&m, 0, sizeof(m));
     m.config = *cfg;
     m.device = device;
-    m.attention = attention;
+    m.kernels.attention = attention;
     m.B = B;
     m.T = T;
     m.acts = (BlockActs*)xcalloc(cfg->num_layers, sizeof(BlockActs));
@@ -307,13 +308,13 @@ static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed
 }
 
 // Builds the model for batches of up to B x T on `device`, initialised from `seed`, its activations sized for the
-// GPU attention path `attention` (ignored on the CPU).
+// GPU kernel choices `kernels` (ignored on the CPU; by default cuBLAS FP32 and the simple attention).
 static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device device, uint64_t seed,
-                       AttentionPath attention = ATTENTION_SIMPLE) {
+                       Kernels kernels = Kernels{GEMM_CUBLAS, ATTENTION_SIMPLE}) {
     memset(m, 0, sizeof(*m));
     m->config = *cfg;
     m->device = device;
-    m->attention = attention;
+    m->kernels = kernels;
     m->B = B;
     m->T = T;
     int L = cfg->num_layers;
@@ -401,20 +402,20 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         BlockActs* a = &m->acts[l];
         // attention half: stream + proj(attention(qkv(ln1(stream))))
         layernorm(tape, &a->ln1, &a->ln1_mean, &a->ln1_rstd, stream, &p->ln1w, &p->ln1b, N, C);
-        matmul(tape, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
-        attention(tape, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH, m->attention);
-        matmul(tape, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
+        matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
+        attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
+        matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
         residual(tape, &a->res2, stream, &a->attproj, N, C);
         // MLP half: res2 + fcproj(gelu(fc(ln2(res2))))
         layernorm(tape, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, &p->ln2w, &p->ln2b, N, C);
-        matmul(tape, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
+        matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
         gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
-        matmul(tape, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
+        matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
         residual(tape, &a->res3, &a->res2, &a->fcproj, N, C);
         stream = &a->res3;
     }
     layernorm(tape, &m->lnf, &m->lnf_mean, &m->lnf_rstd, stream, &m->params[P_LNFW], &m->params[P_LNFB], N, C);
-    matmul(tape, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: logits = lnf · wteᵀ
+    matmul(tape, m->kernels, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
     if (!targets) return -1.0f;
 
     crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp);

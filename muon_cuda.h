@@ -4,16 +4,18 @@
 // muon_update_cuda for the hidden matrices when the model is on the GPU.
 // Every function takes `count` same-shaped matrices lying `stride` floats apart (the layers of one stacked
 // tensor, e.g. all qkvw, or the 3L blocks of qkvw when Q, K, V are orthogonalized apart) and handles them in
-// one go: the products are cuBLAS strided-batched GEMMs (ops/matmul.h), the elementwise steps one launch each.
+// one go: the products are cuBLAS strided-batched GEMMs (gemm.h), the elementwise steps one launch each.
 // count = 1 is one matrix, exactly muon.h's function. The Frobenius norms are summed in double over a fixed
 // grid and reduced in a fixed order on the device (no host round trip, no atomics: the same bits every run).
 #pragma once
 #include "muon.h"
-#include "ops/matmul.h"
+#include "gemm.h"
 
 #ifdef __CUDACC__
 #include <cusolverDn.h>
 
+#define MUON_GEMM GEMM_CUBLAS            // Muon's products: cuBLAS in FP32, whatever the model's level (the
+                                       // tolerances of tests/test_gpu_muon.cu assume FP32)
 #define MUON_NORM_BLOCKS 64            // partial sums per matrix for a Frobenius norm (fixed: deterministic)
 #define MUON_SPECTRAL_EPS_F32 1e-6     // spectral_power's regularizer in fp32 (muon.h uses 1e-12 in fp64): an
                                        // eigenvalue of M/‖M‖_F below ~1e-6 is at fp32 rounding level anyway
@@ -173,16 +175,16 @@ static void muon_axpby(float* y, float a, const float* x, float b, size_t total)
 static void muon_gram(float* G, const float* X, int rows, int cols, int count) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
-    if (rows <= cols) gemm_batched_cuda(G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
-    else gemm_batched_cuda(G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+    else gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
 }
 
 // out_m = P_m X_m (wide or square) or X_m P_m (tall): muon.h's apply_small_side, batched
 static void muon_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
-    if (rows <= cols) gemm_batched_cuda(out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
-    else gemm_batched_cuda(out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
+    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
+    else gemm_batched_cuda(MUON_GEMM, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
 }
 
 // muon.h's newton_schulz for `count` packed matrices X (rows, cols) in fp32. work: count·(n + 2s²) floats.
@@ -197,7 +199,7 @@ static void newton_schulz_cuda(float* X, int rows, int cols, int count, const do
     for (int t = 0; t < steps; t++) {
         const double* k = abc + (size_t)t * abc_stride;
         muon_gram(A, X, rows, cols, count);
-        gemm_batched_cuda(B, A, A, s, s, s, false, false, (float)k[2], 0.0f, s, s, s, ss, ss, ss, count);  // cA²
+        gemm_batched_cuda(MUON_GEMM, B, A, A, s, s, s, false, false, (float)k[2], 0.0f, s, s, s, ss, ss, ss, count);  // cA²
         muon_axpby(B, 1.0f, A, (float)k[1], count * ss);                                                 // + bA
         muon_apply_small_side(BX, B, X, rows, cols, count);
         muon_axpby(X, (float)k[0], BX, 1.0f, count * n);  // X = aX + BX
@@ -220,12 +222,12 @@ static void sqrt_newton_cuda(float* Y, float* Z, float* T, float* tmp, int s, in
     muon_identity_kernel<<<muon_grid(ss, count), 256>>>(Z, s, 1.0f, 1.0f);  // Z = I
     cudaCheckLaunch();
     for (int it = 0; it < MUON_SQRT_NEWTON_STEPS; it++) {
-        gemm_batched_cuda(T, Z, Y, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);    // T = ZY
+        gemm_batched_cuda(MUON_GEMM, T, Z, Y, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);    // T = ZY
         muon_identity_kernel<<<muon_grid(ss, count), 256>>>(T, s, -0.5f, 1.5f);                       // ½(3I − T)
         cudaCheckLaunch();
-        gemm_batched_cuda(tmp, Y, T, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);  // Y <- YT
+        gemm_batched_cuda(MUON_GEMM, tmp, Y, T, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);  // Y <- YT
         cudaCheck(cudaMemcpyAsync(Y, tmp, sizeof(float) * count * ss, cudaMemcpyDeviceToDevice));
-        gemm_batched_cuda(tmp, T, Z, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);  // Z <- TZ
+        gemm_batched_cuda(MUON_GEMM, tmp, T, Z, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);  // Z <- TZ
         cudaCheck(cudaMemcpyAsync(Z, tmp, sizeof(float) * count * ss, cudaMemcpyDeviceToDevice));
         muon_symmetrize_kernel<<<muon_grid(ss, count), 256>>>(Y, Z, s);
         cudaCheckLaunch();
@@ -261,7 +263,7 @@ static void spectral_power_cuda(float* X, int rows, int cols, int count, double 
         sqrt_newton_cuda(Y, Z, T, tmp, s, count);
         int bit = 1 << (SPECTRAL_BITS - level);
         if (bits & bit) {
-            gemm_batched_cuda(tmp, P, Z, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);
+            gemm_batched_cuda(MUON_GEMM, tmp, P, Z, s, s, s, false, false, 1.0f, 0.0f, s, s, s, st, st, st, count);
             cudaCheck(cudaMemcpyAsync(P, tmp, sizeof(float) * count * ss, cudaMemcpyDeviceToDevice));
             bits &= ~bit;
         }
@@ -283,7 +285,7 @@ static size_t muon_work_floats_cuda(int rows, int cols, int count) {
 
 // muon.h's muon_update on the GPU for `count` matrices (rows, cols) lying `stride` floats apart in param, grad,
 // momentum and second (the optimizer state has the parameters' layout), with the same hyperparameters: one
-// step each, in place. The orthogonalization runs in fp32 (cuBLAS, FP32 unless gemm_cuda_tf32): its result
+// step each, in place. The orthogonalization runs in fp32 (cuBLAS in FP32: MUON_GEMM): its result
 // agrees with the CPU's fp64 to ~1e-5 of ‖O‖ (NS, Polar Express) (tests/test_gpu_muon.cu). update_out, if not
 // NULL, receives the applied steps packed (count, rows, cols). work: muon_work_floats_cuda floats (device).
 static void muon_update_cuda(float* param, const float* grad, float* momentum, float* second, int rows, int cols,

@@ -300,8 +300,8 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         r->rc.eval_batches = (int)val_batches;
     }
 
-    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed,
-               strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
+    Kernels kernels = {GEMM_CUBLAS, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
+    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, kernels);
     r->have_model = true;
     if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
     r->have_opt = true;
@@ -347,7 +347,7 @@ static void run_print_header(const Run* r) {
            c->grad_accum, c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup,
            device_name(r->dev), c->seed);
     const char* attention = r->dev == DEV_CPU ? "the CPU's reference attention"
-                            : attention_uses_flash(r->dev, m->attention) ? "flash attention, no T x T buffers"
+                            : attention_uses_flash(r->dev, m->kernels.attention) ? "flash attention, no T x T buffers"
                                                                          : "simple attention, T x T buffers";
     printf("memory (%s): parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB (%s)\n",
            device_name(r->dev), m->param_arena.capacity / 1048576.0, m->grad_arena.capacity / 1048576.0,

@@ -70,16 +70,11 @@ static void gpu_timed(benchmark::State& state, const std::function<void()>& fn) 
 // ----------------------------------------------------------------------------------------------------
 // the teaching GEMM against cuBLAS: out (N, OC) = inp (N, C) · Wᵀ at GPT-2 124M's shapes, N = B·T
 
-enum GemmKind { GEMM_CUBLAS_FP32, GEMM_CUBLAS_TF32, GEMM_TILED };
-
-static void BM_gemm(benchmark::State& state, GemmKind kind) {
+static void BM_gemm(benchmark::State& state, GemmLevel kind) {
     int N = (int)state.range(0), C = (int)state.range(1), OC = (int)state.range(2);
     float *inp = bench_buffer((size_t)N * C, 1), *w = bench_buffer((size_t)OC * C, 2);
     float* out = bench_buffer((size_t)N * OC, 3);
-    gemm_cuda_tf32 = kind == GEMM_CUBLAS_TF32;
-    gemm_cuda_tiled = kind == GEMM_TILED;
-    gpu_timed(state, [&]() { matmul_forward_cuda(out, inp, w, NULL, N, C, OC); });
-    gemm_cuda_tf32 = gemm_cuda_tiled = false;
+    gpu_timed(state, [&]() { matmul_forward_cuda(kind, out, inp, w, NULL, N, C, OC); });
     state.counters["TFLOP/s"] = benchmark::Counter(2.0 * N * C * OC / 1e12, benchmark::Counter::kIsIterationInvariantRate);
     for (float* p : {inp, w, out}) device_free(DEV_CUDA, p);
 }
@@ -87,7 +82,7 @@ static void BM_gemm(benchmark::State& state, GemmKind kind) {
 static void gemm_args(benchmark::internal::Benchmark* b) {
     b->Args({BENCH_N, 768, 2304})->Args({BENCH_N, 768, 3072})->Args({BENCH_N, 3072, 768})->Args({BENCH_N, 768, 50304});
 }
-BENCHMARK_CAPTURE(BM_gemm, cublas_fp32, GEMM_CUBLAS_FP32)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_gemm, cublas_fp32, GEMM_CUBLAS)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_gemm, cublas_tf32, GEMM_CUBLAS_TF32)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_gemm, tiled, GEMM_TILED)->Apply(gemm_args)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -156,8 +151,8 @@ static void BM_matmul(benchmark::State& state, bool backward) {
     float *w = bench_buffer((size_t)OC * C, 19), *dw = bench_buffer((size_t)OC * C, 20);
     float *b = bench_buffer(OC, 21), *db = bench_buffer(OC, 22), *out = bench_buffer((size_t)BENCH_N * OC, 23);
     if (backward)
-        gpu_timed(state, [&]() { matmul_backward_cuda(dinp, dw, bias ? db : NULL, out, inp, w, BENCH_N, C, OC); });
-    else gpu_timed(state, [&]() { matmul_forward_cuda(out, inp, w, bias ? b : NULL, BENCH_N, C, OC); });
+        gpu_timed(state, [&]() { matmul_backward_cuda(GEMM_CUBLAS, dinp, dw, bias ? db : NULL, out, inp, w, BENCH_N, C, OC); });
+    else gpu_timed(state, [&]() { matmul_forward_cuda(GEMM_CUBLAS, out, inp, w, bias ? b : NULL, BENCH_N, C, OC); });
     state.counters["TFLOP/s"] = benchmark::Counter((backward ? 4.0 : 2.0) * BENCH_N * C * OC / 1e12,
                                                    benchmark::Counter::kIsIterationInvariantRate);
     for (float* p : {inp, dinp, w, dw, b, db, out}) device_free(DEV_CUDA, p);
@@ -167,12 +162,12 @@ static void BM_attention(benchmark::State& state, bool backward) {
     size_t n_qkv = (size_t)BENCH_N * 3 * BENCH_C, n_att = (size_t)BENCH_B * BENCH_NH * BENCH_T * BENCH_T;
     float *qkv = bench_buffer(n_qkv, 24), *dqkv = bench_buffer(n_qkv, 25), *out = bench_buffer((size_t)BENCH_N * BENCH_C, 26);
     float *att = bench_buffer(n_att, 27), *scratch = bench_buffer(n_att, 28);
-    attention_forward_cuda(out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
+    attention_forward_cuda(GEMM_CUBLAS, out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
     if (backward)
         gpu_timed(state, [&]() {
-            attention_backward_cuda(dqkv, scratch, out, qkv, att, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
+            attention_backward_cuda(GEMM_CUBLAS, dqkv, scratch, out, qkv, att, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
         });
-    else gpu_timed(state, [&]() { attention_forward_cuda(out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH); });
+    else gpu_timed(state, [&]() { attention_forward_cuda(GEMM_CUBLAS, out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH); });
     for (float* p : {qkv, dqkv, out, att, scratch}) device_free(DEV_CUDA, p);
 }
 
@@ -192,8 +187,8 @@ static void BM_attention_fwd_bwd(benchmark::State& state, bool flash) {
             attention_flash_forward_cuda(out, saved, qkv, B, T, C, NH);
             attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, saved, B, T, C, NH);
         } else {
-            attention_forward_cuda(out, saved, qkv, B, T, C, NH);
-            attention_backward_cuda(dqkv, scratch, dout, qkv, saved, B, T, C, NH);
+            attention_forward_cuda(GEMM_CUBLAS, out, saved, qkv, B, T, C, NH);
+            attention_backward_cuda(GEMM_CUBLAS, dqkv, scratch, dout, qkv, saved, B, T, C, NH);
         }
     });
     state.counters["TFLOP/s"] = benchmark::Counter(6.0 * B * T * T * C / 1e12, benchmark::Counter::kIsIterationInvariantRate);

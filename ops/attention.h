@@ -4,8 +4,8 @@
 // Flow: layernorm -> matmul (qkv) -> attention -> matmul (projection) -> residual.
 #pragma once
 #include <math.h>
-#include "../tensor.h"
-#include "matmul.h"  // gemm_batched_cuda, for the GPU path
+#include "../gemm.h"  // the simple GPU path's products
+#include "attention_flash.h"  // the fused GPU path (CUDA only)
 
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
@@ -95,11 +95,10 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Which GPU attention a model runs (the CPU has one: the reference above). The simple path below saves att
-// (B, NH, T, T) for its backward and needs a (B, NH, T, T) scratch; the fused flash-attention kernels
-// (ops/attention_flash.h) save only L (B, NH, T), the logsumexp of each row of scores, and need B·NH·T floats of
-// scratch. The model picks a path when it is built and sizes its buffers for that path alone.
-enum AttentionPath { ATTENTION_SIMPLE = 0, ATTENTION_FLASH = 1 };
+// Which GPU attention a model runs (AttentionPath, tensor.h; the CPU has one: the reference above). The simple
+// path below saves att (B, NH, T, T) for its backward and needs a (B, NH, T, T) scratch; the fused
+// flash-attention kernels (ops/attention_flash.h) save only L (B, NH, T), the logsumexp of each row of scores,
+// and need B·NH·T floats of scratch. The model picks a path when it is built and sizes its buffers for it alone.
 
 static bool attention_uses_flash(Device d, AttentionPath path) { return d == DEV_CUDA && path == ATTENTION_FLASH; }
 
@@ -112,8 +111,6 @@ static size_t attention_scratch_floats(Device d, AttentionPath path, int B, int 
 }
 
 #ifdef __CUDACC__
-#include "attention_flash.h"
-
 // ----------------------------------------------------------------------------------------------------
 // CUDA: the three steps as separate passes. The two products per head are batched cuBLAS GEMMs reading q, k,
 // v where they lie inside qkv (leading dimension 3C); the causal softmax and its backward are kernels.
@@ -161,7 +158,8 @@ static __global__ void attention_softmax_backward_kernel(float* datt, const floa
 //   att_bh = att + (b·NH + h)·T·T (T x T)          out_bh = out + b·T·C + h·HS (T rows, leading dimension C)
 // For a fixed h these are a batch over b at constant strides: one strided-batched GEMM per head and step.
 
-static void attention_forward_cuda(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+static void attention_forward_cuda(GemmLevel gemm, float* out, float* att, const float* qkv, int B, int T, int C,
+                                   int NH) {
     if (B == 0 || T == 0) return;
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -170,7 +168,7 @@ static void attention_forward_cuda(float* out, float* att, const float* qkv, int
         const float* q = qkv + h * HS;
         float* a = att + (size_t)h * T * T;
         // s_bh (T, T) = q_bh (T, HS) · k_bhᵀ · scale
-        gemm_batched_cuda(a, q, q + C, T, T, HS, false, true, scale, 0.0f, 3 * C, 3 * C, T, s_qkv, s_qkv, s_att, B);
+        gemm_batched_cuda(gemm, a, q, q + C, T, T, HS, false, true, scale, 0.0f, 3 * C, 3 * C, T, s_qkv, s_qkv, s_att, B);
     }
     int rows = B * NH * T;
     attention_softmax_kernel<<<cuda_blocks(rows, 8), 256>>>(att, rows, T);
@@ -178,13 +176,13 @@ static void attention_forward_cuda(float* out, float* att, const float* qkv, int
     for (int h = 0; h < NH; h++) {
         const float* v = qkv + 2 * C + h * HS;
         // out_bh (T, HS) = att_bh (T, T) · v_bh (T, HS)
-        gemm_batched_cuda(out + h * HS, att + (size_t)h * T * T, v, T, HS, T, false, false, 1.0f, 0.0f, T, 3 * C, C,
+        gemm_batched_cuda(gemm, out + h * HS, att + (size_t)h * T * T, v, T, HS, T, false, false, 1.0f, 0.0f, T, 3 * C, C,
                           s_att, s_qkv, s_out, B);
     }
 }
 
 // scratch: (B, NH, T, T) floats, for datt and then ds
-static void attention_backward_cuda(float* dqkv, float* scratch, const float* dout, const float* qkv,
+static void attention_backward_cuda(GemmLevel gemm, float* dqkv, float* scratch, const float* dout, const float* qkv,
                                     const float* att, int B, int T, int C, int NH) {
     if (B == 0 || T == 0) return;
     int HS = C / NH;
@@ -195,10 +193,10 @@ static void attention_backward_cuda(float* dqkv, float* scratch, const float* do
         const float* a = att + (size_t)h * T * T;
         const float* d = dout + h * HS;
         // datt_bh (T, T) = dout_bh (T, HS) · v_bhᵀ
-        gemm_batched_cuda(scratch + (size_t)h * T * T, d, v, T, T, HS, false, true, 1.0f, 0.0f, C, 3 * C, T, s_out,
+        gemm_batched_cuda(gemm, scratch + (size_t)h * T * T, d, v, T, T, HS, false, true, 1.0f, 0.0f, C, 3 * C, T, s_out,
                           s_qkv, s_att, B);
         // dv_bh (T, HS) += att_bhᵀ (T, T) · dout_bh (T, HS)
-        gemm_batched_cuda(dqkv + 2 * C + h * HS, a, d, T, HS, T, true, false, 1.0f, 1.0f, T, C, 3 * C, s_att, s_out,
+        gemm_batched_cuda(gemm, dqkv + 2 * C + h * HS, a, d, T, HS, T, true, false, 1.0f, 1.0f, T, C, 3 * C, s_att, s_out,
                           s_qkv, B);
     }
     int rows = B * NH * T;
@@ -208,58 +206,60 @@ static void attention_backward_cuda(float* dqkv, float* scratch, const float* do
         const float* q = qkv + h * HS;
         const float* ds = scratch + (size_t)h * T * T;
         // dq_bh (T, HS) += ds_bh (T, T) · k_bh (T, HS)
-        gemm_batched_cuda(dqkv + h * HS, ds, q + C, T, HS, T, false, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att,
+        gemm_batched_cuda(gemm, dqkv + h * HS, ds, q + C, T, HS, T, false, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att,
                           s_qkv, s_qkv, B);
         // dk_bh (T, HS) += ds_bhᵀ (T, T) · q_bh (T, HS)
-        gemm_batched_cuda(dqkv + C + h * HS, ds, q, T, HS, T, true, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att, s_qkv,
+        gemm_batched_cuda(gemm, dqkv + C + h * HS, ds, q, T, HS, T, true, false, 1.0f, 1.0f, T, 3 * C, 3 * C, s_att, s_qkv,
                           s_qkv, B);
     }
 }
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device and path: the one place that picks the CPU reference, the simple GPU path or the flash kernels.
+// att: what the forward saves for the backward (attention_saved_floats); scratch: the backward's working space
+// (attention_scratch_floats); out, the forward's output, is read by the flash backward.
+
+static void attention_forward(Device d, Kernels k, float* out, float* att, const float* qkv, int B, int T, int C,
+                              int NH) {
+#ifdef __CUDACC__
+    if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH);
+    if (d == DEV_CUDA) return attention_forward_cuda(k.gemm, out, att, qkv, B, T, C, NH);
+#endif
+    (void)k;
+    attention_forward_cpu(out, att, qkv, B, T, C, NH);
+}
+
+static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch, const float* dout, const float* qkv,
+                               const float* out, const float* att, int B, int T, int C, int NH) {
+#ifdef __CUDACC__
+    if (attention_uses_flash(d, k.attention))
+        return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH);
+    if (d == DEV_CUDA) return attention_backward_cuda(k.gemm, dqkv, scratch, dout, qkv, att, B, T, C, NH);
+#endif
+    (void)k;
+    (void)out;
+    attention_backward_cpu(dqkv, scratch, dout, qkv, att, B, T, C, NH);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void attention_backward_node(const TapeNode* node) {
-    int B = node->dims[0], T = node->dims[1], C = node->dims[2], NH = node->dims[3];
-#ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA)
-        attention_backward_cuda(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
-                                node->saved[0]->data, B, T, C, NH);
-    else
-#endif
-        attention_backward_cpu(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
-                               node->saved[0]->data, B, T, C, NH);
+    attention_backward(node->out->device, node->kernels, node->in[0]->grad, node->saved[1]->data, node->out->grad,
+                       node->in[0]->data, node->out->data, node->saved[0]->data, node->dims[0], node->dims[1],
+                       node->dims[2], node->dims[3]);
 }
 
-#ifdef __CUDACC__
-// the fused path's backward: saved[0] holds L, saved[1] is scratch for D; it also reads the forward's output
-static void attention_flash_backward_node(const TapeNode* node) {
-    int B = node->dims[0], T = node->dims[1], C = node->dims[2], NH = node->dims[3];
-    attention_flash_backward_cuda(node->in[0]->grad, node->saved[1]->data, node->out->grad, node->in[0]->data,
-                                  node->out->data, node->saved[0]->data, B, T, C, NH);
-}
-#endif
-
-// out (B, T, C) = attention(qkv (B, T, 3C)) by `path` on the GPU (the CPU runs its reference whatever the path);
-// att is what the backward needs (attention_saved_floats: the probabilities (B, NH, T, T), or L with flash),
-// scratch its working space (attention_scratch_floats). The tape node records which backward goes with the
+// out (B, T, C) = attention(qkv (B, T, 3C)) by the kernels' path on the GPU (the CPU runs its reference); att and
+// scratch as attention_forward says. The tape node keeps the kernel choices, so the backward matches the
 // forward that ran.
-static void attention(Tape* tape, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B, int T, int C,
-                      int NH, AttentionPath path) {
-    BackwardFn backward = attention_backward_node;
-    const char* op = "attention";
-#ifdef __CUDACC__
-    if (attention_uses_flash(out->device, path)) {
-        attention_flash_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
-        backward = attention_flash_backward_node;
-        op = "attention_flash";
-    } else if (out->device == DEV_CUDA)
-        attention_forward_cuda(out->data, att->data, qkv->data, B, T, C, NH);
-    else
-#endif
-        attention_forward_cpu(out->data, att->data, qkv->data, B, T, C, NH);
-    TapeNode node = tape_node(op, backward, out);
+static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B,
+                      int T, int C, int NH) {
+    attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH);
+    TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
+                              attention_backward_node, out);
+    node.kernels = kernels;
     node.in[0] = qkv;
     node.saved[0] = att;
     node.saved[1] = scratch;

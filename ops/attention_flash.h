@@ -4,7 +4,7 @@
 // (T, T) score matrix: queries and keys go through shared memory a tile at a time, and the backward recomputes
 // the probabilities from q, k and the per-row logsumexp L that the forward saves, (B, NH, T) instead of
 // (B, NH, T, T).
-// Flow: ops/attention.h's attention() -> here for a model built with ATTENTION_FLASH; CUDA only (nvcc). Tests:
+// Flow: ops/attention.h's attention_forward/backward -> here at ATTENTION_FLASH; CUDA only (nvcc). Tests:
 // tests/test_gpu_flash.cu (against the CPU and the simple GPU path); speed: dev/bench_gpu.cu.
 // Layouts as in ops/attention.h: qkv (B, T, 3C), q | k | v side by side, head h at channels [h·HS, (h+1)·HS).
 //

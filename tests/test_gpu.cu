@@ -139,8 +139,8 @@ TEST_CASE("gpu: matmul forward and backward match the CPU (with and without bias
         for (int run = 0; run < 2; run++) {
             float *d_inp = to_device(inp), *d_w = to_device(w), *d_b = to_device(b), *d_dout = to_device(dout),
                   *d_out = to_device(out), *d_dinp = to_device(dinp0), *d_dw = to_device(dw0), *d_db = to_device(db0);
-            matmul_forward_cuda(d_out, d_inp, d_w, has_bias ? d_b : NULL, N, C, OC);
-            matmul_backward_cuda(d_dinp, d_dw, has_bias ? d_db : NULL, d_dout, d_inp, d_w, N, C, OC);
+            matmul_forward_cuda(GEMM_CUBLAS, d_out, d_inp, d_w, has_bias ? d_b : NULL, N, C, OC);
+            matmul_backward_cuda(GEMM_CUBLAS, d_dinp, d_dw, has_bias ? d_db : NULL, d_dout, d_inp, d_w, N, C, OC);
             g[run][0] = to_host(d_out, out.size());
             g[run][1] = to_host(d_dinp, dinp.size());
             g[run][2] = to_host(d_dw, dw.size());
@@ -171,8 +171,8 @@ TEST_CASE("gpu: attention forward and backward match the CPU (T = 1, 37, 67; hea
         for (int run = 0; run < 2; run++) {
             float *d_qkv = to_device(qkv), *d_dout = to_device(dout), *d_dqkv = to_device(dqkv0),
                   *d_out = to_device(out), *d_att = to_device(att), *d_scratch = to_device(att);  // (B, NH, T, T)
-            attention_forward_cuda(d_out, d_att, d_qkv, B, T, C, NH);
-            attention_backward_cuda(d_dqkv, d_scratch, d_dout, d_qkv, d_att, B, T, C, NH);
+            attention_forward_cuda(GEMM_CUBLAS, d_out, d_att, d_qkv, B, T, C, NH);
+            attention_backward_cuda(GEMM_CUBLAS, d_dqkv, d_scratch, d_dout, d_qkv, d_att, B, T, C, NH);
             g[run][0] = to_host(d_out, n_out);
             g[run][1] = to_host(d_att, n_att);
             g[run][2] = to_host(d_dqkv, n_qkv);
@@ -295,7 +295,7 @@ TEST_CASE("gpu: gemm_cuda (cuBLAS, FP32) equals gemm_cpu for every transpose, wi
                     std::vector<float> ref(C0);
                     gemm_cpu(ref.data(), A.data(), B.data(), M, N, K, ta, tb, acc);
                     float* d_C = to_device(C0);
-                    gemm_cuda(d_C, d_A, d_B, M, N, K, ta, tb, acc);
+                    gemm_cuda(GEMM_CUBLAS, d_C, d_A, d_B, M, N, K, ta, tb, acc);
                     check_close("gemm_cuda", to_host(d_C, ref.size()), ref, sum_tol(K));
                     cudaCheck(cudaFree(d_C));
                 }
@@ -324,11 +324,10 @@ TEST_CASE("gpu: the teaching tiled GEMM equals cuBLAS (transposes, leading dimen
                         for (float& x : C0) x = NAN;
                     float alpha = 0.75f, beta = beta_zero ? 0.0f : -1.5f;
                     float *d_A = to_device(A), *d_B = to_device(B), *d_ref = to_device(C0), *d_got = to_device(C0);
-                    gemm_cuda_tiled = false;
-                    gemm_batched_cuda(d_ref, d_A, d_B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc, sa, sb, sc, batch);
-                    gemm_cuda_tiled = true;
-                    gemm_batched_cuda(d_got, d_A, d_B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc, sa, sb, sc, batch);
-                    gemm_cuda_tiled = false;
+                    gemm_batched_cuda(GEMM_CUBLAS, d_ref, d_A, d_B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc, sa,
+                                      sb, sc, batch);
+                    gemm_batched_cuda(GEMM_TILED, d_got, d_A, d_B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc, sa, sb,
+                                      sc, batch);
                     std::vector<float> ref = to_host(d_ref, C0.size()), got = to_host(d_got, C0.size());
                     // only the products' entries: the padding and gaps must be left alone by both (NaN stays NaN)
                     std::vector<float> ref_in, got_in;

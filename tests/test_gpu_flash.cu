@@ -102,8 +102,8 @@ TEST_CASE("gpu: flash attention matches the simple GPU path (forward and backwar
         float *d_qkv = to_device(qkv), *d_dout = to_device(dout), *d_dqkv = to_device(dqkv0),
               *d_out = to_device(std::vector<float>(n_out)), *d_att = to_device(std::vector<float>(n_att)),
               *d_scratch = to_device(std::vector<float>(n_att));
-        attention_forward_cuda(d_out, d_att, d_qkv, B, T, C, NH);
-        attention_backward_cuda(d_dqkv, d_scratch, d_dout, d_qkv, d_att, B, T, C, NH);
+        attention_forward_cuda(GEMM_CUBLAS, d_out, d_att, d_qkv, B, T, C, NH);
+        attention_backward_cuda(GEMM_CUBLAS, d_dqkv, d_scratch, d_dout, d_qkv, d_att, B, T, C, NH);
         std::vector<float> out = to_host(d_out, n_out), dqkv = to_host(d_dqkv, n_qkv);
         for (float* p : {d_qkv, d_dout, d_dqkv, d_out, d_att, d_scratch}) cudaCheck(cudaFree(p));
         std::vector<float> g_out, g_L, g_dqkv;
@@ -148,8 +148,8 @@ TEST_CASE("gpu: the model's loss and gradients with flash attention match the si
     const int B = 2, T = 70;
     GPT2Config cfg = gpt2_config_make(80, 97, 128, 2, 2, 64);
     GPT2 simple, flash;
-    gpt2_build(&simple, &cfg, B, T, DEV_CUDA, 51, ATTENTION_SIMPLE);
-    gpt2_build(&flash, &cfg, B, T, DEV_CUDA, 51, ATTENTION_FLASH);
+    gpt2_build(&simple, &cfg, B, T, DEV_CUDA, 51, Kernels{GEMM_CUBLAS, ATTENTION_SIMPLE});
+    gpt2_build(&flash, &cfg, B, T, DEV_CUDA, 51, Kernels{GEMM_CUBLAS, ATTENTION_FLASH});
     std::vector<int> ids(B * T), targets(B * T);
     Rng rng = rng_make(52);
     for (int i = 0; i < B * T; i++) {
@@ -162,9 +162,9 @@ TEST_CASE("gpu: the model's loss and gradients with flash attention match the si
         GPT2* m = run == 0 ? &simple : &flash;
         gpt2_zero_grad(m);
         loss[run] = gpt2_forward(m, ids.data(), targets.data(), B, T);
-        if (run == 2) m->attention = ATTENTION_SIMPLE;
+        if (run == 2) m->kernels.attention = ATTENTION_SIMPLE;
         gpt2_backward(m, B, T, 1.0f / (B * T));
-        m->attention = run == 0 ? ATTENTION_SIMPLE : ATTENTION_FLASH;
+        m->kernels.attention = run == 0 ? ATTENTION_SIMPLE : ATTENTION_FLASH;
         grads[run].resize(m->num_parameters);
         copy_to_host(DEV_CUDA, grads[run].data(), m->params[0].grad, grads[run].size() * sizeof(float));
     }

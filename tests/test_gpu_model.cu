@@ -190,9 +190,9 @@ TEST_CASE("gpu: the model's gradients through the teaching tiled GEMM match cuBL
     random_tokens(&targets, SMALL_B * SMALL_T, cfg.vocab_size, 43);
     float loss_cublas = train_forward_backward(&gpu, ids, targets);
     std::vector<float> g_cublas = model_grads(&gpu);
-    gemm_cuda_tiled = true;
+    gpu.kernels.gemm = GEMM_TILED;
     float loss_tiled = train_forward_backward(&gpu, ids, targets);
-    gemm_cuda_tiled = false;
+    gpu.kernels.gemm = GEMM_CUBLAS;
     std::vector<float> g_tiled = model_grads(&gpu);
     CHECK(fabs(loss_tiled - loss_cublas) <= 1e-5 * fabs(loss_cublas));
     CHECK(rel_error(g_tiled.data(), g_cublas.data(), g_cublas.size()) <= 1e-4);

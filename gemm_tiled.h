@@ -1,11 +1,11 @@
-// ops/matmul_tiled.h: the teaching GPU matrix product, handwritten: shared-memory tiles and a 4 x 4 block of
-// sums per thread in registers. It computes exactly what ops/matmul.h's gemm_cuda asks cuBLAS for (row-major,
-// any transposes, leading dimensions, a batch at fixed strides), so `gemm_cuda_tiled = true` runs the whole
-// model on it; tests/test_gpu.cu compares the two and dev/bench_gpu.cu times them (cuBLAS is several times
+// gemm_tiled.h: the teaching GPU matrix product, handwritten: shared-memory tiles and a 4 x 4 block of
+// sums per thread in registers. It computes exactly what gemm.h's gemm_batched_cuda asks cuBLAS for (row-major,
+// any transposes, leading dimensions, a batch at fixed strides), so a model built with GEMM_TILED runs every
+// product on it; tests/test_gpu.cu compares the two and dev/bench_gpu.cu times them (cuBLAS is several times
 // faster: it also pipelines the loads, uses wider tiles and vector loads, and is tuned per GPU).
-// Flow: ops/matmul.h (gemm_batched_cuda) -> here when the flag picks it; CUDA only (nvcc).
+// Flow: gemm.h (gemm_batched_cuda) -> here at GEMM_TILED; CUDA only (nvcc).
 #pragma once
-#include "../tensor.h"
+#include "tensor.h"
 
 #ifdef __CUDACC__
 #define TILE_M 64  // rows of Cm per block
@@ -74,7 +74,7 @@ static __global__ void gemm_tiled_kernel(float* Cm, const float* A, const float*
         }
 }
 
-// launcher: the arguments of gemm_batched_cuda (ops/matmul.h)
+// launcher: the arguments of gemm_batched_cuda (gemm.h)
 static void gemm_tiled_cuda(float* Cm, const float* A, const float* B, int M, int N, int K, bool trans_a, bool trans_b,
                             float alpha, float beta, int lda, int ldb, int ldc, long long stride_a, long long stride_b,
                             long long stride_c, int batch) {
