@@ -226,7 +226,6 @@ static void attention_forward(Device d, Kernels k, float* out, float* att, const
     if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH);
     if (d == DEV_CUDA) return attention_forward_cuda(k.gemm, out, att, qkv, B, T, C, NH);
 #endif
-    (void)k;
     attention_forward_cpu(out, att, qkv, B, T, C, NH);
 }
 
@@ -237,8 +236,6 @@ static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch,
         return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH);
     if (d == DEV_CUDA) return attention_backward_cuda(k.gemm, dqkv, scratch, dout, qkv, att, B, T, C, NH);
 #endif
-    (void)k;
-    (void)out;
     attention_backward_cpu(dqkv, scratch, dout, qkv, att, B, T, C, NH);
 }
 

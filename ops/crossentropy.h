@@ -127,30 +127,37 @@ static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, con
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device: the one place that picks the CPU or the CUDA code (targets on the same device as the logits)
+
+static void crossentropy_forward(Device d, float* losses, float* lse, const float* logits, const int* targets, int N,
+                                 int V, int Vp) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp);
+#endif
+    crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp);
+}
+
+static void crossentropy_backward(Device d, float* dlogits, const float* dlosses, const float* logits,
+                                  const float* lse, const int* targets, int N, int V, int Vp) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, N, V, Vp);
+#endif
+    crossentropy_backward_cpu(dlogits, dlosses, logits, lse, targets, N, V, Vp);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void crossentropy_backward_node(const TapeNode* node) {
-    int N = node->dims[0], V = node->dims[1], Vp = node->dims[2];
-#ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA)
-        crossentropy_backward_cuda(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
-                                   node->ids, N, V, Vp);
-    else
-#endif
-        crossentropy_backward_cpu(node->in[0]->grad, node->out->grad, node->in[0]->data, node->saved[0]->data,
-                                  node->ids, N, V, Vp);
+    crossentropy_backward(node->out->device, node->in[0]->grad, node->out->grad, node->in[0]->data,
+                          node->saved[0]->data, node->ids, node->dims[0], node->dims[1], node->dims[2]);
 }
 
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
 // lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward.
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
                          int Vp) {
-#ifdef __CUDACC__
-    if (losses->device == DEV_CUDA)
-        crossentropy_forward_cuda(losses->data, lse->data, logits->data, targets, N, V, Vp);
-    else
-#endif
-        crossentropy_forward_cpu(losses->data, lse->data, logits->data, targets, N, V, Vp);
+    crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp);
     TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
     node.in[0] = logits;
     node.saved[0] = lse;

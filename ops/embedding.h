@@ -144,17 +144,31 @@ static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout,
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device: the one place that picks the CPU or the CUDA code (the GPU's backward reads the token groups; the
+// CPU's sums in position order without them)
+
+static void embedding_forward(Device d, float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
+                              int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C);
+#endif
+    embedding_forward_cpu(out, ids, wte, wpe, B, T, C);
+}
+
+static void embedding_backward(Device d, float* dwte, float* dwpe, const float* dout, const int* ids,
+                               const int* groups, int G, int B, int T, int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return embedding_backward_cuda(dwte, dwpe, dout, ids, groups, G, B, T, C);
+#endif
+    embedding_backward_cpu(dwte, dwpe, dout, ids, B, T, C);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void embedding_backward_node(const TapeNode* node) {
-    int B = node->dims[0], T = node->dims[1], C = node->dims[2];
-    float *dwte = node->in[0]->grad, *dwpe = node->in[1]->grad;
-#ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA)
-        embedding_backward_cuda(dwte, dwpe, node->out->grad, node->ids, node->aux, node->dims[3], B, T, C);
-    else
-#endif
-        embedding_backward_cpu(dwte, dwpe, node->out->grad, node->ids, B, T, C);
+    embedding_backward(node->out->device, node->in[0]->grad, node->in[1]->grad, node->out->grad, node->ids, node->aux,
+                       node->dims[3], node->dims[0], node->dims[1], node->dims[2]);
 }
 
 // out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device. On the GPU the backward also
@@ -162,11 +176,7 @@ static void embedding_backward_node(const TapeNode* node) {
 // embedding_token_groups (unused on the CPU: NULL, 0).
 static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, int G, Tensor* wte, Tensor* wpe,
                       int B, int T, int C) {
-#ifdef __CUDACC__
-    if (out->device == DEV_CUDA) embedding_forward_cuda(out->data, ids, wte->data, wpe->data, B, T, C);
-    else
-#endif
-        embedding_forward_cpu(out->data, ids, wte->data, wpe->data, B, T, C);
+    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C);
     TapeNode node = tape_node("embedding", embedding_backward_node, out);
     node.in[0] = wte;
     node.in[1] = wpe;

@@ -64,24 +64,33 @@ static void gelu_backward_cuda(float* dinp, const float* inp, const float* dout,
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device: the one place that picks the CPU or the CUDA code
+
+static void gelu_forward(Device d, float* out, const float* inp, size_t n) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return gelu_forward_cuda(out, inp, n);
+#endif
+    gelu_forward_cpu(out, inp, n);
+}
+
+static void gelu_backward(Device d, float* dinp, const float* inp, const float* dout, size_t n) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return gelu_backward_cuda(dinp, inp, dout, n);
+#endif
+    gelu_backward_cpu(dinp, inp, dout, n);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void gelu_backward_node(const TapeNode* node) {
-    size_t n = (size_t)node->dims[0] * node->dims[1];
-#ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA) gelu_backward_cuda(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
-    else
-#endif
-        gelu_backward_cpu(node->in[0]->grad, node->in[0]->data, node->out->grad, n);
+    gelu_backward(node->out->device, node->in[0]->grad, node->in[0]->data, node->out->grad,
+                  (size_t)node->dims[0] * node->dims[1]);
 }
 
 // out (N, C) = gelu(inp (N, C)), elementwise
 static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
-#ifdef __CUDACC__
-    if (out->device == DEV_CUDA) gelu_forward_cuda(out->data, inp->data, (size_t)N * C);
-    else
-#endif
-        gelu_forward_cpu(out->data, inp->data, (size_t)N * C);
+    gelu_forward(out->device, out->data, inp->data, (size_t)N * C);
     TapeNode node = tape_node("gelu", gelu_backward_node, out);
     node.in[0] = inp;
     node.dims[0] = N;

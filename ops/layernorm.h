@@ -185,30 +185,38 @@ static void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, c
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device: the one place that picks the CPU or the CUDA code
+
+static void layernorm_forward(Device d, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int N, int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, inp, weight, bias, N, C);
+#endif
+    layernorm_forward_cpu(out, mean, rstd, inp, weight, bias, N, C);
+}
+
+static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, const float* mean, const float* rstd, int N,
+                               int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return layernorm_backward_cuda(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+#endif
+    layernorm_backward_cpu(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void layernorm_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *w = node->in[1], *b = node->in[2];
-    int N = node->dims[0], C = node->dims[1];
-#ifdef __CUDACC__
-    if (out->device == DEV_CUDA)
-        layernorm_backward_cuda(inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
-                                node->saved[1]->data, N, C);
-    else
-#endif
-        layernorm_backward_cpu(inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
-                               node->saved[1]->data, N, C);
+    layernorm_backward(out->device, inp->grad, w->grad, b->grad, out->grad, inp->data, w->data, node->saved[0]->data,
+                       node->saved[1]->data, node->dims[0], node->dims[1]);
 }
 
 // out (N, C) = layernorm(inp (N, C)) with gain weight (C) and bias (C); mean and rstd (N) are saved
 static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* inp, Tensor* weight,
                       Tensor* bias, int N, int C) {
-#ifdef __CUDACC__
-    if (out->device == DEV_CUDA)
-        layernorm_forward_cuda(out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
-    else
-#endif
-        layernorm_forward_cpu(out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
+    layernorm_forward(out->device, out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
     TapeNode node = tape_node("layernorm", layernorm_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;

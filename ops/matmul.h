@@ -129,8 +129,6 @@ static void matmul_forward(Device d, GemmLevel gemm, float* out, const float* in
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return matmul_forward_cuda(gemm, out, inp, weight, bias, N, C, OC);
 #endif
-    (void)d;
-    (void)gemm;
     matmul_forward_cpu(out, inp, weight, bias, N, C, OC);
 }
 
@@ -139,8 +137,6 @@ static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweigh
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return matmul_backward_cuda(gemm, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 #endif
-    (void)d;
-    (void)gemm;
     matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 

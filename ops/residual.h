@@ -51,24 +51,33 @@ static void residual_backward_cuda(float* da, float* db, const float* dout, size
 #endif
 
 // ----------------------------------------------------------------------------------------------------
+// by device: the one place that picks the CPU or the CUDA code
+
+static void residual_forward(Device d, float* out, const float* a, const float* b, size_t n) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return residual_forward_cuda(out, a, b, n);
+#endif
+    residual_forward_cpu(out, a, b, n);
+}
+
+static void residual_backward(Device d, float* da, float* db, const float* dout, size_t n) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return residual_backward_cuda(da, db, dout, n);
+#endif
+    residual_backward_cpu(da, db, dout, n);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // on the tape
 
 static void residual_backward_node(const TapeNode* node) {
-    size_t n = (size_t)node->dims[0] * node->dims[1];
-#ifdef __CUDACC__
-    if (node->out->device == DEV_CUDA) residual_backward_cuda(node->in[0]->grad, node->in[1]->grad, node->out->grad, n);
-    else
-#endif
-        residual_backward_cpu(node->in[0]->grad, node->in[1]->grad, node->out->grad, n);
+    residual_backward(node->out->device, node->in[0]->grad, node->in[1]->grad, node->out->grad,
+                      (size_t)node->dims[0] * node->dims[1]);
 }
 
 // out (N, C) = a (N, C) + b (N, C)
 static void residual(Tape* tape, Tensor* out, Tensor* a, Tensor* b, int N, int C) {
-#ifdef __CUDACC__
-    if (out->device == DEV_CUDA) residual_forward_cuda(out->data, a->data, b->data, (size_t)N * C);
-    else
-#endif
-        residual_forward_cpu(out->data, a->data, b->data, (size_t)N * C);
+    residual_forward(out->device, out->data, a->data, b->data, (size_t)N * C);
     TapeNode node = tape_node("residual", residual_backward_node, out);
     node.in[0] = a;
     node.in[1] = b;
