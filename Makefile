@@ -54,7 +54,7 @@ deps: build/.deps-ok
 build/.deps-ok:
 	@mkdir -p build
 	@missing=""; for d in $(DEP_HEADERS); do h=$${d%%:*}; p=$${d##*:}; \
-	  printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <%s>\n' "$$h" | $(CXX) $(CXXFLAGS) -E -x c++ - >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <%s>\n' "$$h" | $(CXX) -E -x c++ - >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	for d in $(DEP_LIBS); do l=$${d%%:*}; p=$${d##*:}; \
 	  echo 'int main() { return 0; }' | $(CXX) -x c++ - -o /dev/null -l$$l >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	for d in $(DEP_TOOLS); do t=$${d%%:*}; p=$${d##*:}; command -v $$t >/dev/null || missing="$$missing $$p"; done; \

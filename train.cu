@@ -6,8 +6,7 @@
 // Every flag, its default and its meaning live in one table below; --help prints it.
 // Built by nvcc it runs on the GPU when there is one, on the CPU otherwise (--device); built by g++, CPU only.
 #include <omp.h>
-#include "compare.h"
-#include "flags.h"
+#include "report/compare.h"
 
 static void print_help() {
     RunConfig rc;

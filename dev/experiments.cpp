@@ -13,7 +13,7 @@
 #include <omp.h>
 #include <sys/stat.h>
 #include "dev/experiments_linear.h"
-#include "plot.h"
+#include "../report/plot.h"
 
 // ----------------------------------------------------------------------------------------------------
 // command line: one table gives the flags, their defaults and the --help text

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 #include "testutil.h"
-#include "../flags.h"
+#include "../run.h"
 
 // a temporary folder with a training and a validation shard of random tokens (llm.c's format)
 static std::string make_test_data(uint64_t seed) {

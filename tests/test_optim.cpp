@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 #include "testutil.h"
-#include "../flags.h"
+#include "../run.h"
 
 static GPT2Config optim_test_config() { return gpt2_config_make(8, 60, 64, 2, 2, 16); }
 

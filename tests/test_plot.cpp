@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <string>
 #include <vector>
-#include "plot.h"
+#include "../report/plot.h"
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>

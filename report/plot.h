@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
+#include "../common.h"
 
 // every translation unit that includes plot.h gets a private (static) copy of the encoder
 #define STB_IMAGE_WRITE_STATIC

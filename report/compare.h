@@ -8,8 +8,8 @@
 #pragma once
 #include <string>
 #include <vector>
+#include "../run.h"
 #include "plot.h"
-#include "trainer.h"
 
 // "spectral" stands for the Delving paper's eight runs: U Σ^p Vᵀ for p in {0, ¼, ½, 1}, on the momentum and
 // on Adam's RMS-normalized update (arXiv 2602.04669)

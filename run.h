@@ -1,0 +1,287 @@
+// run.h: one training run, from settings to a trained model: open (data loaders, the model, the optimizer, a
+// resumed state), the step loop (forward, backward, optimizer; evaluation, samples, checkpoints), close. What it
+// reports goes through runlog.h. `./train` runs one; `./train compare` (report/compare.h) runs several with the
+// same data and initial weights.
+// Flow: RunConfig -> run_training: [data -> model -> loss -> backward -> optimizer] x steps -> RunResult.
+#pragma once
+#include <sys/stat.h>
+#include "checkpoint.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "runlog.h"
+#include "sample.h"
+
+// The training and validation shard patterns for --data / --val-data.
+static int resolve_data(const RunConfig* rc, char* train_pattern, char* val_pattern, char* err) {
+    size_t n = strlen(rc->data);
+    if (n > 4 && strcmp(rc->data + n - 4, ".txt") == 0) {
+        if (dataset_from_text(rc->data, rc->cache_dir, train_pattern, val_pattern, err)) return -1;
+    } else {
+        snprintf(train_pattern, DATA_PATH_LEN, "%s", rc->data);
+        const char* at = strstr(rc->data, "train");
+        if (at) snprintf(val_pattern, DATA_PATH_LEN, "%.*sval%s", (int)(at - rc->data), rc->data, at + 5);
+        else val_pattern[0] = 0;
+    }
+    if (rc->val_data[0]) snprintf(val_pattern, DATA_PATH_LEN, "%s", rc->val_data);
+    if (!val_pattern[0])
+        return fail(err, "--val-data: no validation shards given, and none follow from --data %s", rc->data);
+    return 0;
+}
+
+// Mean loss over the first `batches` validation batches (the same ones every time). Runs the forward only.
+static float evaluate(GPT2* model, DataLoader* val, int batches, char* err) {
+    dataloader_reset(val);
+    bool recording = model->tape.recording;
+    model->tape.recording = false;
+    double sum = 0.0;
+    int done = 0;
+    for (int i = 0; i < batches; i++) {
+        if (dataloader_next(val, err)) break;
+        sum += gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
+        done++;
+    }
+    model->tape.recording = recording;
+    return done ? (float)(sum / done) : NAN;
+}
+
+// Everything one run holds while it trains.
+struct Run {
+    RunConfig rc;
+    OptimizerConfig oc;
+    Device dev;
+    GPT2Config cfg;
+    GPT2 model;
+    Optimizer opt;
+    DataLoader train, val;
+    TrainState st;
+    Schedule sched;
+    Rng rng;                    // for the printed samples
+    Tokenizer tok;              // for the printed samples
+    bool have_model, have_opt, have_train, have_val, have_tok;
+    char ckpt_path[1024];
+    RunLog log;                 // log.csv and health.csv
+};
+
+static void run_close(Run* r) {
+    runlog_close(&r->log);
+    if (r->have_tok) tokenizer_free(&r->tok);
+    if (r->have_opt) optimizer_free(&r->opt);
+    if (r->have_model) gpt2_free(&r->model);
+    if (r->have_train) dataloader_free(&r->train);
+    if (r->have_val) dataloader_free(&r->val);
+    r->have_tok = r->have_opt = r->have_model = r->have_train = r->have_val = false;
+}
+
+// Settings, data, model, optimizer, resumed state, output files. 0, or -1 with a message (nothing left open).
+// --init-from: a new run (fresh optimizer, step 0) that starts from a model file's weights, e.g. llm.c's
+// gpt2_124M.bin to fine-tune GPT-2. The file's config replaces --model; its vocabulary must be GPT-2's, the
+// data's. Two halves, as the model is built between them.
+static int init_config_from(const char* path, GPT2Config* cfg, char* err) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return fail(err, "--init-from %s: cannot open (%s)", path, strerror(errno));
+    int version;
+    int rc = model_read_header(f, path, cfg, &version, err);
+    fclose(f);
+    if (rc == 0 && cfg->vocab_size != GPT2_VOCAB_SIZE)
+        return fail(err, "--init-from %s: vocabulary of %d tokens, but the data are GPT-2 tokens (%d)", path,
+                    cfg->vocab_size, GPT2_VOCAB_SIZE);
+    return rc;
+}
+
+static int init_weights_from(const char* path, GPT2* model, char* err) {
+    GPT2Config cfg;
+    int version;
+    FILE* f = fopen(path, "rb");
+    if (!f) return fail(err, "--init-from %s: cannot open (%s)", path, strerror(errno));
+    int rc = model_read_header(f, path, &cfg, &version, err);
+    if (rc == 0) rc = model_read_params(f, path, model, version, err);
+    fclose(f);
+    if (rc == 0) printf("initial weights from %s\n", path);
+    return rc;
+}
+
+static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Device dev, char* err) {
+    r->rc = *rc;
+    r->oc = *oc;
+    r->dev = dev;
+    r->st.best_val_loss = r->st.last_val_loss = INFINITY;
+    if (r->rc.resume[0]) {  // the checkpoint's settings win (but --resume and --stop-at), so it is the same run
+        RunConfig given = r->rc;
+        if (checkpoint_peek(given.resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, err)) return -1;
+        snprintf(r->rc.resume, sizeof(r->rc.resume), "%s", given.resume);
+        r->rc.stop_at = given.stop_at;
+    } else {
+        if (gpt2_config_preset(&r->cfg, r->rc.model, err)) return -1;
+        if (r->rc.layers > 0) r->cfg.num_layers = r->rc.layers;
+        if (r->rc.heads > 0) r->cfg.num_heads = r->rc.heads;
+        if (r->rc.channels > 0) r->cfg.channels = r->rc.channels;
+        if (r->rc.init_from[0]) {
+            if (init_config_from(r->rc.init_from, &r->cfg, err)) return -1;
+            snprintf(r->rc.model, sizeof(r->rc.model), "from-file");  // the header names the file's shape
+        }
+    }
+    const RunConfig* c = &r->rc;
+    if (gpt2_config_check(&r->cfg, err)) return -1;
+    if (c->seq_len > r->cfg.max_seq_len)
+        return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
+    if (c->batch < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 1 || c->eval_batches < 1)
+        return fail(err, "--batch, --seq-len, --grad-accum, --steps and --eval-batches must be positive");
+    if (strcmp(c->attention, "simple") != 0 && strcmp(c->attention, "flash") != 0)
+        return fail(err, "--attention: expected simple or flash, got '%s'", c->attention);
+    if (strcmp(c->attention, "flash") == 0 && dev == DEV_CPU)
+        printf("--attention flash: a GPU kernel; the CPU runs its one reference attention\n");
+    r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
+    if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;
+    else if (strcmp(c->schedule, "constant") == 0) r->sched.kind = SCHEDULE_CONSTANT;
+    else if (strcmp(c->schedule, "cosine") != 0)
+        return fail(err, "--schedule: expected cosine, wsd or constant, got '%s'", c->schedule);
+
+    char train_pattern[DATA_PATH_LEN], val_pattern[DATA_PATH_LEN];
+    if (resolve_data(c, train_pattern, val_pattern, err)) return -1;
+    if (dataloader_init(&r->train, train_pattern, c->batch, c->seq_len, (uint64_t)c->seed, true, err)) return -1;
+    r->have_train = true;
+    if (dataloader_init(&r->val, val_pattern, c->batch, c->seq_len, (uint64_t)c->seed, false, err)) return -1;
+    r->have_val = true;
+    int64_t val_batches = 0;  // whole batches in the validation shards: evaluation never wraps around
+    for (int i = 0; i < r->val.num_shards; i++) val_batches += (r->val.shard_tokens[i] - 1) / ((int64_t)c->batch * c->seq_len);
+    if (val_batches < r->rc.eval_batches) {
+        printf("validation holds %lld batches of %d x %d: evaluating on those (not %d)\n", (long long)val_batches,
+               c->batch, c->seq_len, r->rc.eval_batches);
+        r->rc.eval_batches = (int)val_batches;
+    }
+
+    Kernels kernels = {GEMM_CUBLAS, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
+    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, kernels);
+    r->have_model = true;
+    if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
+    r->have_opt = true;
+    r->rng = rng_make((uint64_t)c->seed + 1);
+    if (c->init_from[0] && !c->resume[0] && init_weights_from(c->init_from, &r->model, err)) return -1;
+    if (c->resume[0]) {
+        if (checkpoint_load(c->resume, &r->model, &r->opt, &r->st, err)) return -1;
+        DataPosition pos = {r->st.data_epoch, r->st.data_shard, r->st.data_offset};
+        if (dataloader_seek(&r->train, pos, err)) return -1;
+        r->rng.state = r->st.rng_state;
+        printf("resumed from %s at step %lld\n", c->resume, (long long)r->st.step);
+    }
+    if (c->sample_every > 0) {
+        char tok_err[ERR_LEN];
+        r->have_tok = tokenizer_load(&r->tok, "data/encoder.json", "data/vocab.bpe", tok_err) == 0;
+        if (!r->have_tok) printf("no samples: %s\n", tok_err);
+    }
+
+    char run_dir[768];
+    snprintf(run_dir, sizeof(run_dir), "%s/%s", c->out_dir, c->run_name);
+    if (make_dirs(run_dir, err)) return -1;
+    snprintf(r->ckpt_path, sizeof(r->ckpt_path), "%s/checkpoint.bin", run_dir);
+    return runlog_open(&r->log, run_dir, r->st.step == 0, err);  // a resumed run appends to its logs
+}
+
+// validation loss at this step: logs it, records it, checks the target. Returns true when the target is met.
+static bool run_evaluate(Run* r, int64_t step, RunResult* res, char* err) {
+    float vl = evaluate(&r->model, &r->val, r->rc.eval_batches, err);
+    TrainState* st = &r->st;
+    st->last_val_loss = vl;
+    if (vl < st->best_val_loss) st->best_val_loss = vl;
+    runlog_eval(&r->log, res, step, vl, st->tokens, st->train_seconds);
+    if (r->rc.target_loss > 0 && vl <= r->rc.target_loss && res->tokens_to_target <= 0) {
+        res->tokens_to_target = st->tokens;
+        res->seconds_to_target = st->train_seconds;
+        printf("target val_loss %.4f reached at step %lld: %.0f tokens, %.1fs of training\n", r->rc.target_loss,
+               (long long)step, st->tokens, st->train_seconds);
+        return true;
+    }
+    return false;
+}
+
+static int run_checkpoint(Run* r, int64_t step, char* err) {
+    DataPosition pos = dataloader_tell(&r->train);
+    TrainState* st = &r->st;
+    st->step = step;
+    st->opt_t = r->opt.t;
+    st->rng_state = r->rng.state;
+    st->data_epoch = pos.epoch;
+    st->data_shard = pos.shard_index;
+    st->data_offset = pos.offset;
+    return checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &r->rc, sizeof(r->rc), err);
+}
+
+// One optimizer step (all micro-batches). Returns 0, or -1 (data error, or a non-finite loss or gradient).
+static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
+    const RunConfig* c = &r->rc;
+    int B = c->batch, T = c->seq_len;
+    double t0 = device_clock(r->dev);
+    gpt2_zero_grad(&r->model);
+    double loss_sum = 0.0;
+    for (int micro = 0; micro < c->grad_accum; micro++) {
+        if (dataloader_next(&r->train, err)) return -1;
+        loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T);
+        gpt2_backward(&r->model, B, T, 1.0f / ((float)B * T * c->grad_accum));
+    }
+    float loss = (float)(loss_sum / c->grad_accum);
+    float lr_mult = lr_multiplier(&r->sched, (int)step);
+    bool health = c->health_every > 0 && (step + 1) % c->health_every == 0;
+    double t1 = device_clock(r->dev);  // the backward's queued kernels are done: not optimizer time
+    double norm = isfinite(loss) ? optimizer_step(&r->opt, &r->model, lr_mult, health) : NAN;
+    double t2 = device_clock(r->dev);
+    if (!isfinite(loss) || !isfinite(norm)) {
+        double bad = isfinite(loss) ? norm : loss;
+        res->status = 1;
+        return fail(err, "step %lld: the %s is %s; stopping (the last good checkpoint, %s, is kept)",
+                    (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss", isnan(bad) ? "NaN" : "infinite",
+                    r->ckpt_path);
+    }
+    // the health measurement is not training time
+    double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum;
+    if (health) runlog_health(&r->log, res, step + 1, &r->opt);
+    r->st.train_seconds += dt;
+    r->st.tokens += tokens;
+    res->optimizer_seconds += t2 - t1 - r->opt.health_seconds;
+    res->final_train_loss = loss;
+    runlog_step(&r->log, res, step, c->steps, loss, lr_mult * r->oc.lr, lr_mult, norm, dt, tokens, r->st.tokens,
+                r->st.train_seconds, gpt2_flops_per_token(&r->cfg, T), r->dev);
+    return 0;
+}
+
+// One run. `oc` is the optimizer (already resolved from its name and the flags). Returns 0, or -1 with a
+// message in err (bad settings or data, or a non-finite loss: the last good checkpoint is then kept).
+// The loop, per step: evaluate (every eval_every, timed apart from training), sample, checkpoint, train.
+static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device dev, RunResult* res, char* err) {
+    memset(res, 0, sizeof(*res));
+    snprintf(res->name, sizeof(res->name), "%s", oc->name);
+    Run* r = new Run();  // value-initialized: the plain fields zero, the tokenizer's strings constructed
+    if (run_open(r, rc, oc, dev, err)) {
+        run_close(r);
+        delete r;
+        return -1;
+    }
+    runlog_header(&r->rc, &r->model, &r->opt, r->dev);
+    const RunConfig* c = &r->rc;
+    int status = 0;
+    const int64_t first_step = r->st.step;
+    for (int64_t step = first_step; step <= c->steps; step++) {
+        bool last = step == c->steps;
+        bool resumed_here = c->resume[0] && step == first_step;  // evaluated before the checkpoint was written
+        if ((step % c->eval_every == 0 && !resumed_here) || last)
+            if (run_evaluate(r, step, res, err)) last = true;
+        bool interrupt = c->stop_at > 0 && step == c->stop_at && !last;
+        if (r->have_tok && step > 0 && step % c->sample_every == 0)
+            print_sample(&r->model, &r->tok, c->sample_tokens, &r->rng);
+        if ((c->checkpoint_every > 0 && step > first_step && step % c->checkpoint_every == 0) || last || interrupt)
+            if ((status = run_checkpoint(r, step, err)) != 0) break;
+        if (interrupt)
+            printf("stopping at step %lld as asked (--stop-at); continue with --resume %s\n", (long long)step,
+                   r->ckpt_path);
+        if (last || interrupt) break;
+        if ((status = run_train_step(r, step, res, err)) != 0) break;
+    }
+    res->steps = (int)r->st.step;
+    res->tokens = r->st.tokens;
+    res->train_seconds = r->st.train_seconds;
+    res->final_val_loss = r->st.last_val_loss;
+    res->best_val_loss = r->st.best_val_loss;
+    if (res->tokens_to_target == 0) res->tokens_to_target = res->seconds_to_target = -1;
+    run_close(r);
+    delete r;
+    return status;
+}
