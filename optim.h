@@ -112,6 +112,22 @@ static float spectral_lr(int rms_base, float p) {
     return rms_base ? rms_lr[i] : momentum_lr[i];
 }
 
+// Muon's lr scale by matrix shape, by torch.optim.Muon's names (adjust_lr_fn): "original" (Keller Jordan),
+// or "match_rms_adamw" (Moonlight), which also takes AdamW's lr and weight decay. 0, or -1 with a message.
+static int optimizer_set_adjust_lr(OptimizerConfig* c, const char* name, char* err) {
+    if (strcmp(name, "original") == 0) {
+        c->adjust = ADJUST_ORIGINAL;
+    } else if (strcmp(name, "match_rms_adamw") == 0) {
+        OptimizerConfig adamw = optimizer_config_adamw();
+        c->adjust = ADJUST_MATCH_RMS_ADAMW;  // Moonlight: AdamW's lr and wd carry over
+        c->lr = adamw.lr;
+        c->weight_decay = adamw.weight_decay;
+    } else {
+        return fail(err, "--adjust-lr: expected original or match_rms_adamw, got '%s'", name);
+    }
+    return 0;
+}
+
 // "name[+suffix...]" -> settings. 0, or -1 with a message.
 static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, char* err) {
     char buf[48];
@@ -149,15 +165,30 @@ static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, c
         if (suffix) *suffix++ = 0;
         if (strcmp(s, "lr2") == 0) c->lr2_decay = 1;
         else if (strcmp(s, "qkv") == 0 && c->matrix == MATRIX_MUON) c->split_qkv = 1;
-        else if (strcmp(s, "match") == 0 && c->matrix == MATRIX_MUON) {
-            OptimizerConfig adamw = optimizer_config_adamw();
-            c->adjust = ADJUST_MATCH_RMS_ADAMW;  // Moonlight: AdamW's lr and wd carry over
-            c->lr = adamw.lr;
-            c->weight_decay = adamw.weight_decay;
-        } else return fail(err, "optimizer '%s': unknown suffix '+%s' (expected +lr2, +qkv or +match)", full_name, s);
+        else if (strcmp(s, "match") == 0 && c->matrix == MATRIX_MUON) optimizer_set_adjust_lr(c, "match_rms_adamw", err);
+        else return fail(err, "optimizer '%s': unknown suffix '+%s' (expected +lr2, +qkv or +match)", full_name, s);
     }
     snprintf(c->name, sizeof(c->name), "%s", full_name);
     return 0;
+}
+
+// The defaults of each optimizer, one line each, for --help (what a flag left at -1 keeps).
+static void optimizer_print_defaults(FILE* f) {
+    const char* names[] = {"adamw", "muon", "polar", "normuon", "p=0.5", "rms-p=0.5"};
+    char err[ERR_LEN];
+    for (const char* name : names) {
+        OptimizerConfig c;
+        if (optimizer_config_by_name(name, &c, err)) continue;
+        if (c.matrix == MATRIX_ADAMW) {
+            fprintf(f, "  %-10s lr %g, wd %g (2-D tensors), beta1 %g, beta2 %g, eps %g, clip %g\n", name, c.lr,
+                    c.weight_decay, c.beta1, c.beta2, c.eps, c.grad_clip);
+            continue;
+        }
+        fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, adjust-lr %s%s; the rest "
+                   "AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.momentum, c.nesterov, c.ns_steps,
+                c.adjust == ADJUST_ORIGINAL ? "original" : c.adjust == ADJUST_MATCH_RMS_ADAMW ? "match_rms_adamw" : "none",
+                c.split_qkv ? ", Q/K/V apart" : "", c.adam_lr, c.adam_weight_decay);
+    }
 }
 
 // ----------------------------------------------------------------------------------------------------

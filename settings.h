@@ -33,6 +33,9 @@ struct RunConfig {
     long long seed;
     char optimizers[256];                           // the comparison (report/compare.h)
     int sweep_lr;
+    float momentum;                                 // the Muon family's knobs, named as torch.optim.Muon's
+    int nesterov, ns_steps;
+    char adjust_lr[24];
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -96,6 +99,11 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_NUM("--seed", FLAG_INT64, seed, "1337", "initial weights and data order"),
         FLAG_STR("--optimizers", optimizers, "adamw,muon", "compare: the optimizers to compare"),
         FLAG_NUM("--sweep-lr", FLAG_INT, sweep_lr, "0", "compare: 1 = try lr x {0.5, 1, 2} each, keep the best"),
+        FLAG_NUM("--momentum", FLAG_FLOAT, momentum, "-1", "Muon family: momentum beta, in [0, 1) (beta1 of the RMS base)"),
+        FLAG_NUM("--nesterov", FLAG_INT, nesterov, "-1", "Muon family: 1 = Nesterov momentum, 0 = plain"),
+        FLAG_NUM("--ns-steps", FLAG_INT, ns_steps, "-1", "Muon family: Newton-Schulz steps, 1 to 99"),
+        FLAG_STR("--adjust-lr", adjust_lr, "", "Muon family: lr scale by shape, original (lr sqrt(max(1, rows/cols))) or "
+                                               "match_rms_adamw (0.2 lr sqrt(max(rows, cols)), with AdamW's lr and wd)"),
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     for (int i = 0; i < n; i++) f[i] = table[i];
@@ -221,6 +229,21 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
     char* settings = strchr(name, ':');
     if (settings) *settings++ = 0;
     if (optimizer_config_by_name(name, c, err)) return -1;
+    if (c->matrix == MATRIX_MUON) {  // the Muon family's own flags (an AdamW run has none of these knobs)
+        if (rc->adjust_lr[0] && optimizer_set_adjust_lr(c, rc->adjust_lr, err)) return -1;
+        if (rc->momentum >= 0) {
+            if (!(rc->momentum < 1.0f)) return fail(err, "--momentum %g: expected a value in [0, 1)", rc->momentum);
+            c->momentum = rc->momentum;
+        }
+        if (rc->nesterov >= 0) {
+            if (rc->nesterov > 1) return fail(err, "--nesterov %d: expected 0 or 1", rc->nesterov);
+            c->nesterov = rc->nesterov;
+        }
+        if (rc->ns_steps >= 0) {
+            if (rc->ns_steps < 1 || rc->ns_steps > 99) return fail(err, "--ns-steps %d: expected 1 to 99", rc->ns_steps);
+            c->ns_steps = rc->ns_steps;
+        }
+    }
     const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
                            rc->eps, rc->grad_clip};
     float* fields[] = {&c->lr, &c->adam_lr, &c->weight_decay, &c->adam_weight_decay, &c->beta1, &c->beta2,

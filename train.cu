@@ -1,9 +1,9 @@
 // train.cu: the one binary. Reads the command line and runs one of:
-//   ./train [train] [flags]     train one model (trainer.h)
-//   ./train compare [flags]     Muon against AdamW and friends, the default job of `make train` (compare.h)
+//   ./train [train] [flags]     train one model (run.h)
+//   ./train compare [flags]     Muon against AdamW and friends, the default job of `make train` (report/compare.h)
 //   ./train prepare FILES --out DIR    text -> llm.c token shards (data/prepare.h)
 //   ./train sample --checkpoint F --prompt TEXT    generate text from a checkpoint or llm.c model file
-// Every flag, its default and its meaning live in one table below; --help prints it.
+// Every flag, its default and its meaning live in one table (settings.h); --help prints it.
 // Built by nvcc it runs on the GPU when there is one, on the CPU otherwise (--device); built by g++, CPU only.
 #include <omp.h>
 #include "report/compare.h"
@@ -20,7 +20,8 @@ static void print_help() {
            "  ./train sample --checkpoint F [--prompt TEXT --tokens N --temperature T --top-k K --seed S]\n\n"
            "flags (name, default, meaning):\n");
     flags_print(flags, n);
-    printf("\noptimizers: %s\n", OPTIMIZER_NAMES_HELP);
+    printf("\noptimizers: %s\n\ntheir defaults (a flag left at -1 keeps them):\n", OPTIMIZER_NAMES_HELP);
+    optimizer_print_defaults(stdout);
 }
 
 // ----------------------------------------------------------------------------------------------------

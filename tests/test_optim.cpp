@@ -66,6 +66,47 @@ TEST_CASE("optimizers by name: the family, suffixes, per-optimizer settings, and
     CHECK(c.adam_lr == doctest::Approx(0.1));
 }
 
+// RunConfig from flags, as the command line makes it
+static int settings_from(std::vector<std::string> args, RunConfig* rc, char* err) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(&a[0]);
+    return run_config_from_args(rc, (int)argv.size(), argv.data(), err);
+}
+
+TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, and flags win over --adjust-lr") {
+    RunConfig rc;
+    OptimizerConfig c;
+    char err[ERR_LEN];
+    REQUIRE(settings_from({"--momentum", "0.9", "--nesterov", "0", "--ns-steps", "3", "--adjust-lr", "match_rms_adamw"},
+                          &rc, err) == 0);
+    REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
+    CHECK(c.momentum == 0.9f);
+    CHECK(c.nesterov == 0);
+    CHECK(c.ns_steps == 3);
+    CHECK(c.adjust == ADJUST_MATCH_RMS_ADAMW);
+    CHECK(c.lr == optimizer_config_adamw().lr);  // match_rms_adamw takes AdamW's lr and decay
+    CHECK(c.weight_decay == optimizer_config_adamw().weight_decay);
+    REQUIRE(optimizer_config_from_run(&rc, "adamw", &c, err) == 0);  // AdamW has no such knobs: untouched
+    CHECK(c.momentum == 0.0f);
+    REQUIRE(settings_from({"--adjust-lr", "match_rms_adamw", "--lr", "0.05"}, &rc, err) == 0);
+    REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
+    CHECK(c.lr == 0.05f);  // an explicit --lr wins
+    REQUIRE(settings_from({"--adjust-lr", "original"}, &rc, err) == 0);
+    REQUIRE(optimizer_config_from_run(&rc, "muon+match", &c, err) == 0);
+    CHECK(c.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
+    struct Bad { std::vector<std::string> args; const char* message; };
+    const Bad bad[] = {{{"--momentum", "1"}, "--momentum 1: expected a value in [0, 1)"},
+                       {{"--nesterov", "2"}, "--nesterov 2: expected 0 or 1"},
+                       {{"--ns-steps", "0"}, "--ns-steps 0: expected 1 to 99"},
+                       {{"--ns-steps", "100"}, "--ns-steps 100: expected 1 to 99"},
+                       {{"--adjust-lr", "fast"}, "--adjust-lr: expected original or match_rms_adamw, got 'fast'"}};
+    for (const Bad& b : bad) {
+        REQUIRE(settings_from(b.args, &rc, err) == 0);
+        CHECK(optimizer_config_from_run(&rc, "muon", &c, err) != 0);
+        CHECK(std::string(err) == b.message);
+    }
+}
+
 TEST_CASE("muon run: the hidden matrices get muon_update, everything else AdamW") {
     GPT2 model;
     model_with_gradients(&model, 1);
