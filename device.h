@@ -88,11 +88,24 @@ static void copy_to_host(Device d, void* dst, const void* src, size_t bytes) {
 #endif
 }
 
+// a copy within one device's memory (queued behind earlier GPU work)
+static void device_copy(Device d, void* dst, const void* src, size_t bytes) {
+    if (d == DEV_CPU) { memcpy(dst, src, bytes); return; }
+#ifdef __CUDACC__
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice));
+#endif
+}
+
 #ifdef __CUDACC__
 // one thread per element: x[i] = value
 static __global__ void fill_kernel(float* x, size_t n, float value) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = value;
+}
+// one thread per element: x[i] *= s
+static __global__ void scale_kernel(float* x, size_t n, float s) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= s;
 }
 #endif
 
@@ -128,6 +141,20 @@ static int cuda_device_count(char* err) {
 #else
     (void)err;
     return 0;
+#endif
+}
+
+// x[i] *= s over n floats (gradient clipping)
+static void device_scale(Device d, float* x, size_t n, float s) {
+    if (d == DEV_CPU) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] *= s;
+        return;
+    }
+#ifdef __CUDACC__
+    if (n == 0) return;
+    scale_kernel<<<(unsigned)((n + 255) / 256), 256>>>(x, n, s);
+    cudaCheckLaunch();
 #endif
 }
 
@@ -195,7 +222,7 @@ static double device_peak_flops(Device d) {
 static unsigned cuda_blocks(size_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 // One handle for the whole program, created on first use (cublasCreate costs milliseconds and some memory).
-// Default stream, host pointer mode; the math mode stays plain FP32 (ops/matmul.h picks TF32 per call).
+// Default stream, host pointer mode; the math mode stays plain FP32 (gemm.h asks for TF32 per call, at GEMM_CUBLAS_TF32).
 static cublasHandle_t cublas_handle() {
     static cublasHandle_t handle = NULL;
     if (!handle) cublasCheck(cublasCreate(&handle));

@@ -138,12 +138,6 @@ static __global__ void muon_apply_kernel(float* param, const float* u, float* up
     if (update_out) update_out[blockIdx.y * n + i] = (float)d;
 }
 
-// x *= s, one thread per entry
-static __global__ void muon_scale_vector_kernel(float* x, size_t n, float s) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) x[i] *= s;
-}
-
 // ----------------------------------------------------------------------------------------------------
 // launchers
 
@@ -171,7 +165,7 @@ static void muon_axpby(float* y, float a, const float* x, float b, size_t total)
     cudaCheckLaunch();
 }
 
-// G_m (s, s) = X_m X_mᵀ (wide or square) or X_mᵀ X_m (tall), alpha times, for packed X (n apart) and G (s² apart)
+// G_m (s, s) = X_m X_mᵀ (wide or square) or X_mᵀ X_m (tall), for packed X (n apart) and G (s² apart)
 static void muon_gram(float* G, const float* X, int rows, int cols, int count) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
@@ -313,13 +307,6 @@ static void muon_update_cuda(float* param, const float* grad, float* momentum, f
     double decay = decay_factor(h->lr, h->lr_max, h->weight_decay, h->lr2_decay);
     double step = (double)h->lr * muon_lr_scale(rows, cols, h->adjust);
     muon_apply_kernel<<<muon_grid(n, count), 256>>>(param, u, update_out, n, stride, decay, step);
-    cudaCheckLaunch();
-}
-
-// x *= s over n floats (gradient clipping of the Muon-managed matrices, which optim.h does in place)
-static void muon_scale_vector_cuda(float* x, size_t n, float s) {
-    if (n == 0) return;
-    muon_scale_vector_kernel<<<cuda_blocks(n, 256), 256>>>(x, n, s);
     cudaCheckLaunch();
 }
 

@@ -49,13 +49,14 @@ struct Optimizer {
     float* m;                          // (num_parameters) first moment / momentum buffer
     float* v;                          // (num_parameters) second moment
     int t;                             // optimizer steps taken (bias corrections count from 1)
+    double* work;                      // the CPU's Muon (and health) scratch: muon_work_doubles of the largest matrix
+    float* work_gpu;                   // the GPU's Muon scratch: muon_work_floats_cuda of the largest slot
     // health metrics (every N steps, on the hidden matrices, whatever updates them)
-    double* work;                      // muon_work_doubles of the largest matrix
-    double* update;                    // (largest matrix) the applied update
-    double* before;                    // (largest matrix) the weights before an AdamW update
-    // the same scratch on the GPU (model on the GPU only)
-    float* work_gpu;                   // muon_work_floats_cuda of the largest slot
-    float* update_gpu;                 // (largest matrix) the applied update, for health
+    float* before;                     // (all hidden matrices, device) the weights before a measured step
+    size_t* before_offset;             // (num_slots) where each hidden matrix's copy lies in `before`
+    double* decay;                     // (num_slots) the weight decay factor the step applied to each slot
+    double* update;                    // (largest matrix) CPU: one matrix's update, W_before·decay − W_after
+    float* update_gpu;                 // (largest matrix) GPU: the same
     double* sv_host;                   // (smaller side of the largest matrix) singular values, host
     UpdateHealth* health;              // (num_slots) the last measured health, valid where health_step == t
     int health_step;
@@ -229,6 +230,9 @@ static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConf
     opt->use_matrix_method = (unsigned char*)xcalloc(opt->num_slots, 1);
     opt->adamw_slices = (AdamWSlice*)xcalloc(opt->num_slots, sizeof(AdamWSlice));
     opt->health = (UpdateHealth*)xcalloc(opt->num_slots, sizeof(UpdateHealth));
+    opt->before_offset = (size_t*)xcalloc(opt->num_slots, sizeof(size_t));
+    opt->decay = (double*)xcalloc(opt->num_slots, sizeof(double));
+    size_t matrix_floats = 0;
     opt->health_step = -1;
     int max_rows = 1, max_cols = 1;
     MuonHyper h = muon_hyper(cfg, cfg->lr, cfg->lr, 1);
@@ -236,6 +240,8 @@ static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConf
         const ParamSlot* s = &opt->slots[i];
         if (s->kind != PARAM_MATRIX) continue;
         opt->use_matrix_method[i] = cfg->matrix != MATRIX_ADAMW;
+        opt->before_offset[i] = matrix_floats;
+        matrix_floats += (size_t)s->rows * s->cols;
         if (s->rows > max_rows) max_rows = s->rows;
         if (s->cols > max_cols) max_cols = s->cols;
         int rows = s->rows / matrix_blocks(opt, s);
@@ -246,7 +252,7 @@ static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConf
     size_t largest = (size_t)max_rows * max_cols;
     opt->work = (double*)xmalloc(sizeof(double) * muon_work_doubles(max_rows, max_cols));
     opt->update = (double*)xmalloc(sizeof(double) * largest);
-    opt->before = (double*)xmalloc(sizeof(double) * largest);
+    opt->before = (float*)device_malloc(model->device, sizeof(float) * (matrix_floats ? matrix_floats : 1));
 #ifdef __CUDACC__
     if (model->device == DEV_CUDA) {
         size_t work = 0;
@@ -279,7 +285,9 @@ static void optimizer_free(Optimizer* opt) {
     free(opt->health);
     free(opt->work);
     free(opt->update);
-    free(opt->before);
+    device_free(opt->device, opt->before);
+    free(opt->before_offset);
+    free(opt->decay);
     if (opt->work_gpu) device_free(DEV_CUDA, opt->work_gpu);
     if (opt->update_gpu) device_free(DEV_CUDA, opt->update_gpu);
     free(opt->sv_host);
@@ -321,54 +329,62 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
 // ----------------------------------------------------------------------------------------------------
 // the step
 
-// the health of one hidden matrix's update: its ranks and orthogonality, its cosine with the raw gradient,
-// its size, and the weight's spectral norm (after the update)
-static void record_health(Optimizer* opt, int slot, const float* grad, const float* weight) {
-    const ParamSlot* s = &opt->slots[slot];
-    double t0 = device_clock(opt->device);  // the slot's queued update is the optimizer's time, not health's
-#ifdef __CUDACC__
-    if (opt->device == DEV_CUDA)
-        opt->health[slot] = update_health_cuda(opt->update_gpu, grad, weight, s->rows, s->cols, opt->sv_host);
-    else
-#endif
-        opt->health[slot] = update_health(opt->update, grad, weight, s->rows, s->cols, opt->work);
-    opt->health_seconds += device_clock(opt->device) - t0;
-}
-
-#ifdef __CUDACC__
-// The GPU twins of optimizer_step's two per-matrix branches below: the same math on device memory, the
-// blocks of one slot (Q, K, V apart) in one batched call.
-static void matrix_method_step_cuda(Optimizer* opt, const ParamSlot* s, float* params, float* grads, float scale,
-                                    const MuonHyper* h, bool health) {
-    size_t n = (size_t)s->rows * s->cols;
-    if (scale != 1.0f) muon_scale_vector_cuda(grads + s->offset, n, scale);
+// the Muon family on one hidden matrix (its blocks: Q, K, V apart for qkvw with split_qkv), on either device
+static void matrix_method_step(Optimizer* opt, const ParamSlot* s, float* params, const float* grads,
+                               const MuonHyper* h) {
     int blocks = matrix_blocks(opt, s), rows = s->rows / blocks;
-    muon_update_cuda(params + s->offset, grads + s->offset, opt->m + s->offset, opt->v + s->offset, rows, s->cols,
-                     blocks, (size_t)rows * s->cols, h, opt->work_gpu, health ? opt->update_gpu : NULL);
-}
-
-static void adamw_measured_step_cuda(Optimizer* opt, const ParamSlot* s, float* params, const float* grads,
-                                     float lr, float wd, float scale) {
-    size_t n = (size_t)s->rows * s->cols;
-    const OptimizerConfig* c = &opt->cfg;
-    cudaCheck(cudaMemcpy(opt->update_gpu, params + s->offset, n * sizeof(float), cudaMemcpyDeviceToDevice));
-    AdamWSlice one = {s->offset, n, lr, wd};
-    adamw_update_slices_cuda(params, grads, opt->m, opt->v, &one, 1, c->beta1, c->beta2, c->eps, scale, opt->t);
-    muon_axpby(opt->update_gpu, (float)(1.0 - (double)lr * wd), params + s->offset, -1.0f, n);  // before·decay − after
-}
+    size_t block = (size_t)rows * s->cols;
+    float *p = params + s->offset, *m = opt->m + s->offset, *v = opt->v + s->offset;
+    const float* g = grads + s->offset;
+#ifdef __CUDACC__
+    if (opt->device == DEV_CUDA)  // the blocks of one slot in one batched call
+        return muon_update_cuda(p, g, m, v, rows, s->cols, blocks, block, h, opt->work_gpu, NULL);
 #endif
+    for (int b = 0; b < blocks; b++)
+        muon_update(p + b * block, g + b * block, m + b * block, v + b * block, rows, s->cols, h, opt->work, NULL);
+}
 
-// One optimizer step at lr_mult × the peak learning rates. With `health`, also measures every hidden matrix's
-// update (opt->health). Returns the global gradient norm before clipping; if it is not finite, nothing is
-// updated (the caller stops the run and keeps its last checkpoint).
+// The health pass, after a step: each hidden matrix's update is what the step did to it, W_before·decay −
+// W_after (the decay of the group that updated it), measured as muon.h's update_health says: its ranks and
+// orthogonality, its cosine with the (clipped) gradient, its size, and the weight's spectral norm after it.
+// Its time is not training time (opt->health_seconds).
+static void optimizer_health(Optimizer* opt, const float* params, const float* grads) {
+    for (int i = 0; i < opt->num_slots; i++) {
+        const ParamSlot* s = &opt->slots[i];
+        if (s->kind != PARAM_MATRIX) continue;
+        size_t n = (size_t)s->rows * s->cols;
+        const float *before = opt->before + opt->before_offset[i], *after = params + s->offset;
+        double t0 = device_clock(opt->device);  // the step's queued work is the optimizer's time, not health's
+#ifdef __CUDACC__
+        if (opt->device == DEV_CUDA) {
+            device_copy(DEV_CUDA, opt->update_gpu, before, n * sizeof(float));
+            muon_axpby(opt->update_gpu, (float)opt->decay[i], after, -1.0f, n);
+            opt->health[i] = update_health_cuda(opt->update_gpu, grads + s->offset, after, s->rows, s->cols,
+                                                opt->sv_host);
+        } else
+#endif
+        {
+            for (size_t j = 0; j < n; j++) opt->update[j] = before[j] * opt->decay[i] - after[j];
+            opt->health[i] = update_health(opt->update, grads + s->offset, after, s->rows, s->cols, opt->work);
+        }
+        opt->health_seconds += device_clock(opt->device) - t0;
+    }
+    opt->health_step = opt->t;
+}
+
+// One optimizer step at lr_mult × the peak learning rates: the global gradient norm; clipping, once, by
+// scaling the gradients in place; the Muon family on each of its hidden matrices; AdamW on all its slices in
+// one call. With `health`, the weights of the hidden matrices are kept first, and the health pass measures every
+// update after. Returns the norm before clipping; if it is not finite, nothing is updated (the caller stops the
+// run and keeps its last checkpoint).
 static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool health) {
     const OptimizerConfig* c = &opt->cfg;
     float* params = model->params[0].data;
     float* grads = model->params[0].grad;
-    bool gpu = opt->device == DEV_CUDA;
     double norm = grad_norm(opt->device, grads, model->num_parameters);
     if (!isfinite(norm)) return norm;
     float scale = clip_scale(norm, c->grad_clip);
+    if (scale != 1.0f) device_scale(opt->device, grads, model->num_parameters, scale);
     opt->t++;
     opt->health_seconds = 0.0;
     bool adamw_run = c->matrix == MATRIX_ADAMW;
@@ -376,53 +392,27 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
     // weight decay ∝ lr²: the factor 1 − lr·(wd·lr/lr_max) is 1 − wd·lr²/lr_max
     float adam_wd = adamw_run ? c->weight_decay : c->adam_weight_decay;
     if (c->lr2_decay) adam_wd *= lr_mult;
+    MuonHyper h = muon_hyper(c, c->lr * lr_mult, c->lr, opt->t);
     int n_slices = 0;
     for (int i = 0; i < opt->num_slots; i++) {
         const ParamSlot* s = &opt->slots[i];
-        size_t n = (size_t)s->rows * s->cols;
-        if (opt->use_matrix_method[i] && gpu) {
-#ifdef __CUDACC__
-            MuonHyper h = muon_hyper(c, c->lr * lr_mult, c->lr, opt->t);
-            matrix_method_step_cuda(opt, s, params, grads, scale, &h, health);
-            if (health) record_health(opt, i, grads + s->offset, params + s->offset);
-#endif
-        } else if (opt->use_matrix_method[i]) {
-            // the Muon family; clipping scales the gradient it sees, as it does AdamW's
-            if (scale != 1.0f)
-                for (size_t j = 0; j < n; j++) grads[s->offset + j] *= scale;
-            MuonHyper h = muon_hyper(c, c->lr * lr_mult, c->lr, opt->t);
-            int blocks = matrix_blocks(opt, s);
-            int rows = s->rows / blocks;
-            for (int b = 0; b < blocks; b++) {
-                size_t off = s->offset + (size_t)b * rows * s->cols;
-                muon_update(params + off, grads + off, opt->m + off, opt->v + off, rows, s->cols, &h, opt->work,
-                            health ? opt->update + (size_t)b * rows * s->cols : NULL);
-            }
-            if (health) record_health(opt, i, grads + s->offset, params + s->offset);
-        } else if (health && s->kind == PARAM_MATRIX && gpu) {
-#ifdef __CUDACC__
-            adamw_measured_step_cuda(opt, s, params, grads, adam_lr, adam_wd, scale);
-            record_health(opt, i, grads + s->offset, params + s->offset);
-#endif
-        } else if (health && s->kind == PARAM_MATRIX) {
-            // AdamW on a hidden matrix, measured: the update without the decay is W_before·decay − W_after
-            for (size_t j = 0; j < n; j++) opt->before[j] = params[s->offset + j];
-            float wd = adam_wd;
-            adamw_update_cpu(params + s->offset, grads + s->offset, opt->m + s->offset, opt->v + s->offset, n,
-                             adam_lr, c->beta1, c->beta2, c->eps, wd, scale, opt->t);
-            double decay = 1.0 - (double)adam_lr * wd;
-            for (size_t j = 0; j < n; j++) opt->update[j] = opt->before[j] * decay - params[s->offset + j];
-            record_health(opt, i, grads + s->offset, params + s->offset);
+        if (health && s->kind == PARAM_MATRIX)
+            device_copy(opt->device, opt->before + opt->before_offset[i], params + s->offset,
+                        (size_t)s->rows * s->cols * sizeof(float));
+        if (opt->use_matrix_method[i]) {
+            matrix_method_step(opt, s, params, grads, &h);
+            opt->decay[i] = decay_factor(h.lr, h.lr_max, h.weight_decay, h.lr2_decay);
         } else {
             AdamWSlice* sl = &opt->adamw_slices[n_slices++];
             sl->offset = s->offset;
-            sl->count = n;
+            sl->count = (size_t)s->rows * s->cols;
             sl->lr = adam_lr;
             sl->weight_decay = s->kind == PARAM_VECTOR ? 0.0f : adam_wd;
+            opt->decay[i] = 1.0 - (double)adam_lr * sl->weight_decay;
         }
     }
-    if (health) opt->health_step = opt->t;
     adamw_update_slices(opt->device, params, grads, opt->m, opt->v, opt->adamw_slices, n_slices, c->beta1, c->beta2,
-                        c->eps, scale, opt->t);
+                        c->eps, 1.0f, opt->t);
+    if (health) optimizer_health(opt, params, grads);
     return norm;
 }
