@@ -11,6 +11,18 @@
 //   v ← β2 v + (1 − β2) g²
 //   p ← p − (lr / (1 − β1ᵗ)) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + eps)
 // t counts from 1. grad_scale multiplies g first (gradient clipping folds in here).
+// One element, in float (the CPU loop below and the CUDA kernel both call it): step_size = lr/(1 − β1ᵗ),
+// decay = 1 − lr·wd, bc2_sqrt = sqrt(1 − β2ᵗ), all computed once per slice.
+static HOST_DEVICE inline void adamw_element(float* p, float* m, float* v, float g, float beta1, float beta2,
+                                             float eps, float step_size, float decay, float bc2_sqrt) {
+    float mi = *m + (1.0f - beta1) * (g - *m);  // torch's lerp_
+    float vi = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = mi;
+    *v = vi;
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    *p = *p * decay - step_size * mi / denom;
+}
+
 static void adamw_update_cpu(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
                              float beta2, float eps, float weight_decay, float grad_scale, int t) {
     float bias_correction1 = 1.0f - powf(beta1, (float)t);
@@ -18,13 +30,9 @@ static void adamw_update_cpu(float* param, const float* grad, float* m, float* v
     float step_size = lr / bias_correction1;
     float decay = 1.0f - lr * weight_decay;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale;
-        m[i] += (1.0f - beta1) * (g - m[i]);  // torch's lerp_
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-        float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
-        param[i] = param[i] * decay - step_size * m[i] / denom;
-    }
+    for (size_t i = 0; i < n; i++)
+        adamw_element(&param[i], &m[i], &v[i], grad[i] * grad_scale, beta1, beta2, eps, step_size, decay,
+                      bias_correction2_sqrt);
 }
 
 // One contiguous slice of the parameters with its own learning rate and decay (a slot of optim.h): the
@@ -86,7 +94,7 @@ struct AdamWSliceGPU {
 
 // Block b finds its slice by binary search over first_block (a few hundred slices: ~9 steps), then its 256
 // threads update parameters [offset + k·ADAMW_CHUNK, + ADAMW_CHUNK) of it, each thread every 256th one,
-// with adamw_update_cpu's formulas (elementwise: nothing is summed, nothing depends on the launch shape).
+// with adamw_element (elementwise: nothing is summed, nothing depends on the launch shape).
 static __global__ void adamw_update_kernel(float* params, const float* grads, float* m, float* v,
                                            const AdamWSliceGPU* slices, int num_slices, float beta1, float beta2,
                                            float eps, float grad_scale) {
@@ -101,13 +109,8 @@ static __global__ void adamw_update_kernel(float* params, const float* grads, fl
     size_t end = begin + ADAMW_CHUNK < s.count ? begin + ADAMW_CHUNK : s.count;
     for (size_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
         size_t i = s.offset + j;
-        float g = grads[i] * grad_scale;
-        float mi = m[i] + (1.0f - beta1) * (g - m[i]);  // torch's lerp_
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        float denom = sqrtf(vi) / s.bias_correction2_sqrt + eps;
-        params[i] = params[i] * s.decay - s.step_size * mi / denom;
+        adamw_element(&params[i], &m[i], &v[i], grads[i] * grad_scale, beta1, beta2, eps, s.step_size, s.decay,
+                      s.bias_correction2_sqrt);
     }
 }
 

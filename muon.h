@@ -41,6 +41,7 @@
 // on OpenMP threads, each output row computed by one thread in a fixed order: results do not depend on the
 // number of threads.
 #pragma once
+#include "device.h"  // HOST_DEVICE
 #include "linalg.h"
 
 // ----------------------------------------------------------------------------------------------------
@@ -276,6 +277,27 @@ static int muon_check(const MuonHyper* h, char* err) {
     return 0;
 }
 
+// The elementwise parts of a step, in double (muon_update below and muon_cuda.h's kernels both call them).
+// Step 1 for one entry: the momentum B <- lerp(B, G, 1-β) (and for the RMS base Adam's v) updated in place as
+// float state; returns the base direction: nesterov ? lerp(G, B, β) : B, or for the RMS base B̂/(√v̂ + ε) with
+// bias corrections bc1 = 1 − βᵗ, bc2 = 1 − β2ᵗ.
+static HOST_DEVICE inline double muon_base_element(float* momentum, float* v, double g, double beta, double beta2,
+                                                   double bc1, double bc2, double eps, int nesterov, int rms) {
+    *momentum = (float)(*momentum + (1.0 - beta) * (g - *momentum));
+    if (rms) {
+        *v = (float)(beta2 * *v + (1.0 - beta2) * g * g);
+        return (*momentum / bc1) / (sqrt(*v / bc2) + eps);
+    }
+    return nesterov ? g + beta * (*momentum - g) : *momentum;
+}
+
+// Step 4 for one entry: W <- W·decay − step·u; returns the applied step step·u
+static HOST_DEVICE inline double muon_apply_element(float* param, double u, double decay, double step) {
+    double d = step * u;
+    *param = (float)(*param * decay - d);
+    return d;
+}
+
 // One step for one matrix W = param (rows, cols), in place. For the defaults (MUON_NS, BASE_MOMENTUM, no NorMuon)
 // this is torch.optim.Muon's step, with the orthogonalization in fp64 instead of bf16:
 //   B <- lerp(B, G, 1-β);  U = nesterov ? lerp(G, B, β) : B;  O = NS(U);  W <- W·decay - lr·scale·O
@@ -287,29 +309,14 @@ static void muon_update(float* param, const float* grad, float* momentum, float*
     size_t n = (size_t)rows * cols;
     double* u = work;             // (rows, cols) the direction, then the orthogonalized update
     double* scratch = work + n;   // for the orthogonalizer
-    double beta = h->momentum;
-    // 1. the base direction
-    if (h->base == BASE_ADAM_RMS) {
-        // Adam: m̂/(√v̂ + ε) with bias corrections, β1 = momentum (the spectral family's RMS base)
-        float* v = second;  // (rows, cols)
-        double beta2 = h->beta2;
-        int t = h->step > 0 ? h->step : 1;
-        double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
+    double beta = h->momentum, beta2 = h->beta2;
+    // 1. the base direction (Adam's RMS base: β1 = momentum, v in `second`, the spectral family's)
+    int rms = h->base == BASE_ADAM_RMS, t = h->step > 0 ? h->step : 1;
+    double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
 #pragma omp parallel for schedule(static) if (n >= 65536)
-        for (size_t i = 0; i < n; i++) {
-            double g = grad[i];
-            momentum[i] = (float)(momentum[i] + (1.0 - beta) * (g - momentum[i]));
-            v[i] = (float)(beta2 * v[i] + (1.0 - beta2) * g * g);
-            u[i] = (momentum[i] / bc1) / (sqrt(v[i] / bc2) + h->eps);
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (n >= 65536)
-        for (size_t i = 0; i < n; i++) {
-            double g = grad[i];
-            momentum[i] = (float)(momentum[i] + (1.0 - beta) * (g - momentum[i]));
-            u[i] = h->nesterov ? g + beta * (momentum[i] - g) : momentum[i];
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        u[i] = muon_base_element(&momentum[i], rms ? &second[i] : NULL, grad[i], beta, beta2, bc1, bc2, h->eps,
+                                 h->nesterov, rms);
     // 2. orthogonalize, or take the spectral power
     if (h->method == MUON_POLAR) polar_express(u, rows, cols, scratch);
     else if (h->method == MUON_SPECTRAL) spectral_power(u, rows, cols, h->p, scratch);
@@ -324,8 +331,7 @@ static void muon_update(float* param, const float* grad, float* momentum, float*
     double step = (double)h->lr * muon_lr_scale(rows, cols, h->adjust);
 #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
-        double d = step * u[i];
-        param[i] = (float)(param[i] * decay - d);
+        double d = muon_apply_element(&param[i], u[i], decay, step);
         if (update_out) update_out[i] = d;
     }
 }

@@ -38,14 +38,8 @@ static __global__ void muon_base_kernel(float* u, const float* grad, float* mome
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     size_t at = blockIdx.y * stride + i;
-    double g = grad[at];
-    momentum[at] = (float)(momentum[at] + (1.0 - beta) * (g - momentum[at]));
-    if (rms) {
-        v[at] = (float)(beta2 * v[at] + (1.0 - beta2) * g * g);
-        u[blockIdx.y * n + i] = (float)((momentum[at] / bc1) / (sqrt(v[at] / bc2) + eps));
-    } else {
-        u[blockIdx.y * n + i] = (float)(nesterov ? g + beta * (momentum[at] - g) : momentum[at]);
-    }
+    u[blockIdx.y * n + i] =
+        (float)muon_base_element(&momentum[at], rms ? &v[at] : NULL, grad[at], beta, beta2, bc1, bc2, eps, nesterov, rms);
 }
 
 // partial[m·MUON_NORM_BLOCKS + b] = Σ x² over entries b·blockDim + tid, stepping by the grid, of matrix m
@@ -132,9 +126,7 @@ static __global__ void muon_apply_kernel(float* param, const float* u, float* up
                                          double decay, double step) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    size_t at = blockIdx.y * stride + i;
-    double d = step * u[blockIdx.y * n + i];
-    param[at] = (float)(param[at] * decay - d);
+    double d = muon_apply_element(&param[blockIdx.y * stride + i], u[blockIdx.y * n + i], decay, step);
     if (update_out) update_out[blockIdx.y * n + i] = (float)d;
 }
 
