@@ -5,7 +5,7 @@
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
 //    TF32 tensor cores, or the teaching kernel of gemm_tiled.h.
 // Flow: the matmul layer (ops/matmul.h), attention's simple GPU path (ops/attention.h) and Muon on the GPU
-// (muon_cuda.h) call these; no op includes another op for a product.
+// (linalg.h) call these; no op includes another op for a product.
 #pragma once
 #include "tensor.h"
 #include "gemm_tiled.h"

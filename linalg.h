@@ -1,9 +1,16 @@
-// linalg.h: the small fp64 linear algebra the Muon family is built from: matrix products (each output row
-// computed by one OpenMP thread in a fixed order, so results do not depend on the thread count) and a
-// one-sided Jacobi SVD. Used by muon.h (Newton–Schulz, spectral powers, health metrics), by the tests and by
-// the papers' experiments (dev/experiments.cpp). Row-major double matrices (rows, cols); nothing allocates.
+// linalg.h: the linear algebra the Muon family is built from, on either device.
+//  - CPU, fp64: matrix products (each output row computed by one OpenMP thread in a fixed order, so results do
+//    not depend on the thread count) and a one-sided Jacobi SVD. Row-major double matrices (rows, cols); nothing
+//    allocates. Also used by the tests and by the papers' experiments (dev/experiments.cpp).
+//  - GPU, fp32, batched: `count` same-shaped matrices at once (the layers of one stacked tensor, or the Q, K, V
+//    blocks of qkvw): Gram matrices and small-side products as cuBLAS strided-batched GEMMs (gemm.h), Frobenius
+//    norms summed in double over a fixed grid and reduced in a fixed order on the device (no host round trip, no
+//    atomics: the same bits every run), elementwise steps one launch each.
+// Used by orthogonalize.h, spectral.h, muon.h and health.h, which hold each algorithm's CPU and GPU forms.
 #pragma once
-#include "common.h"
+#include "gemm.h"
+
+#define NS_EPS 1e-7  // Newton–Schulz's normalisation X / (‖X‖_F + eps): a zero matrix stays zero
 
 // ----------------------------------------------------------------------------------------------------
 // fp64 matrix products, the only ones of the Muon family
@@ -205,3 +212,115 @@ static void svd_jacobi(const double* A, int rows, int cols, double* U, double* S
     for (int i = 0; i < k; i++)
         for (int j = 0; j < k; j++) short_side[(size_t)i * k + j] = R[(size_t)j * k + i];
 }
+
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------------------------------
+// the GPU's batched fp32 primitives: X holds `count` matrices packed n floats apart; grid (blocks over the n
+// entries of a matrix, count), blockIdx.y is the matrix
+
+#define MUON_GEMM GEMM_CUBLAS            // Muon's products: cuBLAS in FP32, whatever the model's level (the
+                                       // tolerances of tests/test_gpu_muon.cu assume FP32)
+
+#define MUON_NORM_BLOCKS 64            // partial sums per matrix for a Frobenius norm (fixed: deterministic)
+
+// partial[m·MUON_NORM_BLOCKS + b] = Σ x² over entries b·blockDim + tid, stepping by the grid, of matrix m
+// (matrices packed n apart), in double; then the block's fixed tree
+static __global__ void muon_norm_partial_kernel(double* partial, const float* X, size_t n) {
+    const float* x = X + blockIdx.y * n;
+    double s = 0.0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    s = block_reduce_sum_double(s);
+    if (threadIdx.x == 0) partial[blockIdx.y * MUON_NORM_BLOCKS + blockIdx.x] = s;
+}
+
+enum MuonScale { SCALE_NS_NORMALIZE, SCALE_POWER, SCALE_RATIO };
+
+// Matrix m times a factor made from Frobenius norms (each the root of its MUON_NORM_BLOCKS partials, summed in
+// order by thread 0): SCALE_NS_NORMALIZE 1/(mult·‖den‖ + NS_EPS); SCALE_POWER ‖den‖^power (1 for a zero
+// matrix); SCALE_RATIO ‖num‖/‖den‖ (0 when ‖den‖ = 0, as normuon_normalize).
+static __global__ void muon_scale_kernel(float* X, size_t n, const double* num, const double* den, int mode,
+                                         double mult, double power) {
+    __shared__ double factor;
+    if (threadIdx.x == 0) {
+        double sd = 0.0, sn = 0.0;
+        for (int b = 0; b < MUON_NORM_BLOCKS; b++) sd += den[blockIdx.y * MUON_NORM_BLOCKS + b];
+        if (num)
+            for (int b = 0; b < MUON_NORM_BLOCKS; b++) sn += num[blockIdx.y * MUON_NORM_BLOCKS + b];
+        double nd = sqrt(sd);
+        if (mode == SCALE_NS_NORMALIZE) factor = 1.0 / (mult * nd + NS_EPS);
+        else if (mode == SCALE_POWER) factor = nd > 0.0 ? pow(nd, power) : 1.0;
+        else factor = nd > 0.0 ? sqrt(sn) / nd : 0.0;
+    }
+    __syncthreads();
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) X[blockIdx.y * n + i] = (float)(X[blockIdx.y * n + i] * factor);
+}
+
+// y = a·y + b·x over `total` packed entries, one thread each (NS's B = bA + cA² and X = aX + BX)
+static __global__ void muon_axpby_kernel(float* y, float a, const float* x, float b, size_t total) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) y[i] = a * y[i] + b * x[i];
+}
+
+// Newton step matrix T = ½(3I − T) in place, and Y += d·I (d = 0: none), for s x s matrix blockIdx.y; one
+// thread per entry
+static __global__ void muon_identity_kernel(float* T, int s, float keep, float diag) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)s * s) return;
+    float* t = T + blockIdx.y * (size_t)s * s;
+    t[i] = keep * t[i] + (i / s == i % s ? diag : 0.0f);
+}
+
+// Y, Z <- (Y + Yᵀ)/2, (Z + Zᵀ)/2 (sqrt_newton keeps them symmetric): one thread per pair i < j
+static __global__ void muon_symmetrize_kernel(float* Y, float* Z, int s) {
+    size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)s * s) return;
+    int i = (int)(k / s), j = (int)(k % s);
+    if (j <= i) return;
+    size_t off = blockIdx.y * (size_t)s * s, a = off + (size_t)i * s + j, b = off + (size_t)j * s + i;
+    float y = 0.5f * (Y[a] + Y[b]), z = 0.5f * (Z[a] + Z[b]);
+    Y[a] = Y[b] = y;
+    Z[a] = Z[b] = z;
+}
+
+static dim3 muon_grid(size_t n, int count) { return dim3(cuda_blocks(n, 256), count); }
+
+// the partial sums of ‖X_m‖_F² for `count` packed matrices of n floats; a device buffer that only grows
+static double* muon_norms(const float* X, size_t n, int count, int slot) {
+    static void* buf[3] = {NULL, NULL, NULL};
+    static size_t capacity[3] = {0, 0, 0};
+    double* partial =
+        (double*)device_scratch_grow(&buf[slot], &capacity[slot], sizeof(double) * MUON_NORM_BLOCKS * count);
+    muon_norm_partial_kernel<<<dim3(MUON_NORM_BLOCKS, count), 256>>>(partial, X, n);
+    cudaCheckLaunch();
+    return partial;
+}
+
+static void muon_scale(float* X, size_t n, int count, const double* num, const double* den, int mode, double mult,
+                       double power) {
+    muon_scale_kernel<<<muon_grid(n, count), 256>>>(X, n, num, den, mode, mult, power);
+    cudaCheckLaunch();
+}
+
+static void muon_axpby(float* y, float a, const float* x, float b, size_t total) {
+    muon_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, a, x, b, total);
+    cudaCheckLaunch();
+}
+
+// G_m (s, s) = X_m X_mᵀ (wide or square) or X_mᵀ X_m (tall), for packed X (n apart) and G (s² apart)
+static void muon_gram(float* G, const float* X, int rows, int cols, int count) {
+    int s = rows < cols ? rows : cols;
+    long long n = (long long)rows * cols, ss = (long long)s * s;
+    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+    else gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+}
+
+// out_m = P_m X_m (wide or square) or X_m P_m (tall): muon.h's apply_small_side, batched
+static void muon_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
+    int s = rows < cols ? rows : cols;
+    long long n = (long long)rows * cols, ss = (long long)s * s;
+    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
+    else gemm_batched_cuda(MUON_GEMM, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
+}
+#endif

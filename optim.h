@@ -10,7 +10,6 @@
 #include "adamw.h"
 #include "model.h"
 #include "muon.h"
-#include "muon_cuda.h"
 
 enum MatrixMethod { MATRIX_ADAMW, MATRIX_MUON };
 

@@ -1,4 +1,4 @@
-// tests/test_gpu_muon.cu: muon_cuda.h (fp32, batched over same-shaped matrices) against muon.h's fp64 CPU
+// tests/test_gpu_muon.cu: the GPU Muon family (fp32, batched over same-shaped matrices) against its fp64 CPU
 // reference: Newton–Schulz, Polar Express, the spectral powers, the whole muon_update for each variant, the
 // health metrics, and bit-for-bit repeatability. Built by nvcc; each test skips, visibly, without a GPU.
 //
@@ -11,7 +11,7 @@
 // CPU's 1e-12: for the well-conditioned random matrices here that costs ~1e-4; bound 5e-3.
 #include "gpu_testutil.h"
 #include <algorithm>
-#include "../muon_cuda.h"
+#include "../muon.h"
 
 static std::vector<double> to_double(const float* x, size_t n) { return std::vector<double>(x, x + n); }
 
