@@ -1,5 +1,5 @@
 // dev/bench_gpu.cu: `make bench` on the GPU (Google Benchmark; nvcc builds it). Measures, in one run:
-//  - the teaching GEMM (ops/matmul_tiled.h) against cuBLAS FP32 (and cuBLAS with TF32, for scale) at GPT-2
+//  - the teaching GEMM (gemm_tiled.h) against cuBLAS FP32 (and cuBLAS with TF32, for scale) at GPT-2
 //    124M's matmul shapes: TFLOP/s and ratios;
 //  - each op's CUDA forward and backward at d12 shapes (B 16, T 1024, C 768, 12 heads, vocabulary 50257);
 //  - attention's two GPU paths, the simple one (cuBLAS + softmax kernels) and the fused flash kernels

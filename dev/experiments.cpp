@@ -6,7 +6,8 @@
 // job on OpenMP threads (the results do not depend on the thread count), then writes to the output folder
 // (default out/experiments/): results.md (protocol, derivation, tables), results.csv (one row per seed and
 // rule), summary.csv (one row per rule), and PNG plots; a short table goes to stdout.
-// Flow: a dev tool beside the trainer; it uses muon.h's Newton–Schulz and spectral power, and plot.h.
+// Flow: a dev tool beside the trainer; it uses the Newton–Schulz of orthogonalize.h, the spectral power of
+// spectral.h, and report/plot.h.
 //   build: g++ -O3 -march=native -std=c++17 -fopenmp -I. dev/experiments.cpp -o build/experiments
 //   run:   ./build/experiments [--seeds 20] [--first-seed 0] [--out out/experiments] [--threads 0]
 #include <errno.h>

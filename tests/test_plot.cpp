@@ -1,4 +1,4 @@
-// tests/test_plot.cpp: plot.h writes readable PNG line plots. We write into a temporary file, read the
+// tests/test_plot.cpp: report/plot.h writes readable PNG line plots. We write into a temporary file, read the
 // PNG header for the size, decode it with stb_image to look for the series' colours, and check that bad
 // input comes back as one clear error line rather than a crash or an empty image.
 #include <doctest/doctest.h>
