@@ -213,6 +213,98 @@ static void svd_jacobi(const double* A, int rows, int cols, double* U, double* S
         for (int j = 0; j < k; j++) short_side[(size_t)i * k + j] = R[(size_t)j * k + i];
 }
 
+// ----------------------------------------------------------------------------------------------------
+// The primitives the Muon family's iterations are written over (orthogonalize.h, spectral.h, muon.h), one name
+// for both devices: `count` same-shaped matrices packed n apart (s x s ones s² apart). The scalar type says
+// which device: double is the CPU's (the fp64 reference, one matrix after another, with the functions above),
+// float the GPU's (batched, below). A "norms" handle comes from mx_norms and goes to the scaling primitives of
+// the same device (on the CPU a host array of the count norms; on the GPU the device's partial sums).
+
+static void mx_gram(double* G, const double* X, int rows, int cols, int count) {
+    int s = rows < cols ? rows : cols;
+    for (int m = 0; m < count; m++) gram_small_side(G + (size_t)m * s * s, X + (size_t)m * rows * cols, rows, cols);
+}
+static void mx_apply_small_side(double* out, const double* P, const double* X, int rows, int cols, int count) {
+    int s = rows < cols ? rows : cols;
+    size_t n = (size_t)rows * cols, ss = (size_t)s * s;
+    for (int m = 0; m < count; m++) apply_small_side(out + m * n, P + m * ss, X + m * n, rows, cols);
+}
+// C_m = A_m B_m, s x s each
+static void mx_mul(double* C, const double* A, const double* B, int s, int count) {
+    size_t ss = (size_t)s * s;
+    for (int m = 0; m < count; m++) mat_mul(C + m * ss, A + m * ss, B + m * ss, s, s, s);
+}
+// y = b·x + a·y over `total` entries
+static void mx_axpby(double* y, double a, const double* x, double b, size_t total) {
+    for (size_t i = 0; i < total; i++) y[i] = b * x[i] + a * y[i];
+}
+// y = a·y + x over `total` entries
+static void mx_scale_add(double* y, double a, const double* x, size_t total) {
+    for (size_t i = 0; i < total; i++) y[i] = a * y[i] + x[i];
+}
+static void mx_copy(double* dst, const double* src, size_t total) { memcpy(dst, src, total * sizeof(double)); }
+static void mx_set_identity(double* Z, int s, int count) {
+    for (int m = 0; m < count; m++) set_identity(Z + (size_t)m * s * s, s);
+}
+// Y_m += d·I
+static void mx_add_identity(double* Y, int s, int count, double d) {
+    for (int m = 0; m < count; m++)
+        for (int i = 0; i < s; i++) Y[(size_t)m * s * s + (size_t)i * s + i] += d;
+}
+// Y, Z <- (Y + Yᵀ)/2, (Z + Zᵀ)/2 (symmetric in exact arithmetic: kept so)
+static void mx_symmetrize(double* Y, double* Z, int s, int count) {
+    for (int m = 0; m < count; m++) {
+        double *y = Y + (size_t)m * s * s, *z = Z + (size_t)m * s * s;
+        for (int i = 0; i < s; i++)
+            for (int j = i + 1; j < s; j++) {
+                double a = 0.5 * (y[(size_t)i * s + j] + y[(size_t)j * s + i]);
+                double b = 0.5 * (z[(size_t)i * s + j] + z[(size_t)j * s + i]);
+                y[(size_t)i * s + j] = y[(size_t)j * s + i] = a;
+                z[(size_t)i * s + j] = z[(size_t)j * s + i] = b;
+            }
+    }
+}
+// ‖X_m‖_F for each matrix, in a buffer of its own per `slot` (0 to 2: up to three norms are alive at once)
+static const double* mx_norms(const double* X, size_t n, int count, int slot) {
+    static double* buf[3] = {NULL, NULL, NULL};
+    static int capacity[3] = {0, 0, 0};
+    if (count > capacity[slot]) {
+        free(buf[slot]);
+        buf[slot] = (double*)xmalloc(sizeof(double) * count);
+        capacity[slot] = count;
+    }
+    for (int m = 0; m < count; m++) buf[slot][m] = frobenius_norm(X + m * n, n);
+    return buf[slot];
+}
+// X_m <- X_m / (mult·‖X_m‖_F + NS_EPS)
+static void mx_scale_ns(double* X, size_t n, int count, const double* norms, double mult) {
+    for (int m = 0; m < count; m++) {
+        double denom = mult * norms[m] + NS_EPS;
+        for (size_t i = 0; i < n; i++) X[m * n + i] /= denom;
+    }
+}
+// X_m <- X_m / ‖·‖ (a zero or non-finite norm leaves X_m as it is)
+static void mx_divide_by_norm(double* X, size_t n, int count, const double* norms) {
+    for (int m = 0; m < count; m++)
+        if (norms[m] > 0.0 && isfinite(norms[m]))
+            for (size_t i = 0; i < n; i++) X[m * n + i] /= norms[m];
+}
+// X_m <- X_m · ‖·‖^power (likewise)
+static void mx_scale_by_norm_power(double* X, size_t n, int count, const double* norms, double power) {
+    for (int m = 0; m < count; m++)
+        if (norms[m] > 0.0 && isfinite(norms[m])) {
+            double f = pow(norms[m], power);
+            for (size_t i = 0; i < n; i++) X[m * n + i] *= f;
+        }
+}
+// X_m <- X_m · ‖num_m‖/‖den_m‖ (0 where ‖den_m‖ = 0)
+static void mx_scale_by_norm_ratio(double* X, size_t n, int count, const double* num, const double* den) {
+    for (int m = 0; m < count; m++) {
+        double f = den[m] > 0.0 ? num[m] / den[m] : 0.0;
+        for (size_t i = 0; i < n; i++) X[m * n + i] *= f;
+    }
+}
+
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
 // the GPU's batched fp32 primitives: X holds `count` matrices packed n floats apart; grid (blocks over the n
@@ -263,13 +355,13 @@ static __global__ void muon_axpby_kernel(float* y, float a, const float* x, floa
     if (i < total) y[i] = a * y[i] + b * x[i];
 }
 
-// Newton step matrix T = ½(3I − T) in place, and Y += d·I (d = 0: none), for s x s matrix blockIdx.y; one
-// thread per entry
+// T <- keep·T + diag·I for s x s matrix blockIdx.y (keep 0: T = diag·I); one thread per entry
 static __global__ void muon_identity_kernel(float* T, int s, float keep, float diag) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)s * s) return;
     float* t = T + blockIdx.y * (size_t)s * s;
-    t[i] = keep * t[i] + (i / s == i % s ? diag : 0.0f);
+    float off = keep == 0.0f ? 0.0f : keep * t[i];  // keep 0 overwrites (new memory may hold NaN)
+    t[i] = off + (i / s == i % s ? diag : 0.0f);
 }
 
 // Y, Z <- (Y + Yᵀ)/2, (Z + Zᵀ)/2 (sqrt_newton keeps them symmetric): one thread per pair i < j
@@ -322,5 +414,57 @@ static void muon_apply_small_side(float* out, const float* P, const float* X, in
     long long n = (long long)rows * cols, ss = (long long)s * s;
     if (rows <= cols) gemm_batched_cuda(MUON_GEMM, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
     else gemm_batched_cuda(MUON_GEMM, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
+}
+// ----------------------------------------------------------------------------------------------------
+// the mx_ primitives on the GPU (float, batched): the contracts of the CPU's above
+
+static __global__ void mx_axpby_kernel(float* y, float a, const float* x, float b, size_t total) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) y[i] = b * x[i] + a * y[i];
+}
+
+static void mx_gram(float* G, const float* X, int rows, int cols, int count) { muon_gram(G, X, rows, cols, count); }
+static void mx_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
+    muon_apply_small_side(out, P, X, rows, cols, count);
+}
+static void mx_mul(float* C, const float* A, const float* B, int s, int count) {
+    long long ss = (long long)s * s;
+    gemm_batched_cuda(MUON_GEMM, C, A, B, s, s, s, false, false, 1.0f, 0.0f, s, s, s, ss, ss, ss, count);
+}
+static void mx_axpby(float* y, double a, const float* x, double b, size_t total) {
+    mx_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, (float)b, total);
+    cudaCheckLaunch();
+}
+static void mx_scale_add(float* y, double a, const float* x, size_t total) {
+    muon_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, 1.0f, total);
+    cudaCheckLaunch();
+}
+static void mx_copy(float* dst, const float* src, size_t total) {
+    cudaCheck(cudaMemcpyAsync(dst, src, total * sizeof(float), cudaMemcpyDeviceToDevice));
+}
+static void mx_set_identity(float* Z, int s, int count) {
+    muon_identity_kernel<<<muon_grid((size_t)s * s, count), 256>>>(Z, s, 0.0f, 1.0f);
+    cudaCheckLaunch();
+}
+static void mx_add_identity(float* Y, int s, int count, double d) {
+    muon_identity_kernel<<<muon_grid((size_t)s * s, count), 256>>>(Y, s, 1.0f, (float)d);
+    cudaCheckLaunch();
+}
+static void mx_symmetrize(float* Y, float* Z, int s, int count) {
+    muon_symmetrize_kernel<<<muon_grid((size_t)s * s, count), 256>>>(Y, Z, s);
+    cudaCheckLaunch();
+}
+static const double* mx_norms(const float* X, size_t n, int count, int slot) { return muon_norms(X, n, count, slot); }
+static void mx_scale_ns(float* X, size_t n, int count, const double* norms, double mult) {
+    muon_scale(X, n, count, NULL, norms, SCALE_NS_NORMALIZE, mult, 0.0);
+}
+static void mx_divide_by_norm(float* X, size_t n, int count, const double* norms) {
+    muon_scale(X, n, count, NULL, norms, SCALE_POWER, 0.0, -1.0);
+}
+static void mx_scale_by_norm_power(float* X, size_t n, int count, const double* norms, double power) {
+    muon_scale(X, n, count, NULL, norms, SCALE_POWER, 0.0, power);
+}
+static void mx_scale_by_norm_ratio(float* X, size_t n, int count, const double* num, const double* den) {
+    muon_scale(X, n, count, num, den, SCALE_RATIO, 0.0, 0.0);
 }
 #endif

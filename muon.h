@@ -86,26 +86,6 @@ static double decay_factor(double lr_t, double lr_max, double wd, int lr2_mode) 
     return 1.0 - lr_t * wd;
 }
 
-// NorMuon (arXiv 2510.05491), on an orthogonalized O (rows, cols), in the order of the authors' normuon.py:
-//   v_i <- β2·v_i + (1-β2)·mean_j O_ij²   (v_row (rows), float state, starts at 0)
-//   O_ij <- O_ij / (√v_i + eps)          (eps outside the root, as in the paper and the code)
-//   O <- O·‖O_before‖_F / ‖O‖_F          (the update keeps Muon's size; the lr scaling comes after)
-static void normuon_normalize(double* O, int rows, int cols, float* v_row, double beta2, double eps) {
-    size_t n = (size_t)rows * cols;
-    double norm_before = frobenius_norm(O, n);
-    for (int i = 0; i < rows; i++) {
-        double* o = O + (size_t)i * cols;
-        double mean_sq = frobenius_norm(o, cols);
-        mean_sq = mean_sq * mean_sq / cols;
-        v_row[i] = (float)(beta2 * v_row[i] + (1.0 - beta2) * mean_sq);
-        double d = sqrt((double)v_row[i]) + eps;
-        for (int j = 0; j < cols; j++) o[j] /= d;
-    }
-    double norm_after = frobenius_norm(O, n);
-    double scale = norm_after > 0.0 ? norm_before / norm_after : 0.0;
-    for (size_t i = 0; i < n; i++) O[i] *= scale;
-}
-
 // floats of optimizer state `second` that muon_update needs besides the momentum (rows·cols): Adam's v
 // (rows·cols) for the RMS base, then NorMuon's v (rows) when on. 0: pass NULL.
 static size_t muon_second_floats(int rows, int cols, const MuonHyper* h) {
@@ -153,57 +133,51 @@ static HOST_DEVICE inline double muon_apply_element(float* param, double u, doub
     return d;
 }
 
-// One step for one matrix W = param (rows, cols), in place. For the defaults (MUON_NS, BASE_MOMENTUM, no NorMuon)
-// this is torch.optim.Muon's step, with the orthogonalization in fp64 instead of bf16:
-//   B <- lerp(B, G, 1-β);  U = nesterov ? lerp(G, B, β) : B;  O = NS(U);  W <- W·decay - lr·scale·O
-// momentum (rows, cols) and second (muon_second_floats) are float state, zero at the start. update_out (rows,
-// cols), if not NULL, receives the applied step lr·scale·O (so W_new = W·decay - update_out), for health metrics.
-// work: 2n + 5s² doubles (muon_work_doubles).
-static void muon_update(float* param, const float* grad, float* momentum, float* second, int rows, int cols,
-                        const MuonHyper* h, double* work, double* update_out) {
-    size_t n = (size_t)rows * cols;
-    double* u = work;             // (rows, cols) the direction, then the orthogonalized update
-    double* scratch = work + n;   // for the orthogonalizer
-    double beta = h->momentum, beta2 = h->beta2;
-    // 1. the base direction (Adam's RMS base: β1 = momentum, v in `second`, the spectral family's)
-    int rms = h->base == BASE_ADAM_RMS, t = h->step > 0 ? h->step : 1;
-    double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
+// ----------------------------------------------------------------------------------------------------
+// the elementwise steps and NorMuon's rows on either device: `count` matrices whose parameters and state lie
+// `stride` floats apart; the direction u (and update_out) packed n apart, double on the CPU, float on the GPU
+
+static void mx_muon_base(double* u, const float* grad, float* momentum, float* v, size_t n, int count, size_t stride,
+                         double beta, double beta2, double bc1, double bc2, double eps, int nesterov, int rms) {
+    for (int m = 0; m < count; m++) {
+        size_t at = m * stride;
 #pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++)
-        u[i] = muon_base_element(&momentum[i], rms ? &second[i] : NULL, grad[i], beta, beta2, bc1, bc2, h->eps,
-                                 h->nesterov, rms);
-    // 2. orthogonalize, or take the spectral power
-    if (h->method == MUON_POLAR) polar_express(u, rows, cols, scratch);
-    else if (h->method == MUON_SPECTRAL) spectral_power(u, rows, cols, h->p, scratch);
-    else ns_quintic(u, rows, cols, h->ns_steps, scratch);
-    // 3. NorMuon: per-neuron step sizes
-    if (h->normuon) {
-        float* v_row = second + (h->base == BASE_ADAM_RMS ? n : 0);  // (rows)
-        normuon_normalize(u, rows, cols, v_row, h->beta2, NORMUON_EPS);
-    }
-    // 4. decay, then the scaled step
-    double decay = decay_factor(h->lr, h->lr_max, h->weight_decay, h->lr2_decay);
-    double step = (double)h->lr * muon_lr_scale(rows, cols, h->adjust);
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        double d = muon_apply_element(&param[i], u[i], decay, step);
-        if (update_out) update_out[i] = d;
+        for (size_t i = 0; i < n; i++)
+            u[m * n + i] = muon_base_element(&momentum[at + i], rms ? &v[at + i] : NULL, grad[at + i], beta, beta2, bc1,
+                                             bc2, eps, nesterov, rms);
     }
 }
 
-// work doubles enough for every function in this file on a (rows, cols) matrix: 2n + 5s² + rows + cols
-static size_t muon_work_doubles(int rows, int cols) {
-    size_t s = rows < cols ? rows : cols;
-    return 2 * (size_t)rows * cols + 5 * s * s + rows + cols;
+static void mx_muon_apply(float* param, const double* u, double* update_out, size_t n, int count, size_t stride,
+                          double decay, double step) {
+    for (int m = 0; m < count; m++) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+        for (size_t i = 0; i < n; i++) {
+            double d = muon_apply_element(&param[m * stride + i], u[m * n + i], decay, step);
+            if (update_out) update_out[m * n + i] = d;
+        }
+    }
+}
+
+// NorMuon's per-row step on O (count, rows, cols): v_r <- β2·v_r + (1-β2)·mean_j O_rj², O_r <- O_r/(√v_r + eps),
+// v_r at v_rows + m·stride + r (float state)
+static void mx_normuon_rows(double* O, int rows, int cols, int count, float* v_rows, size_t stride, double beta2,
+                            double eps) {
+    for (int m = 0; m < count; m++)
+        for (int r = 0; r < rows; r++) {
+            double* o = O + ((size_t)m * rows + r) * cols;
+            double mean_sq = frobenius_norm(o, cols);
+            mean_sq = mean_sq * mean_sq / cols;
+            float* v = v_rows + m * stride + r;
+            *v = (float)(beta2 * *v + (1.0 - beta2) * mean_sq);
+            double d = sqrt((double)*v) + eps;
+            for (int j = 0; j < cols; j++) o[j] /= d;
+        }
 }
 
 #ifdef __CUDACC__
-// ----------------------------------------------------------------------------------------------------
-// GPU: muon_update for `count` same-shaped matrices lying `stride` floats apart (the layers of one stacked
-// tensor, or the Q, K, V blocks of qkvw), in one go; count = 1 is one matrix, exactly muon_update
-
-// Step 1 of muon_update (formulas there), in double as the CPU, for entry i of matrix m: updates the momentum
-// (and Adam's v for the RMS base) in place where they lie (stride), writes the direction u packed (m·n + i).
+// Step 1 for entry i of matrix m: the momentum (and Adam's v for the RMS base) in place where they lie (stride),
+// the direction u packed (m·n + i)
 static __global__ void muon_base_kernel(float* u, const float* grad, float* momentum, float* v, size_t n,
                                         size_t stride, double beta, double beta2, double bc1, double bc2, float eps,
                                         int nesterov, int rms) {
@@ -214,8 +188,16 @@ static __global__ void muon_base_kernel(float* u, const float* grad, float* mome
         (float)muon_base_element(&momentum[at], rms ? &v[at] : NULL, grad[at], beta, beta2, bc1, bc2, eps, nesterov, rms);
 }
 
-// NorMuon's per-row step (normuon_normalize): one warp per row r of matrix blockIdx.y (packed O), v_row at
-// v_rows + m·stride (float state where the CPU keeps it)
+// Step 4 for entry i of matrix m: W where it lies (stride), u and update_out packed
+static __global__ void muon_apply_kernel(float* param, const float* u, float* update_out, size_t n, size_t stride,
+                                         double decay, double step) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    double d = muon_apply_element(&param[blockIdx.y * stride + i], u[blockIdx.y * n + i], decay, step);
+    if (update_out) update_out[blockIdx.y * n + i] = (float)d;
+}
+
+// NorMuon's rows (as mx_normuon_rows above): one warp per row r of matrix blockIdx.y
 static __global__ void muon_normuon_rows_kernel(float* O, float* v_rows, int rows, int cols, size_t stride,
                                                 double beta2, double eps) {
     int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -232,55 +214,100 @@ static __global__ void muon_normuon_rows_kernel(float* O, float* v_rows, int row
     for (int j = lane; j < cols; j += 32) o[j] = (float)(o[j] / d);
 }
 
-// Step 4: W <- W·decay − step·u for entry i of matrix m (W where it lies; u packed); update_out packed
-static __global__ void muon_apply_kernel(float* param, const float* u, float* update_out, size_t n, size_t stride,
-                                         double decay, double step) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    double d = muon_apply_element(&param[blockIdx.y * stride + i], u[blockIdx.y * n + i], decay, step);
-    if (update_out) update_out[blockIdx.y * n + i] = (float)d;
+static void mx_muon_base(float* u, const float* grad, float* momentum, float* v, size_t n, int count, size_t stride,
+                         double beta, double beta2, double bc1, double bc2, double eps, int nesterov, int rms) {
+    muon_base_kernel<<<muon_grid(n, count), 256>>>(u, grad, momentum, v, n, stride, beta, beta2, bc1, bc2, (float)eps,
+                                                   nesterov, rms);
+    cudaCheckLaunch();
+}
+static void mx_muon_apply(float* param, const float* u, float* update_out, size_t n, int count, size_t stride,
+                          double decay, double step) {
+    muon_apply_kernel<<<muon_grid(n, count), 256>>>(param, u, update_out, n, stride, decay, step);
+    cudaCheckLaunch();
+}
+static void mx_normuon_rows(float* O, int rows, int cols, int count, float* v_rows, size_t stride, double beta2,
+                            double eps) {
+    muon_normuon_rows_kernel<<<dim3(cuda_blocks(rows, 8), count), 256>>>(O, v_rows, rows, cols, stride, beta2, eps);
+    cudaCheckLaunch();
+}
+#endif
+
+// ----------------------------------------------------------------------------------------------------
+// NorMuon and the update, written once over the primitives
+
+// NorMuon (arXiv 2510.05491), on orthogonalized O (count, rows, cols), in the order of the authors' normuon.py:
+//   v_i <- β2·v_i + (1-β2)·mean_j O_ij²   (v_rows, float state, starts at 0)
+//   O_ij <- O_ij / (√v_i + eps)          (eps outside the root, as in the paper and the code)
+//   O <- O·‖O_before‖_F / ‖O‖_F          (the update keeps Muon's size; the lr scaling comes after)
+template <typename Real>
+static void normuon_batch(Real* O, int rows, int cols, int count, float* v_rows, size_t stride, double beta2,
+                          double eps) {
+    size_t n = (size_t)rows * cols;
+    const double* before = mx_norms(O, n, count, 1);
+    mx_normuon_rows(O, rows, cols, count, v_rows, stride, beta2, eps);
+    mx_scale_by_norm_ratio(O, n, count, before, mx_norms(O, n, count, 2));
 }
 
+// one matrix on the CPU, v_row (rows)
+static void normuon_normalize(double* O, int rows, int cols, float* v_row, double beta2, double eps) {
+    normuon_batch(O, rows, cols, 1, v_row, (size_t)rows, beta2, eps);
+}
+
+// One step for `count` same-shaped matrices W = param (rows, cols) lying `stride` floats apart in param, grad,
+// momentum and second (the optimizer state has the parameters' layout), in place. For the defaults (MUON_NS,
+// BASE_MOMENTUM, no NorMuon) this is torch.optim.Muon's step, with the orthogonalization in fp64 (the CPU) or
+// fp32 (the GPU) instead of bf16:
+//   B <- lerp(B, G, 1-β);  U = nesterov ? lerp(G, B, β) : B;  O = NS(U);  W <- W·decay - lr·scale·O
+// momentum (rows, cols) and second (muon_second_floats) are float state, zero at the start. update_out (count,
+// rows, cols), if not NULL, receives the applied steps lr·scale·O (so W_new = W·decay - update_out).
+// work: count·(2n + 5s²) of Real.
+template <typename Real>
+static void muon_update_batch(float* param, const float* grad, float* momentum, float* second, int rows, int cols,
+                              int count, size_t stride, const MuonHyper* h, Real* work, Real* update_out) {
+    size_t n = (size_t)rows * cols;
+    if (n == 0 || count <= 0) return;
+    Real* u = work;                     // (count, rows, cols) the direction, then the orthogonalized update
+    Real* scratch = work + count * n;   // for the orthogonalizer
+    double beta = h->momentum, beta2 = h->beta2;
+    // 1. the base direction (Adam's RMS base: β1 = momentum, v in `second`, the spectral family's)
+    int rms = h->base == BASE_ADAM_RMS, t = h->step > 0 ? h->step : 1;
+    double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
+    mx_muon_base(u, grad, momentum, second, n, count, stride, beta, beta2, bc1, bc2, h->eps, h->nesterov, rms);
+    // 2. orthogonalize, or take the spectral power
+    if (h->method == MUON_POLAR) newton_schulz_batch(u, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, scratch);
+    else if (h->method == MUON_SPECTRAL) spectral_power_batch(u, rows, cols, count, h->p, scratch);
+    else newton_schulz_batch(u, rows, cols, count, NS_ABC, 0, h->ns_steps, 1.0, scratch);
+    // 3. NorMuon: per-neuron step sizes
+    if (h->normuon) normuon_batch(u, rows, cols, count, second + (rms ? n : 0), stride, beta2, NORMUON_EPS);
+    // 4. decay, then the scaled step
+    double decay = decay_factor(h->lr, h->lr_max, h->weight_decay, h->lr2_decay);
+    double step = (double)h->lr * muon_lr_scale(rows, cols, h->adjust);
+    mx_muon_apply(param, u, update_out, n, count, stride, decay, step);
+}
+
+// one matrix on the CPU (the fp64 reference). work: 2n + 5s² doubles (muon_work_doubles).
+static void muon_update(float* param, const float* grad, float* momentum, float* second, int rows, int cols,
+                        const MuonHyper* h, double* work, double* update_out) {
+    muon_update_batch(param, grad, momentum, second, rows, cols, 1, (size_t)rows * cols, h, work, update_out);
+}
+
+// work doubles enough for every function in this file on a (rows, cols) matrix: 2n + 5s² + rows + cols
+static size_t muon_work_doubles(int rows, int cols) {
+    size_t s = rows < cols ? rows : cols;
+    return 2 * (size_t)rows * cols + 5 * s * s + rows + cols;
+}
+
+#ifdef __CUDACC__
 // floats of `work` that muon_update_cuda needs for `count` matrices (rows, cols)
 static size_t muon_work_floats_cuda(int rows, int cols, int count) {
     size_t s = rows < cols ? rows : cols;
     return (size_t)count * (2 * (size_t)rows * cols + 5 * s * s);
 }
 
-// muon.h's muon_update on the GPU for `count` matrices (rows, cols) lying `stride` floats apart in param, grad,
-// momentum and second (the optimizer state has the parameters' layout), with the same hyperparameters: one
-// step each, in place. The orthogonalization runs in fp32 (cuBLAS in FP32: MUON_GEMM): its result
-// agrees with the CPU's fp64 to ~1e-5 of ‖O‖ (NS, Polar Express) (tests/test_gpu_muon.cu). update_out, if not
-// NULL, receives the applied steps packed (count, rows, cols). work: muon_work_floats_cuda floats (device).
+// `count` matrices on the GPU, in fp32 (cuBLAS in FP32: MUON_GEMM); the orthogonalization agrees with the CPU's
+// fp64 to ~1e-5 of ‖O‖ (NS, Polar Express) (tests/test_gpu_muon.cu). work: muon_work_floats_cuda floats.
 static void muon_update_cuda(float* param, const float* grad, float* momentum, float* second, int rows, int cols,
                              int count, size_t stride, const MuonHyper* h, float* work, float* update_out) {
-    size_t n = (size_t)rows * cols;
-    if (n == 0 || count <= 0) return;
-    float* u = work;                 // (count, rows, cols) the direction, then the orthogonalized update
-    float* scratch = work + count * n;
-    double beta = h->momentum, beta2 = h->beta2;
-    int t = h->step > 0 ? h->step : 1;
-    bool rms = h->base == BASE_ADAM_RMS;
-    muon_base_kernel<<<muon_grid(n, count), 256>>>(u, grad, momentum, second, n, stride, beta, beta2,
-                                                   1.0 - pow(beta, t), 1.0 - pow(beta2, t), h->eps, h->nesterov, rms);
-    cudaCheckLaunch();
-    if (h->method == MUON_POLAR) polar_express_cuda(u, rows, cols, count, scratch);
-    else if (h->method == MUON_SPECTRAL) spectral_power_cuda(u, rows, cols, count, h->p, scratch);
-    else ns_quintic_cuda(u, rows, cols, count, h->ns_steps, scratch);
-    if (h->normuon) {
-        double* before = muon_norms(u, n, count, 1);
-        muon_normuon_rows_kernel<<<dim3(cuda_blocks(rows, 8), count), 256>>>(u, second + (rms ? n : 0), rows, cols,
-                                                                             stride, beta2, NORMUON_EPS);
-        cudaCheckLaunch();
-        muon_scale(u, n, count, before, muon_norms(u, n, count, 2), SCALE_RATIO, 0.0, 0.0);
-    }
-    double decay = decay_factor(h->lr, h->lr_max, h->weight_decay, h->lr2_decay);
-    double step = (double)h->lr * muon_lr_scale(rows, cols, h->adjust);
-    muon_apply_kernel<<<muon_grid(n, count), 256>>>(param, u, update_out, n, stride, decay, step);
-    cudaCheckLaunch();
+    muon_update_batch(param, grad, momentum, second, rows, cols, count, stride, h, work, update_out);
 }
-
-// eigenvalues of the Gram matrix on the small side, formed in double by cuBLAS and diagonalized by cuSOLVER
-// (σ_i = √λ_i; fine for these metrics: λ carries an error of ~1e-16·σ_max², so σ down to ~1e-7·σ_max is exact
-// to a few digits). The other sums are double reductions with fixed partials.
 #endif

@@ -1,5 +1,5 @@
-// orthogonalize.h: Newton–Schulz orthogonalization, Keller Jordan's quintic and Polar Express: the fp64 CPU
-// reference, then its batched fp32 GPU twin (tests/test_gpu_muon.cu compares them). muon.h says why the
+// orthogonalize.h: Newton–Schulz orthogonalization, Keller Jordan's quintic and Polar Express, written once: fp64
+// on the CPU (the reference), batched fp32 on the GPU (tests/test_gpu_muon.cu compares them). muon.h says why the
 // coefficients are what they are. Flow: muon_update (muon.h) -> here; spectral.h polishes its p = 0 with it.
 #pragma once
 #include "linalg.h"
@@ -18,26 +18,31 @@ static const double POLAR_EXPRESS_ABC[5][3] = {
 // X <- X / (norm_mult·‖X‖_F + NS_EPS) (skipped when norm_mult = 0), then per step t, with (a, b, c) at
 // abc + t·abc_stride (stride 0 repeats one triple): A = XXᵀ, B = bA + cA², X = aX + BX. A tall X uses A = XᵀX
 // and X = aX + XB instead: the same map of the singular values (torch's "work on Xᵀ"), with the Gram matrix
-// on the small side. work: n + 2s² doubles.
-static void newton_schulz(double* X, int rows, int cols, const double* abc, int abc_stride, int steps,
-                          double norm_mult, double* work) {
+// on the small side. Written once over linalg.h's mx_ primitives, for `count` packed matrices: in double on
+// the CPU, in float on the GPU. work: count·(n + 2s²) of the same type.
+template <typename Real>
+static void newton_schulz_batch(Real* X, int rows, int cols, int count, const double* abc, int abc_stride,
+                                int steps, double norm_mult, Real* work) {
     int s = rows < cols ? rows : cols;
     size_t n = (size_t)rows * cols, ss = (size_t)s * s;
-    double* A = work;       // (s, s) Gram matrix
-    double* B = A + ss;     // (s, s) bA + cA²
-    double* BX = B + ss;    // (rows, cols)
-    if (norm_mult > 0.0) {
-        double denom = norm_mult * frobenius_norm(X, n) + NS_EPS;
-        for (size_t i = 0; i < n; i++) X[i] /= denom;
-    }
+    Real* A = work;              // (count, s, s) Gram matrices
+    Real* B = A + count * ss;    // (count, s, s) bA + cA²
+    Real* BX = B + count * ss;   // (count, rows, cols)
+    if (norm_mult > 0.0) mx_scale_ns(X, n, count, mx_norms(X, n, count, 0), norm_mult);
     for (int t = 0; t < steps; t++) {
         const double* k = abc + (size_t)t * abc_stride;
-        gram_small_side(A, X, rows, cols);
-        mat_mul(B, A, A, s, s, s);
-        for (size_t i = 0; i < ss; i++) B[i] = k[1] * A[i] + k[2] * B[i];
-        apply_small_side(BX, B, X, rows, cols);
-        for (size_t i = 0; i < n; i++) X[i] = k[0] * X[i] + BX[i];
+        mx_gram(A, X, rows, cols, count);
+        mx_mul(B, A, A, s, count);
+        mx_axpby(B, k[2], A, k[1], count * ss);  // B = bA + cA²
+        mx_apply_small_side(BX, B, X, rows, cols, count);
+        mx_scale_add(X, k[0], BX, count * n);    // X = aX + BX
     }
+}
+
+// one matrix on the CPU (the fp64 reference). work: n + 2s² doubles.
+static void newton_schulz(double* X, int rows, int cols, const double* abc, int abc_stride, int steps,
+                          double norm_mult, double* work) {
+    newton_schulz_batch(X, rows, cols, 1, abc, abc_stride, steps, norm_mult, work);
 }
 
 // Keller's quintic, `steps` times (5 in Muon). work: n + 2s² doubles.
@@ -51,33 +56,12 @@ static void polar_express(double* X, int rows, int cols, double* work) {
 }
 
 #ifdef __CUDACC__
-// ----------------------------------------------------------------------------------------------------
-// GPU: the same for `count` packed matrices in fp32
-
-// muon.h's newton_schulz for `count` packed matrices X (rows, cols) in fp32. work: count·(n + 2s²) floats.
-static void newton_schulz_cuda(float* X, int rows, int cols, int count, const double* abc, int abc_stride, int steps,
-                               double norm_mult, float* work) {
-    int s = rows < cols ? rows : cols;
-    size_t n = (size_t)rows * cols, ss = (size_t)s * s;
-    float* A = work;                     // (count, s, s) Gram matrices
-    float* B = A + count * ss;           // (count, s, s) bA + cA²
-    float* BX = B + count * ss;          // (count, rows, cols)
-    if (norm_mult > 0.0) muon_scale(X, n, count, NULL, muon_norms(X, n, count, 0), SCALE_NS_NORMALIZE, norm_mult, 0.0);
-    for (int t = 0; t < steps; t++) {
-        const double* k = abc + (size_t)t * abc_stride;
-        muon_gram(A, X, rows, cols, count);
-        gemm_batched_cuda(MUON_GEMM, B, A, A, s, s, s, false, false, (float)k[2], 0.0f, s, s, s, ss, ss, ss, count);  // cA²
-        muon_axpby(B, 1.0f, A, (float)k[1], count * ss);                                                 // + bA
-        muon_apply_small_side(BX, B, X, rows, cols, count);
-        muon_axpby(X, (float)k[0], BX, 1.0f, count * n);  // X = aX + BX
-    }
-}
-
+// the same for `count` packed matrices on the GPU, in fp32. work: count·(n + 2s²) floats.
 static void ns_quintic_cuda(float* X, int rows, int cols, int count, int steps, float* work) {
-    newton_schulz_cuda(X, rows, cols, count, NS_ABC, 0, steps, 1.0, work);
+    newton_schulz_batch(X, rows, cols, count, NS_ABC, 0, steps, 1.0, work);
 }
 
 static void polar_express_cuda(float* X, int rows, int cols, int count, float* work) {
-    newton_schulz_cuda(X, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, work);
+    newton_schulz_batch(X, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, work);
 }
 #endif
