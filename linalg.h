@@ -349,12 +349,6 @@ static __global__ void muon_scale_kernel(float* X, size_t n, const double* num, 
     if (i < n) X[blockIdx.y * n + i] = (float)(X[blockIdx.y * n + i] * factor);
 }
 
-// y = a·y + b·x over `total` packed entries, one thread each (NS's B = bA + cA² and X = aX + BX)
-static __global__ void muon_axpby_kernel(float* y, float a, const float* x, float b, size_t total) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) y[i] = a * y[i] + b * x[i];
-}
-
 // T <- keep·T + diag·I for s x s matrix blockIdx.y (keep 0: T = diag·I); one thread per entry
 static __global__ void muon_identity_kernel(float* T, int s, float keep, float diag) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -379,7 +373,7 @@ static __global__ void muon_symmetrize_kernel(float* Y, float* Z, int s) {
 static dim3 muon_grid(size_t n, int count) { return dim3(cuda_blocks(n, 256), count); }
 
 // the partial sums of ‖X_m‖_F² for `count` packed matrices of n floats; a device buffer that only grows
-static double* muon_norms(const float* X, size_t n, int count, int slot) {
+static const double* mx_norms(const float* X, size_t n, int count, int slot) {
     static void* buf[3] = {NULL, NULL, NULL};
     static size_t capacity[3] = {0, 0, 0};
     double* partial =
@@ -395,38 +389,29 @@ static void muon_scale(float* X, size_t n, int count, const double* num, const d
     cudaCheckLaunch();
 }
 
-static void muon_axpby(float* y, float a, const float* x, float b, size_t total) {
-    muon_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, a, x, b, total);
-    cudaCheckLaunch();
-}
-
 // G_m (s, s) = X_m X_mᵀ (wide or square) or X_mᵀ X_m (tall), for packed X (n apart) and G (s² apart)
-static void muon_gram(float* G, const float* X, int rows, int cols, int count) {
+static void mx_gram(float* G, const float* X, int rows, int cols, int count) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
     if (rows <= cols) gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
     else gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
 }
 
-// out_m = P_m X_m (wide or square) or X_m P_m (tall): muon.h's apply_small_side, batched
-static void muon_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
+// out_m = P_m X_m (wide or square) or X_m P_m (tall): apply_small_side, batched
+static void mx_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
     if (rows <= cols) gemm_batched_cuda(MUON_GEMM, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
     else gemm_batched_cuda(MUON_GEMM, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
 }
-// ----------------------------------------------------------------------------------------------------
-// the mx_ primitives on the GPU (float, batched): the contracts of the CPU's above
+// the rest of the mx_ primitives on the GPU, with the contracts of the CPU's above
 
+// y = b·x + a·y, one thread per entry
 static __global__ void mx_axpby_kernel(float* y, float a, const float* x, float b, size_t total) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < total) y[i] = b * x[i] + a * y[i];
 }
 
-static void mx_gram(float* G, const float* X, int rows, int cols, int count) { muon_gram(G, X, rows, cols, count); }
-static void mx_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
-    muon_apply_small_side(out, P, X, rows, cols, count);
-}
 static void mx_mul(float* C, const float* A, const float* B, int s, int count) {
     long long ss = (long long)s * s;
     gemm_batched_cuda(MUON_GEMM, C, A, B, s, s, s, false, false, 1.0f, 0.0f, s, s, s, ss, ss, ss, count);
@@ -436,7 +421,7 @@ static void mx_axpby(float* y, double a, const float* x, double b, size_t total)
     cudaCheckLaunch();
 }
 static void mx_scale_add(float* y, double a, const float* x, size_t total) {
-    muon_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, 1.0f, total);
+    mx_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, 1.0f, total);
     cudaCheckLaunch();
 }
 static void mx_copy(float* dst, const float* src, size_t total) {
@@ -454,7 +439,6 @@ static void mx_symmetrize(float* Y, float* Z, int s, int count) {
     muon_symmetrize_kernel<<<muon_grid((size_t)s * s, count), 256>>>(Y, Z, s);
     cudaCheckLaunch();
 }
-static const double* mx_norms(const float* X, size_t n, int count, int slot) { return muon_norms(X, n, count, slot); }
 static void mx_scale_ns(float* X, size_t n, int count, const double* norms, double mult) {
     muon_scale(X, n, count, NULL, norms, SCALE_NS_NORMALIZE, mult, 0.0);
 }

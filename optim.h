@@ -357,7 +357,7 @@ static void optimizer_health(Optimizer* opt, const float* params, const float* g
 #ifdef __CUDACC__
         if (opt->device == DEV_CUDA) {
             device_copy(DEV_CUDA, opt->update_gpu, before, n * sizeof(float));
-            muon_axpby(opt->update_gpu, (float)opt->decay[i], after, -1.0f, n);
+            mx_axpby(opt->update_gpu, opt->decay[i], after, -1.0, n);  // before·decay − after
             opt->health[i] = update_health_cuda(opt->update_gpu, grads + s->offset, after, s->rows, s->cols,
                                                 opt->sv_host);
         } else
