@@ -104,16 +104,20 @@ struct UpdateHealth {
     double weight_spectral_norm;  // σ_max of the weight
 };
 
+// the three metrics of an update read from its singular values S (k, descending): both devices fill them so
+static void health_from_singular_values(UpdateHealth* hl, const double* S, int k) {
+    hl->stable_rank = sv_stable_rank(S, k);
+    hl->effective_rank = sv_effective_rank(S, k);
+    hl->ortho_error = sv_ortho_error(S, k);
+}
+
 // update: muon_update's update_out; grad and weight: float (rows, cols). work: n + s² + rows + cols doubles.
 static UpdateHealth update_health(const double* update, const float* grad, const float* weight, int rows, int cols,
                                   double* work) {
     UpdateHealth hl;
     size_t n = (size_t)rows * cols;
     int k = rows < cols ? rows : cols;
-    singular_values(update, rows, cols, work);
-    hl.stable_rank = sv_stable_rank(work, k);
-    hl.effective_rank = sv_effective_rank(work, k);
-    hl.ortho_error = sv_ortho_error(work, k);
+    health_from_singular_values(&hl, singular_values(update, rows, cols, work), k);
     for (size_t i = 0; i < n; i++) work[i] = grad[i];
     hl.grad_cosine = matrix_cosine(work, update, n);
     hl.update_rms = matrix_rms(update, n);
@@ -209,9 +213,7 @@ static UpdateHealth update_health_cuda(const float* update, const float* grad, c
     size_t n = (size_t)rows * cols;
     int k = rows < cols ? rows : cols;
     singular_values_cuda(update, rows, cols, S_host);
-    hl.stable_rank = sv_stable_rank(S_host, k);
-    hl.effective_rank = sv_effective_rank(S_host, k);
-    hl.ortho_error = sv_ortho_error(S_host, k);
+    health_from_singular_values(&hl, S_host, k);
     double* partial = (double*)device_scratch_grow(&partial_buf, &partial_cap, sizeof(double) * 3 * MUON_NORM_BLOCKS);
     muon_dot3_kernel<<<MUON_NORM_BLOCKS, 256>>>(partial, grad, update, n);
     cudaCheckLaunch();

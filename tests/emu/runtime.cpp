@@ -13,7 +13,6 @@
 #include <deque>
 #include <map>
 #include <string>
-#include <vector>
 #include "internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -291,7 +290,6 @@ struct WarpGroup {     // one warp intrinsic in progress: the lanes of `mask` th
 static const int MAX_THREADS = 1024, MAX_GROUPS = 4;
 struct BlockRun {
     Launch* launch;
-    unsigned block_linear;
     int nthreads, claimed, done, at_barrier;
     bool reverse, failed;
     unsigned barrier_generation;
@@ -410,7 +408,6 @@ extern "C" void emu_fiber_main() {
 // runs block `block_linear` of launch l; false when it failed
 static bool run_block(Launch* l, unsigned block_linear, size_t static_shared_bytes, char* static_shared) {
     block.launch = l;
-    block.block_linear = block_linear;
     dim3 bd = l->cfg.block;
     int n = (int)(bd.x * bd.y * bd.z);
     block.nthreads = n;
