@@ -3,6 +3,8 @@
 #   make train      the default job: Muon vs AdamW on the embedded corpus (./train compare)
 #   make test       build and run the doctest suite: on the CPU, then the GPU tests on the CPU emulation of CUDA
 #   make sanitize-cpu  the emulated GPU tests under AddressSanitizer + UBSan, and under ThreadSanitizer
+#   make fuzz-run   the libFuzzer targets of tests/fuzz (tokenizer, shards, model files and checkpoints, flags),
+#                   FUZZ_SECONDS (20) each from the committed seeds, under ASan + UBSan (CI runs it)
 #   make bench      Google Benchmark: kernels, a training step, tokens/s
 #   make sanitize   compute-sanitizer memcheck + racecheck on a tiny GPU run
 #   make experiments  the papers' controlled experiments (fp64, CPU)
@@ -198,6 +200,47 @@ experiments: all build/experiments
 	./build/experiments --seeds $(EXP_SEEDS) --out $(EXP_OUT)/linear
 	./train compare --optimizers spectral $(EXP_GPT) --out $(EXP_OUT)/spectral
 	@echo "experiments: tables and plots in $(EXP_OUT)/linear/ and $(EXP_OUT)/spectral/"
+
+# ---- fuzzing (tests/fuzz): libFuzzer targets under AddressSanitizer + UBSan ---------------------------------
+# make fuzz        builds build/fuzz/<target> for each tests/fuzz/fuzz_*.cpp (clang++ and its libFuzzer runtime:
+#                  the Debian packages clang and libclang-rt-N-dev, installed as root like `make deps` does)
+# make fuzz-run    runs each target for FUZZ_SECONDS on a scratch copy of its seed corpus (build/fuzz/work/<target>);
+#                  crashes go to build/fuzz/crashes/<target>/; fails naming the target and the input if any crashes
+# make fuzz-corpus regenerates the binary seeds in tests/fuzz/corpus (model files, checkpoints, shards)
+# No OpenMP: the targets run single-threaded, so a report is reproducible (the pragmas are ignored).
+.PHONY: fuzz fuzz-run fuzz-corpus
+FUZZ_CXX      ?= clang++
+FUZZ_SECONDS  ?= 20
+FUZZ_FLAGS    := -std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                 -fno-sanitize-recover=undefined $(WARN) -Wno-unknown-pragmas -I. -MMD -MP
+FUZZ_TARGETS  := $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_BINS     := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+FUZZ_CLANG_V   = $(or $(shell $(FUZZ_CXX) -dumpversion 2>/dev/null | cut -d. -f1),14)
+FUZZ_PACKAGES  = clang libclang-rt-$(FUZZ_CLANG_V)-dev
+FUZZ_PROBE    := echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' | \
+                 $(FUZZ_CXX) -fsanitize=fuzzer,address,undefined -x c++ - -o /dev/null >/dev/null 2>&1
+build/fuzz/.deps-ok:
+	@mkdir -p $(dir $@)
+	@if ! { command -v $(FUZZ_CXX) >/dev/null && $(FUZZ_PROBE); }; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $(FUZZ_PACKAGES)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_PACKAGES) >/dev/null || \
+	      { echo "error: could not install: $(FUZZ_PACKAGES) (try: sudo apt-get install $(FUZZ_PACKAGES))"; exit 1; }; \
+	    $(FUZZ_PROBE) || { echo "error: $(FUZZ_CXX) cannot build a libFuzzer target even after installing $(FUZZ_PACKAGES)"; exit 1; }; \
+	  else echo "error: missing Debian packages: $(FUZZ_PACKAGES) (install with: sudo apt-get install $(FUZZ_PACKAGES))"; exit 1; fi; fi
+	@touch $@
+$(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.cpp | deps build/fuzz/.deps-ok
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< -o $@ $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+fuzz-run: fuzz
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+build/fuzz/gen_corpus: tests/fuzz/gen_corpus.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -g -O1 $(WARN) -Wno-unknown-pragmas -I. -MMD -MP $< -o $@ $(LDLIBS)
+fuzz-corpus: build/fuzz/gen_corpus
+	./build/fuzz/gen_corpus tests/fuzz/corpus
+-include $(wildcard build/fuzz/*.d)
+# ---- end of fuzzing ------------------------------------------------------------------------------------------
 
 clean:
 	rm -rf build train

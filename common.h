@@ -20,6 +20,8 @@
 // read the message. The command line prints that line with die() and exits with status 1.
 
 #define ERR_LEN 512
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)  // a number macro as the text of a default: STRINGIFY(32768) -> "32768"
 
 static int fail(char* err, const char* fmt, ...) {
     va_list ap;
@@ -39,16 +41,17 @@ static void die(const char* fmt, ...) {
     exit(1);
 }
 
-// malloc that dies with the size it wanted, instead of returning NULL into a later crash
-static void* xmalloc(size_t bytes) {
+// malloc that dies with the size it wanted and the line that asked, instead of returning NULL into a later
+// crash (runs check their sizes against the machine's memory first: run.h's run_memory_check)
+static void* xmalloc(size_t bytes, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     void* p = malloc(bytes ? bytes : 1);
-    if (!p) die("out of host memory: could not allocate %.1f MiB", bytes / 1048576.0);
+    if (!p) die("out of host memory: could not allocate %.1f MiB (asked by %s:%d)", bytes / 1048576.0, file, line);
     return p;
 }
 
-static void* xcalloc(size_t count, size_t size) {
+static void* xcalloc(size_t count, size_t size, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     void* p = calloc(count ? count : 1, size ? size : 1);
-    if (!p) die("out of host memory: could not allocate %.1f MiB", (double)count * size / 1048576.0);
+    if (!p) die("out of host memory: could not allocate %.1f MiB (asked by %s:%d)", (double)count * size / 1048576.0, file, line);
     return p;
 }
 

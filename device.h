@@ -5,6 +5,7 @@
 //    warp and block reductions in a fixed order, and scratch buffers that only grow.
 // Flow: under tensor.h (arena, tensors, tape); everything that touches a device includes it through tensor.h.
 #pragma once
+#include <unistd.h>
 #include "common.h"
 #ifdef __CUDACC__
 #include <cublas_v2.h>
@@ -187,6 +188,20 @@ static double device_memory_in_use(Device d) {
 #endif
     (void)d;
     return 0.0;
+}
+
+// Bytes of memory the device has in all: the host's physical memory on the CPU, the GPU's on CUDA. For the
+// check that a run fits before it allocates (run.h).
+static double device_memory_total(Device d) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) {
+        size_t free_b = 0, total_b = 0;
+        cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+        return (double)total_b;
+    }
+#endif
+    (void)d;
+    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
 }
 
 // The GPU's dense bf16 peak in FLOP/s, for MFU; 0 (printed as no MFU) for the CPU or a GPU not in the table.

@@ -52,17 +52,36 @@ static int gpt2_config_preset(GPT2Config* cfg, const char* name, char* err) {
     return fail(err, "--model: unknown model '%s' (expected tiny, d2, d4, d6, d12, d24, d36 or d48)", name);
 }
 
+// The largest model this code holds: each size fits an int with room for the 4C of the MLP, and every product of
+// sizes is taken in 64 bits, so a crafted file header cannot wrap a count into a small allocation.
+#define GPT2_MAX_LAYERS 1024
+#define GPT2_MAX_CHANNELS 65536
+#define GPT2_MAX_CONTEXT (1 << 20)
+#define GPT2_MAX_VOCAB (1 << 24)
+#define GPT2_MAX_PARAMETERS (1ll << 36)  // 64G parameters: 256 GiB of fp32 weights alone
+
+static size_t gpt2_num_parameters(const GPT2Config* cfg);
+
 static int gpt2_config_check(const GPT2Config* cfg, char* err) {
     if (cfg->num_layers < 1 || cfg->num_heads < 1 || cfg->channels < 1 || cfg->max_seq_len < 1 ||
         cfg->vocab_size < 2)
         return fail(err, "model config: layers %d, heads %d, channels %d, context %d, vocab %d must all be positive",
                     cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size);
+    if (cfg->num_layers > GPT2_MAX_LAYERS || cfg->num_heads > cfg->channels || cfg->channels > GPT2_MAX_CHANNELS ||
+        cfg->max_seq_len > GPT2_MAX_CONTEXT || cfg->padded_vocab_size > GPT2_MAX_VOCAB)
+        return fail(err, "model config: layers %d (at most %d), heads %d (at most the channels), channels %d (at most %d), "
+                    "context %d (at most %d), padded vocab %d (at most %d): too large", cfg->num_layers,
+                    GPT2_MAX_LAYERS, cfg->num_heads, cfg->channels, GPT2_MAX_CHANNELS, cfg->max_seq_len,
+                    GPT2_MAX_CONTEXT, cfg->padded_vocab_size, GPT2_MAX_VOCAB);
     if (cfg->channels % cfg->num_heads != 0)
         return fail(err, "model config: %d heads do not divide %d channels (head size must be a whole number)",
                     cfg->num_heads, cfg->channels);
     if (cfg->padded_vocab_size < cfg->vocab_size)
         return fail(err, "model config: padded vocabulary %d is smaller than the vocabulary %d",
                     cfg->padded_vocab_size, cfg->vocab_size);
+    if ((long long)gpt2_num_parameters(cfg) > GPT2_MAX_PARAMETERS)
+        return fail(err, "model config: %.3g parameters, more than the %.3g this code holds",
+                    (double)gpt2_num_parameters(cfg), (double)GPT2_MAX_PARAMETERS);
     return 0;
 }
 

@@ -137,13 +137,16 @@ static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, c
     if (suffix) *suffix++ = 0;
     const char* name = buf;
     float p = 0.0f;
+    int used = 0;  // "p=0.5" or "rms-p=0.5", the number to the end of the name
+    bool spectral = (sscanf(name, "p=%f%n", &p, &used) == 1 || sscanf(name, "rms-p=%f%n", &p, &used) == 1) &&
+                    name[used] == 0;
     if (strcmp(name, "adamw") == 0) {
         *c = optimizer_config_adamw();
     } else if (strcmp(name, "muon") == 0 || strcmp(name, "polar") == 0 || strcmp(name, "normuon") == 0) {
         *c = optimizer_config_muon();
         if (strcmp(name, "polar") == 0) c->muon_method = MUON_POLAR;
         if (strcmp(name, "normuon") == 0) c->normuon = 1;
-    } else if (sscanf(name, "p=%f", &p) == 1 || sscanf(name, "rms-p=%f", &p) == 1) {
+    } else if (spectral) {
         // "Delving into Muon and Beyond" (arXiv 2602.04669): p = 0 is Muon (NS, original scale); p > 0 takes
         // U Σ^p Vᵀ by the coupled Newton iteration, unscaled; weight decay 0 and Q, K, V apart, as their runs
         int rms = strncmp(name, "rms-", 4) == 0;
@@ -220,8 +223,29 @@ static MuonHyper muon_hyper(const OptimizerConfig* c, float lr, float lr_max, in
     return h;
 }
 
+// The AdamW half of a configuration, and the flags both halves share (the Muon half: muon_check). For one made
+// by name these hold by construction; one read from a checkpoint is checked here before it is used.
+static int optimizer_config_check(const OptimizerConfig* c, char* err) {
+    int matrix;  // read as the int it is stored as: a file's value need not be a valid MatrixMethod
+    memcpy(&matrix, &c->matrix, sizeof(matrix));
+    if (!memchr(c->name, 0, sizeof(c->name)) || (matrix != MATRIX_ADAMW && matrix != MATRIX_MUON))
+        return fail(err, "optimizer: unknown method %d or unterminated name", matrix);
+    if (!(c->lr >= 0 && c->lr <= 1e6f) || !(c->adam_lr >= 0 && c->adam_lr <= 1e6f) ||
+        !(c->weight_decay >= 0 && c->weight_decay <= 1e6f) || !(c->adam_weight_decay >= 0 && c->adam_weight_decay <= 1e6f) ||
+        !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) || !(c->eps >= 0 && c->eps <= 1) ||
+        !(c->grad_clip >= 0 && c->grad_clip <= 1e9f))
+        return fail(err, "optimizer %s: lr %g, adam_lr %g, wd %g, adam_wd %g, beta1 %g, beta2 %g, eps %g, clip %g out of "
+                    "range", c->name, c->lr, c->adam_lr, c->weight_decay, c->adam_weight_decay, c->beta1, c->beta2,
+                    c->eps, c->grad_clip);
+    const int flags[] = {c->lr2_decay, c->normuon, c->nesterov, c->split_qkv};
+    for (int f : flags)
+        if (f != 0 && f != 1) return fail(err, "optimizer %s: a 0/1 setting holds %d", c->name, f);
+    return 0;
+}
+
 static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConfig* cfg, char* err) {
     memset(opt, 0, sizeof(*opt));
+    if (optimizer_config_check(cfg, err)) return -1;
     opt->cfg = *cfg;
     opt->device = model->device;
     opt->slots = (ParamSlot*)xcalloc(4 + 12 * model->config.num_layers, sizeof(ParamSlot));

@@ -17,7 +17,7 @@ static int resolve_data(const RunConfig* rc, char* train_pattern, char* val_patt
     if (n > 4 && strcmp(rc->data + n - 4, ".txt") == 0) {
         if (dataset_from_text(rc->data, rc->cache_dir, train_pattern, val_pattern, err)) return -1;
     } else {
-        snprintf(train_pattern, DATA_PATH_LEN, "%s", rc->data);
+        snprintf(train_pattern, DATA_PATH_LEN, "%.1000s", rc->data);
         const char* at = strstr(rc->data, "train");
         if (at) snprintf(val_pattern, DATA_PATH_LEN, "%.*sval%s", (int)(at - rc->data), rc->data, at + 5);
         else val_pattern[0] = 0;
@@ -59,6 +59,7 @@ struct Run {
     Tokenizer tok;              // for the printed samples
     bool have_model, have_opt, have_train, have_val, have_tok;
     char ckpt_path[1024];
+    int64_t checkpoint_step;    // the step of the checkpoint this run wrote last; -1 before the first
     RunLog log;                 // log.csv and health.csv
 };
 
@@ -82,9 +83,6 @@ static int init_config_from(const char* path, GPT2Config* cfg, char* err) {
     int version;
     int rc = model_read_header(f, path, cfg, &version, err);
     fclose(f);
-    if (rc == 0 && cfg->vocab_size != GPT2_VOCAB_SIZE)
-        return fail(err, "--init-from %s: vocabulary of %d tokens, but the data are GPT-2 tokens (%d)", path,
-                    cfg->vocab_size, GPT2_VOCAB_SIZE);
     return rc;
 }
 
@@ -100,17 +98,45 @@ static int init_weights_from(const char* path, GPT2* model, char* err) {
     return rc;
 }
 
+// The bytes a run will hold, against the memory there is, before anything is allocated: parameters,
+// gradients and two moments (4 floats each), the activations of one micro-batch. 0, or -1 naming the sizes.
+static int run_memory_check(const Run* r, Device dev, char* err) {
+    const RunConfig* c = &r->rc;
+    double weights = 16.0 * (double)gpt2_num_parameters(&r->cfg);
+    double acts = (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev,
+                                                strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
+    double have = device_memory_total(dev);
+    if (have > 0 && weights + acts > have)
+        return fail(err, "--model %s --batch %d --seq-len %d: needs %.1f GiB (parameters, gradients and optimizer state "
+                    "%.1f GiB, activations %.1f GiB), more than the %.1f GiB of %s memory here: use a smaller --batch, "
+                    "--seq-len or --model", c->model, c->batch, c->seq_len, (weights + acts) / 1073741824.0,
+                    weights / 1073741824.0, acts / 1073741824.0, have / 1073741824.0, dev == DEV_CPU ? "host" : "GPU");
+    return 0;
+}
+
+// --resume: the checkpoint's settings, checked, with the command line's where it may change them (RESUMABLE).
+static int run_resume_settings(Run* r, const RunConfig* given, char* err) {
+    if (checkpoint_peek(given->resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, &r->st, err)) return -1;
+    char where[600];
+    snprintf(where, sizeof(where), "checkpoint %s: setting ", given->resume);
+    if (run_config_check(&r->rc, where, err)) return -1;
+    if (run_config_resume(&r->rc, given, err)) return -1;
+    if (r->rc.steps != 0 && r->st.step >= r->rc.steps)
+        return fail(err, "--resume %s: the run is at step %lld of its %d: give --steps above %lld to train it further",
+                    given->resume, (long long)r->st.step, r->rc.steps, (long long)r->st.step);
+    return 0;
+}
+
 static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Device dev, char* err) {
     r->rc = *rc;
     r->oc = *oc;
     r->dev = dev;
     r->st.best_val_loss = r->st.last_val_loss = INFINITY;
-    if (r->rc.resume[0]) {  // the checkpoint's settings win (but --resume and --stop-at), so it is the same run
-        RunConfig given = r->rc;
-        if (checkpoint_peek(given.resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, err)) return -1;
-        snprintf(r->rc.resume, sizeof(r->rc.resume), "%s", given.resume);
-        r->rc.stop_at = given.stop_at;
+    r->checkpoint_step = -1;
+    if (r->rc.resume[0]) {  // the checkpoint's settings win (but RESUMABLE's), so it is the same run
+        if (run_resume_settings(r, rc, err)) return -1;
     } else {
+        if (run_config_check(&r->rc, "", err)) return -1;
         if (gpt2_config_preset(&r->cfg, r->rc.model, err)) return -1;
         if (r->rc.layers > 0) r->cfg.num_layers = r->rc.layers;
         if (r->rc.heads > 0) r->cfg.num_heads = r->rc.heads;
@@ -120,21 +146,21 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
             snprintf(r->rc.model, sizeof(r->rc.model), "from-file");  // the header names the file's shape
         }
     }
+    run_config_resolve(&r->rc, dev);
     const RunConfig* c = &r->rc;
     if (gpt2_config_check(&r->cfg, err)) return -1;
+    if (r->cfg.vocab_size != GPT2_VOCAB_SIZE)  // the loader's ids are GPT-2's: a smaller table would be read past
+        return fail(err, "%s: vocabulary of %d tokens, but the data are GPT-2 tokens (%d)",
+                    c->resume[0] ? c->resume : c->init_from[0] ? c->init_from : "model", r->cfg.vocab_size,
+                    GPT2_VOCAB_SIZE);
     if (c->seq_len > r->cfg.max_seq_len)
         return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
-    if (c->batch < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 1 || c->eval_batches < 1)
-        return fail(err, "--batch, --seq-len, --grad-accum, --steps and --eval-batches must be positive");
-    if (strcmp(c->attention, "simple") != 0 && strcmp(c->attention, "flash") != 0)
-        return fail(err, "--attention: expected simple or flash, got '%s'", c->attention);
     if (strcmp(c->attention, "flash") == 0 && dev == DEV_CPU)
         printf("--attention flash: a GPU kernel; the CPU runs its one reference attention\n");
+    if (run_memory_check(r, dev, err)) return -1;
     r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
-    if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;
+    if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;  // the names are the flag table's
     else if (strcmp(c->schedule, "constant") == 0) r->sched.kind = SCHEDULE_CONSTANT;
-    else if (strcmp(c->schedule, "cosine") != 0)
-        return fail(err, "--schedule: expected cosine, wsd or constant, got '%s'", c->schedule);
 
     char train_pattern[DATA_PATH_LEN], val_pattern[DATA_PATH_LEN];
     if (resolve_data(c, train_pattern, val_pattern, err)) return -1;
@@ -162,11 +188,11 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         DataPosition pos = {r->st.data_epoch, r->st.data_shard, r->st.data_offset};
         if (dataloader_seek(&r->train, pos, err)) return -1;
         r->rng.state = r->st.rng_state;
-        printf("resumed from %s at step %lld\n", c->resume, (long long)r->st.step);
+        printf("resumed from %s at step %lld of %d\n", c->resume, (long long)r->st.step, c->steps);
     }
     if (c->sample_every > 0) {
         char tok_err[ERR_LEN];
-        r->have_tok = tokenizer_load(&r->tok, "data/encoder.json", "data/vocab.bpe", tok_err) == 0;
+        r->have_tok = tokenizer_load_default(&r->tok, tok_err) == 0;
         if (!r->have_tok) printf("no samples: %s\n", tok_err);
     }
 
@@ -174,24 +200,41 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
     snprintf(run_dir, sizeof(run_dir), "%s/%s", c->out_dir, c->run_name);
     if (make_dirs(run_dir, err)) return -1;
     snprintf(r->ckpt_path, sizeof(r->ckpt_path), "%s/checkpoint.bin", run_dir);
-    return runlog_open(&r->log, run_dir, r->st.step == 0, err);  // a resumed run appends to its logs
+    // a resumed run appends to its logs, once they are cut back to the checkpoint's step
+    return runlog_open(&r->log, run_dir, c->resume[0] ? r->st.step : -1, err);
 }
 
-// validation loss at this step: logs it, records it, checks the target. Returns true when the target is met.
-static bool run_evaluate(Run* r, int64_t step, RunResult* res, char* err) {
+// A diverged run stops, and says truthfully what it leaves: the checkpoint it wrote last (always finite: each
+// step's parameters are checked before a checkpoint can be written), the one it resumed from, or none.
+static int run_diverged(Run* r, RunResult* res, int64_t step, const char* what, double bad, char* err) {
+    res->status = 1;
+    char kept[1200];
+    if (r->checkpoint_step >= 0)
+        snprintf(kept, sizeof(kept), "the last good checkpoint, %s at step %lld, is kept", r->ckpt_path,
+                 (long long)r->checkpoint_step);
+    else if (r->rc.resume[0])
+        snprintf(kept, sizeof(kept), "no checkpoint written since the one resumed from, %s, which is unchanged", r->rc.resume);
+    else snprintf(kept, sizeof(kept), "no checkpoint had been written yet");
+    return fail(err, "step %lld: the %s is %s; stopping (%s)", (long long)step, what, isnan(bad) ? "NaN" : "infinite", kept);
+}
+
+// validation loss at this step: logs it, records it, checks the target. 1 when the target is met, 0 to go on,
+// -1 when the loss is not finite (the run stops).
+static int run_evaluate(Run* r, int64_t step, RunResult* res, char* err) {
     float vl = evaluate(&r->model, &r->val, r->rc.eval_batches, err);
     TrainState* st = &r->st;
+    runlog_eval(&r->log, res, step, vl, st->tokens, st->train_seconds);
+    if (!isfinite(vl)) return run_diverged(r, res, step, "validation loss", vl, err);
     st->last_val_loss = vl;
     if (vl < st->best_val_loss) st->best_val_loss = vl;
-    runlog_eval(&r->log, res, step, vl, st->tokens, st->train_seconds);
     if (r->rc.target_loss > 0 && vl <= r->rc.target_loss && res->tokens_to_target <= 0) {
         res->tokens_to_target = st->tokens;
         res->seconds_to_target = st->train_seconds;
         printf("target val_loss %.4f reached at step %lld: %.0f tokens, %.1fs of training\n", r->rc.target_loss,
                (long long)step, st->tokens, st->train_seconds);
-        return true;
+        return 1;
     }
-    return false;
+    return 0;
 }
 
 static int run_checkpoint(Run* r, int64_t step, char* err) {
@@ -203,7 +246,9 @@ static int run_checkpoint(Run* r, int64_t step, char* err) {
     st->data_epoch = pos.epoch;
     st->data_shard = pos.shard_index;
     st->data_offset = pos.offset;
-    return checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &r->rc, sizeof(r->rc), err);
+    if (checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &r->rc, sizeof(r->rc), err)) return -1;
+    r->checkpoint_step = step;
+    return 0;
 }
 
 // One optimizer step (all micro-batches). Returns 0, or -1 (data error, or a non-finite loss or gradient).
@@ -222,15 +267,13 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     float lr_mult = lr_multiplier(&r->sched, (int)step);
     bool health = c->health_every > 0 && (step + 1) % c->health_every == 0;
     double t1 = device_clock(r->dev);  // the backward's queued kernels are done: not optimizer time
-    double norm = isfinite(loss) ? optimizer_step(&r->opt, &r->model, lr_mult, health) : NAN;
+    if (!isfinite(loss)) return run_diverged(r, res, step + 1, "loss", loss, err);
+    double norm = optimizer_step(&r->opt, &r->model, lr_mult, health);
     double t2 = device_clock(r->dev);
-    if (!isfinite(loss) || !isfinite(norm)) {
-        double bad = isfinite(loss) ? norm : loss;
-        res->status = 1;
-        return fail(err, "step %lld: the %s is %s; stopping (the last good checkpoint, %s, is kept)",
-                    (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss", isnan(bad) ? "NaN" : "infinite",
-                    r->ckpt_path);
-    }
+    if (!isfinite(norm)) return run_diverged(r, res, step + 1, "gradient norm", norm, err);
+    // the updated parameters, checked before any checkpoint can hold them (one pass, a norm's cost)
+    double params = grad_norm(r->dev, r->model.params[0].data, r->model.num_parameters);
+    if (!isfinite(params)) return run_diverged(r, res, step + 1, "norm of the updated parameters", params, err);
     // the health measurement is not training time
     double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum;
     if (health) runlog_health(&r->log, res, step + 1, &r->opt);
@@ -262,8 +305,14 @@ static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device d
     for (int64_t step = first_step; step <= c->steps; step++) {
         bool last = step == c->steps;
         bool resumed_here = c->resume[0] && step == first_step;  // evaluated before the checkpoint was written
-        if ((step % c->eval_every == 0 && !resumed_here) || last)
-            if (run_evaluate(r, step, res, err)) last = true;
+        if ((step % c->eval_every == 0 && !resumed_here) || last) {
+            int reached = run_evaluate(r, step, res, err);
+            if (reached < 0) {
+                status = -1;
+                break;
+            }
+            if (reached) last = true;
+        }
         bool interrupt = c->stop_at > 0 && step == c->stop_at && !last;
         if (r->have_tok && step > 0 && step % c->sample_every == 0)
             print_sample(&r->model, &r->tok, c->sample_tokens, &r->rng);

@@ -4,6 +4,7 @@
 // are drawn from.
 // Flow: run.h calls these at each step; report/compare.h reads the RunResults.
 #pragma once
+#include <string>
 #include "settings.h"
 
 // What a run leaves behind, for the logs and for the comparison's table and plots.
@@ -32,20 +33,64 @@ struct RunLog {
     double window_tokens, window_seconds;
 };
 
-// Opens run_dir/log.csv and health.csv: new with their headers for a fresh run, appended to for a resumed one.
-static int runlog_open(RunLog* log, const char* run_dir, bool fresh, char* err) {
+// A resumed run's CSV, cut back to the checkpoint: the header, then every whole row (ending in a newline) whose
+// step, its first field, is at most `step`. A row torn by a kill and the rows of steps the resumed run will redo
+// go; the file is rewritten through a temp file and a rename. 0, or -1 with a message naming the file.
+static int csv_cut_to_step(const char* path, int64_t step, char* err) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return 0;  // nothing logged yet: the run starts the file
+    std::string text, kept;
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, got);
+    fclose(f);
+    int dropped = 0;
+    size_t at = 0;
+    for (bool header = true; at < text.size(); header = false) {
+        size_t nl = text.find('\n', at);
+        if (nl == std::string::npos) {  // torn: no newline
+            dropped++;
+            break;
+        }
+        std::string line = text.substr(at, nl + 1 - at);
+        at = nl + 1;
+        char* end = NULL;
+        long long row_step = strtoll(line.c_str(), &end, 10);
+        if (header || (end != line.c_str() && *end == ',' && row_step <= step)) kept += line;
+        else dropped++;
+    }
+    if (dropped == 0) return 0;
+    std::string tmp = std::string(path) + ".tmp";
+    FILE* out = fopen(tmp.c_str(), "wb");
+    if (!out) return fail(err, "%s: cannot write (%s)", tmp.c_str(), strerror(errno));
+    bool ok = fwrite(kept.data(), 1, kept.size(), out) == kept.size();
+    if (fclose(out) != 0 || !ok || rename(tmp.c_str(), path) != 0)
+        return fail(err, "%s: cannot rewrite (%s)", path, strerror(errno));
+    printf("%s: %d row%s after the checkpoint's step %lld (or torn) removed\n", path, dropped, dropped == 1 ? "" : "s",
+           (long long)step);
+    return 0;
+}
+
+// Opens run_dir/log.csv and health.csv: new with their headers for a fresh run (resume_step < 0), appended to for
+// a run resumed at resume_step, once cut back to it. Each row is written whole and flushed, so a kill loses at
+// most the row being written, and a resume removes that.
+static int runlog_open(RunLog* log, const char* run_dir, int64_t resume_step, char* err) {
     memset(log, 0, sizeof(*log));
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/log.csv", run_dir);
-    log->csv = fopen(path, fresh ? "w" : "a");
-    if (!log->csv) return fail(err, "%s: cannot write (%s)", path, strerror(errno));
-    if (fresh) fprintf(log->csv, "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds\n");
-    snprintf(path, sizeof(path), "%s/health.csv", run_dir);
-    log->health_csv = fopen(path, fresh ? "w" : "a");
-    if (!log->health_csv) return fail(err, "%s: cannot write (%s)", path, strerror(errno));
-    if (fresh)
-        fprintf(log->health_csv, "step,matrix,optimizer,stable_rank,effective_rank,ortho_error,grad_cosine,update_rms,"
-                                 "weight_spectral_norm\n");
+    bool fresh = resume_step < 0;
+    const char* names[2] = {"log.csv", "health.csv"};
+    const char* headers[2] = {
+        "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds\n",
+        "step,matrix,optimizer,stable_rank,effective_rank,ortho_error,grad_cosine,update_rms,weight_spectral_norm\n"};
+    FILE** files[2] = {&log->csv, &log->health_csv};
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", run_dir, names[k]);
+        if (!fresh && csv_cut_to_step(path, resume_step, err)) return -1;
+        *files[k] = fopen(path, fresh ? "w" : "a");
+        if (!*files[k]) return fail(err, "%s: cannot write (%s)", path, strerror(errno));
+        if (fresh || (fseek(*files[k], 0, SEEK_END) == 0 && ftell(*files[k]) == 0)) fputs(headers[k], *files[k]);
+        fflush(*files[k]);
+    }
     return 0;
 }
 
@@ -65,10 +110,10 @@ static void format_duration(double seconds, char* out, size_t size) {
 // The start-up lines: the run's shape and budget, the memory it holds, and which optimizer updates what.
 static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* opt, Device dev) {
     const GPT2Config* cfg = &m->config;
-    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d = %d tokens/step, "
+    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d = %lld tokens/step, "
            "%d steps, %s schedule, %d warmup, on %s, seed %lld\n", c->run_name, c->model, m->num_parameters / 1e6,
            cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch, c->seq_len, c->grad_accum,
-           c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup, device_name(dev), c->seed);
+           (long long)c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup, device_name(dev), c->seed);
     const char* attention = dev == DEV_CPU ? "the CPU's reference attention"
                             : attention_uses_flash(dev, m->kernels.attention) ? "flash attention, no T x T buffers"
                                                                               : "simple attention, T x T buffers";
@@ -111,6 +156,7 @@ static void runlog_step(RunLog* log, RunResult* res, int64_t step, int steps, fl
            lr, norm, dt * 1e3, log->window_tokens / log->window_seconds, mfu, eta);
     fprintf(log->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f\n", (long long)step + 1, total_tokens, loss, lr_mult,
             norm, dt * 1e3, tokens / dt, train_seconds);
+    fflush(log->csv);
     if (log->window_seconds > 30) log->window_tokens = log->window_seconds = 0;
 }
 

@@ -5,6 +5,7 @@
 // Flow: argv -> run_config_from_args -> RunConfig -> run_training (run.h) / compare_main (report/compare.h).
 #pragma once
 #include <errno.h>
+#include <string>
 #include "optim.h"
 
 // The settings of a run: one flat struct, each field described once, by its row in run_flags's table below
@@ -40,123 +41,183 @@ struct RunConfig {
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
 
+// One setting: its flag, where its value lands, its default as typed, what it accepts, what it means. The
+// accepted values are checked in one place, flag_check, for a value typed on the command line and for one read
+// back from a checkpoint alike.
 struct Flag {
-    const char* name;   // "--batch"
+    const char* name;     // "--batch"
     FlagType type;
-    void* value;        // where it lands
-    size_t size;        // string buffer size
-    const char* def;    // default, as it would be typed
+    void* value;          // where it lands
+    size_t size;          // string buffer size
+    const char* def;      // default, as it would be typed
+    double lo, hi;        // numbers: the accepted range, lo <= v <= hi (v < hi when hi_open); lo > hi: any
+    bool hi_open;
+    bool optional;        // numbers: also "default" (stored as -1): the optimizer's own value
+    const char* choices;  // strings: "a|b|c", the accepted values besides the default (NULL: any)
     const char* help;
 };
 
-#define FLAG_STR(name, field, def, help) {name, FLAG_STRING, rc->field, sizeof(rc->field), def, help}
-#define FLAG_NUM(name, type, field, def, help) {name, type, &rc->field, 0, def, help}
+#define FLAG_STR(name, field, def, choices, help) {name, FLAG_STRING, rc->field, sizeof(rc->field), def, 0, 0, false, false, choices, help}
+#define FLAG_NUM(name, type, field, def, lo, hi, help) {name, type, &rc->field, 0, def, lo, hi, false, false, NULL, help}
+// an optimizer's number: "default" (-1) keeps the optimizer's own (optim.h); FLAG_OPT_BELOW excludes hi
+#define FLAG_OPT(name, type, field, lo, hi, help) {name, type, &rc->field, 0, "default", lo, hi, false, true, NULL, help}
+#define FLAG_OPT_BELOW(name, field, lo, hi, help) {name, FLAG_FLOAT, &rc->field, 0, "default", lo, hi, true, true, NULL, help}
+#define BIG 1e9  // "no practical limit" for counts of steps
 
-// The flags of training and comparing, one row per RunConfig field: its flag, its default as typed, what it
-// means. This is the only description of the settings; --help prints it. Optimizer numbers left at -1 take the
-// optimizer's own default (optim.h; ./train --help lists them).
+// The flags of training and comparing, one row per RunConfig field: its flag, its default as typed, the values
+// it takes, what it means. This is the only description of the settings; --help prints it. The limits are what
+// the code can hold (sizes whose products stay far inside 64 bits and whose tensors index in int), not advice.
 static int run_flags(RunConfig* rc, Flag* f) {
     Flag table[] = {
-        FLAG_STR("--data", data, "data/tinyshakespeare.txt", "training data: a .txt (tokenized once, cached) or a shard glob"),
-        FLAG_STR("--val-data", val_data, "", "validation shards (default: the .txt's split, or --data with train->val)"),
-        FLAG_STR("--cache-dir", cache_dir, "out/data", "where .txt corpora are tokenized to"),
-        FLAG_STR("--model", model, "auto", "tiny|d2|d4|d6|d12|d24|d36|d48 (auto: d4 on CPU, d12 on GPU)"),
-        FLAG_NUM("--layers", FLAG_INT, layers, "0", "override the model's layers (0: the preset's)"),
-        FLAG_NUM("--heads", FLAG_INT, heads, "0", "override the model's attention heads (must divide channels)"),
-        FLAG_NUM("--channels", FLAG_INT, channels, "0", "override the model's width C"),
-        FLAG_NUM("--batch", FLAG_INT, batch, "0", "B, sequences per micro-batch (0: 8 on CPU, 16 on GPU)"),
-        FLAG_NUM("--seq-len", FLAG_INT, seq_len, "0", "T, tokens per sequence, at most the model's context (0: 256 on CPU, 1024 on GPU)"),
-        FLAG_NUM("--grad-accum", FLAG_INT, grad_accum, "1", "micro-batches per optimizer step"),
-        FLAG_NUM("--steps", FLAG_INT, steps, "0", "optimizer steps (0: 150 on CPU, 600 on GPU)"),
-        FLAG_STR("--schedule", schedule, "cosine", "learning-rate schedule after warmup: cosine|wsd|constant"),
-        FLAG_NUM("--warmup", FLAG_INT, warmup, "10", "linear warmup steps"),
-        FLAG_NUM("--final-lr-frac", FLAG_FLOAT, final_lr_frac, "0.1", "cosine: final lr as a fraction of the peak"),
-        FLAG_NUM("--cooldown-frac", FLAG_FLOAT, cooldown_frac, "0.2", "wsd: fraction of the run decaying to zero"),
-        FLAG_STR("--optimizer", optimizer, "adamw", "optimizer of a single run (see the list below)"),
-        FLAG_NUM("--lr", FLAG_FLOAT, lr, "-1", "peak lr of the hidden matrices (AdamW run: of everything)"),
-        FLAG_NUM("--adam-lr", FLAG_FLOAT, adam_lr, "-1", "peak lr of the AdamW group in Muon runs"),
-        FLAG_NUM("--wd", FLAG_FLOAT, weight_decay, "-1", "decoupled weight decay of the hidden matrices"),
-        FLAG_NUM("--adam-wd", FLAG_FLOAT, adam_weight_decay, "-1", "weight decay of the AdamW group's 2-D tensors"),
-        FLAG_NUM("--beta1", FLAG_FLOAT, beta1, "-1", "AdamW beta1 (of the AdamW group in Muon runs)"),
-        FLAG_NUM("--beta2", FLAG_FLOAT, beta2, "-1", "AdamW beta2"),
-        FLAG_NUM("--eps", FLAG_FLOAT, eps, "-1", "AdamW epsilon"),
-        FLAG_NUM("--clip", FLAG_FLOAT, grad_clip, "-1", "clip the global gradient norm (0: off)"),
-        FLAG_NUM("--eval-every", FLAG_INT, eval_every, "0", "steps between validation evaluations (0: ~10 per run)"),
-        FLAG_NUM("--eval-batches", FLAG_INT, eval_batches, "4", "validation batches per evaluation (fixed)"),
-        FLAG_NUM("--sample-every", FLAG_INT, sample_every, "0", "steps between printed samples (0: never)"),
-        FLAG_NUM("--sample-tokens", FLAG_INT, sample_tokens, "32", "tokens per printed sample"),
-        FLAG_NUM("--health-every", FLAG_INT, health_every, "0", "steps between optimizer-health logs (0: ~8 per run, -1: off)"),
-        FLAG_NUM("--target-loss", FLAG_FLOAT, target_loss, "0", "stop at this validation loss (0: full budget)"),
-        FLAG_NUM("--checkpoint-every", FLAG_INT, checkpoint_every, "0", "steps between checkpoints (0: at the end)"),
-        FLAG_STR("--out", out_dir, "out", "output folder: runs go to OUT/RUN-NAME/"),
-        FLAG_STR("--run-name", run_name, "", "this run's folder name (default: the optimizer's name)"),
-        FLAG_STR("--resume", resume, "", "continue from this checkpoint (its settings win)"),
-        FLAG_STR("--init-from", init_from, "", "start from a model file's weights (llm.c's gpt2_124M.bin, a checkpoint)"),
-        FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", "stop after this step as if interrupted, with a checkpoint"),
-        FLAG_STR("--device", device, "auto", "cpu|cuda|auto"),
-        FLAG_STR("--attention", attention, "simple", "GPU attention: simple (cuBLAS, T x T scores) or flash (fused, no T x T buffers)"),
-        FLAG_NUM("--threads", FLAG_INT, threads, "0", "CPU threads (0: all cores)"),
-        FLAG_NUM("--seed", FLAG_INT64, seed, "1337", "initial weights and data order"),
-        FLAG_STR("--optimizers", optimizers, "adamw,muon", "compare: the optimizers to compare"),
-        FLAG_NUM("--sweep-lr", FLAG_INT, sweep_lr, "0", "compare: 1 = try lr x {0.5, 1, 2} each, keep the best"),
-        FLAG_NUM("--momentum", FLAG_FLOAT, momentum, "-1", "Muon family: momentum beta, in [0, 1) (beta1 of the RMS base)"),
-        FLAG_NUM("--nesterov", FLAG_INT, nesterov, "-1", "Muon family: 1 = Nesterov momentum, 0 = plain"),
-        FLAG_NUM("--ns-steps", FLAG_INT, ns_steps, "-1", "Muon family: Newton-Schulz steps, 1 to 99"),
-        FLAG_STR("--adjust-lr", adjust_lr, "", "Muon family: lr scale by shape, original (lr sqrt(max(1, rows/cols))) or "
-                                               "match_rms_adamw (0.2 lr sqrt(max(rows, cols)), with AdamW's lr and wd)"),
+        FLAG_STR("--data", data, "data/tinyshakespeare.txt", NULL, "training data: a .txt (tokenized once, cached) or a shard glob"),
+        FLAG_STR("--val-data", val_data, "", NULL, "validation shards (default: the .txt's split, or --data with train->val)"),
+        FLAG_STR("--cache-dir", cache_dir, "out/data", NULL, "where .txt corpora are tokenized to"),
+        FLAG_STR("--model", model, "auto", NULL, "tiny|d2|d4|d6|d12|d24|d36|d48 (auto: d4 on CPU, d12 on GPU)"),
+        FLAG_NUM("--layers", FLAG_INT, layers, "0", 0, 1024, "override the model's layers (0: the preset's)"),
+        FLAG_NUM("--heads", FLAG_INT, heads, "0", 0, 1024, "override the model's attention heads (must divide channels)"),
+        FLAG_NUM("--channels", FLAG_INT, channels, "0", 0, 65536, "override the model's width C"),
+        FLAG_NUM("--batch", FLAG_INT, batch, "0", 0, 65536, "B, sequences per micro-batch (0: 8 on CPU, 16 on GPU)"),
+        FLAG_NUM("--seq-len", FLAG_INT, seq_len, "0", 0, 1 << 20, "T, tokens per sequence, at most the model's context (0: 256 on CPU, 1024 on GPU)"),
+        FLAG_NUM("--grad-accum", FLAG_INT, grad_accum, "1", 1, 65536, "micro-batches per optimizer step"),
+        FLAG_NUM("--steps", FLAG_INT, steps, "0", 0, BIG, "optimizer steps (0: 150 on CPU, 600 on GPU)"),
+        FLAG_STR("--schedule", schedule, "cosine", "cosine|wsd|constant", "learning-rate schedule after warmup: cosine|wsd|constant"),
+        FLAG_NUM("--warmup", FLAG_INT, warmup, "10", 0, BIG, "linear warmup steps"),
+        FLAG_NUM("--final-lr-frac", FLAG_FLOAT, final_lr_frac, "0.1", 0, 1, "cosine: final lr as a fraction of the peak"),
+        FLAG_NUM("--cooldown-frac", FLAG_FLOAT, cooldown_frac, "0.2", 0, 1, "wsd: fraction of the run decaying to zero"),
+        FLAG_STR("--optimizer", optimizer, "adamw", NULL, "optimizer of a single run (see the list below)"),
+        FLAG_OPT("--lr", FLAG_FLOAT, lr, 0, 1e6, "peak lr of the hidden matrices (AdamW run: of everything)"),
+        FLAG_OPT("--adam-lr", FLAG_FLOAT, adam_lr, 0, 1e6, "peak lr of the AdamW group in Muon runs"),
+        FLAG_OPT("--wd", FLAG_FLOAT, weight_decay, 0, 1e6, "decoupled weight decay of the hidden matrices"),
+        FLAG_OPT("--adam-wd", FLAG_FLOAT, adam_weight_decay, 0, 1e6, "weight decay of the AdamW group's 2-D tensors"),
+        FLAG_OPT_BELOW("--beta1", beta1, 0, 1, "AdamW beta1 (of the AdamW group in Muon runs)"),
+        FLAG_OPT_BELOW("--beta2", beta2, 0, 1, "AdamW beta2"),
+        FLAG_OPT("--eps", FLAG_FLOAT, eps, 0, 1, "AdamW epsilon"),
+        FLAG_OPT("--clip", FLAG_FLOAT, grad_clip, 0, 1e9, "clip the global gradient norm (0: off)"),
+        FLAG_NUM("--eval-every", FLAG_INT, eval_every, "0", 0, BIG, "steps between validation evaluations (0: ~10 per run)"),
+        FLAG_NUM("--eval-batches", FLAG_INT, eval_batches, "4", 1, 1 << 20, "validation batches per evaluation (fixed)"),
+        FLAG_NUM("--sample-every", FLAG_INT, sample_every, "0", 0, BIG, "steps between printed samples (0: never)"),
+        FLAG_NUM("--sample-tokens", FLAG_INT, sample_tokens, "32", 1, 1 << 20, "tokens per printed sample"),
+        FLAG_NUM("--health-every", FLAG_INT, health_every, "0", -1, BIG, "steps between optimizer-health logs (0: ~8 per run, -1: off)"),
+        FLAG_NUM("--target-loss", FLAG_FLOAT, target_loss, "0", 0, 1e6, "stop at this validation loss (0: full budget)"),
+        FLAG_NUM("--checkpoint-every", FLAG_INT, checkpoint_every, "0", 0, BIG, "steps between checkpoints (0: at the end)"),
+        FLAG_STR("--out", out_dir, "out", NULL, "output folder: runs go to OUT/RUN-NAME/"),
+        FLAG_STR("--run-name", run_name, "", NULL, "this run's folder name (default: the optimizer's name)"),
+        FLAG_STR("--resume", resume, "", NULL, "continue from this checkpoint (its settings win, but the few listed below)"),
+        FLAG_STR("--init-from", init_from, "", NULL, "start from a model file's weights (llm.c's gpt2_124M.bin, a checkpoint)"),
+        FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", 0, BIG, "stop after this step as if interrupted, with a checkpoint"),
+        FLAG_STR("--device", device, "auto", "cpu|cuda|auto", "cpu|cuda|auto"),
+        FLAG_STR("--attention", attention, "simple", "simple|flash", "GPU attention: simple (cuBLAS, T x T scores) or flash (fused, no T x T buffers)"),
+        FLAG_NUM("--threads", FLAG_INT, threads, "0", 0, 4096, "CPU threads, at most the cores there are (0: all cores)"),
+        FLAG_NUM("--seed", FLAG_INT64, seed, "1337", 1, 0, "initial weights and data order"),
+        FLAG_STR("--optimizers", optimizers, "adamw,muon", NULL, "compare: the optimizers to compare"),
+        FLAG_NUM("--sweep-lr", FLAG_INT, sweep_lr, "0", 0, 1, "compare: 1 = try lr x {0.5, 1, 2} each, keep the best"),
+        FLAG_OPT_BELOW("--momentum", momentum, 0, 1, "Muon family: momentum beta (beta1 of the RMS base)"),
+        FLAG_OPT("--nesterov", FLAG_INT, nesterov, 0, 1, "Muon family: 1 = Nesterov momentum, 0 = plain"),
+        FLAG_OPT("--ns-steps", FLAG_INT, ns_steps, 1, 99, "Muon family: Newton-Schulz steps"),
+        FLAG_STR("--adjust-lr", adjust_lr, "", "original|match_rms_adamw", "Muon family: lr scale by shape, original (lr sqrt(max(1, rows/cols))) or "
+                                                                     "match_rms_adamw (0.2 lr sqrt(max(rows, cols)), with AdamW's lr and wd)"),
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     for (int i = 0; i < n; i++) f[i] = table[i];
     return n;
 }
 
+// The settings --resume may change: where the run goes, how long it runs, and the machine it runs on. Every
+// other setting is the checkpoint's, so the resumed run is the same run.
+#define RESUMABLE "--steps --stop-at --checkpoint-every --out --run-name --device --threads --resume"
+
+static void flag_range_text(const Flag* f, char* out, size_t size) {
+    const char* kind = f->type == FLAG_FLOAT ? "a number" : "an integer";
+    if (f->lo > f->hi) snprintf(out, size, "%s", kind);
+    else if (f->hi_open) snprintf(out, size, "%s in [%.15g, %.15g)", kind, f->lo, f->hi);
+    else snprintf(out, size, "%s from %.15g to %.15g", kind, f->lo, f->hi);
+    if (f->optional) snprintf(out + strlen(out), size - strlen(out), ", or default");
+}
+
+// Whether the value held in f->value is one the flag accepts. `where` prefixes the message ("" for the command
+// line, "checkpoint F: " for a value read from a file). 0, or -1 with one line naming the flag, value and range.
+static int flag_check(const Flag* f, const char* where, char* err) {
+    if (f->type == FLAG_STRING) {
+        const char* s = (const char*)f->value;
+        if (!memchr(s, 0, f->size)) return fail(err, "%s%s: value longer than %zu characters", where, f->name, f->size - 1);
+        if (!f->choices || strcmp(s, f->def) == 0) return 0;
+        size_t n = strlen(s);
+        for (const char* c = f->choices; *c;) {
+            const char* bar = strchr(c, '|');
+            size_t len = bar ? (size_t)(bar - c) : strlen(c);
+            if (len == n && strncmp(c, s, n) == 0) return 0;
+            c += len + (bar ? 1 : 0);
+        }
+        return fail(err, "%s%s: expected one of %s, got '%.64s'", where, f->name, f->choices, s);
+    }
+    double v = f->type == FLAG_INT ? *(int*)f->value : f->type == FLAG_INT64 ? (double)*(long long*)f->value
+                                                                             : *(float*)f->value;
+    if (f->optional && v == -1.0) return 0;
+    if (f->lo > f->hi && isfinite(v)) return 0;
+    if (v >= f->lo && (f->hi_open ? v < f->hi : v <= f->hi)) return 0;
+    char range[96], value[32];
+    flag_range_text(f, range, sizeof(range));
+    if (f->type == FLAG_FLOAT) snprintf(value, sizeof(value), "%.9g", v);
+    else snprintf(value, sizeof(value), "%lld", f->type == FLAG_INT ? (long long)*(int*)f->value : *(long long*)f->value);
+    return fail(err, "%s%s %s: expected %s", where, f->name, value, range);
+}
+
 // stores text into a flag; -1 with a message naming the flag when it is not a valid value
 static int flag_set(const Flag* f, const char* text, char* err) {
     char* end = NULL;
     errno = 0;
+    if (f->optional && strcmp(text, "default") == 0) text = "-1";
+    else if (f->type != FLAG_STRING && strcmp(text, "-1") == 0 && f->optional)
+        return fail(err, "%s -1: expected a number >= 0 (or default, the optimizer's own)", f->name);
+    char range[96];
+    flag_range_text(f, range, sizeof(range));
     switch (f->type) {
         case FLAG_INT: {
             long v = strtol(text, &end, 10);
             if (!*text || *end || errno || v < -2147483647L || v > 2147483647L)
-                return fail(err, "%s: expected an integer, got '%s'", f->name, text);
+                return fail(err, "%s: expected %s, got '%s'", f->name, range, text);
             *(int*)f->value = (int)v;
-            return 0;
+            break;
         }
         case FLAG_INT64: {
             long long v = strtoll(text, &end, 10);
-            if (!*text || *end || errno) return fail(err, "%s: expected an integer, got '%s'", f->name, text);
+            if (!*text || *end || errno) return fail(err, "%s: expected %s, got '%s'", f->name, range, text);
             *(long long*)f->value = v;
-            return 0;
+            break;
         }
         case FLAG_FLOAT: {
             float v = strtof(text, &end);
-            if (!*text || *end || errno || !isfinite(v)) return fail(err, "%s: expected a number, got '%s'", f->name, text);
+            if (!*text || *end || errno || !isfinite(v)) return fail(err, "%s: expected %s, got '%s'", f->name, range, text);
             *(float*)f->value = v;
-            return 0;
+            break;
         }
         case FLAG_STRING:
             if (strlen(text) >= f->size) return fail(err, "%s: value longer than %zu characters", f->name, f->size - 1);
             snprintf((char*)f->value, f->size, "%s", text);
-            return 0;
+            break;
     }
-    return 0;
+    return flag_check(f, "", err);
 }
 
-// Sets every default, then applies argv[first..] ("--name value" or "--name=value").
-static int flags_parse(Flag* flags, int n, int argc, char** argv, int first, char* err) {
-    for (int i = 0; i < n; i++)
+// Sets every default, then applies argv[first..] ("--name value" or "--name=value"). given[i] (may be NULL):
+// whether flag i was on the command line.
+static int flags_parse(Flag* flags, int n, int argc, char** argv, int first, char* err, bool* given = NULL) {
+    for (int i = 0; i < n; i++) {
         if (flag_set(&flags[i], flags[i].def, err)) return -1;
+        if (given) given[i] = false;
+    }
     for (int a = first; a < argc; a++) {
         const char* arg = argv[a];
         const char* eq = strchr(arg, '=');
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const Flag* f = NULL;
+        int found = -1;
         for (int i = 0; i < n; i++)
-            if (strlen(flags[i].name) == len && strncmp(flags[i].name, arg, len) == 0) f = &flags[i];
-        if (!f) return fail(err, "unknown flag '%s' (see ./train --help)", arg);
+            if (strlen(flags[i].name) == len && strncmp(flags[i].name, arg, len) == 0) found = i;
+        if (found < 0) return fail(err, "unknown flag '%s' (see ./train --help)", arg);
         const char* value = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
-        if (!value) return fail(err, "%s: missing its value", f->name);
-        if (flag_set(f, value, err)) return -1;
+        if (!value) return fail(err, "%s: missing its value", flags[found].name);
+        if (flag_set(&flags[found], value, err)) return -1;
+        if (given) given[found] = true;
     }
     return 0;
 }
@@ -170,12 +231,74 @@ static void flags_print(const Flag* flags, int n) {
 }
 
 // A RunConfig with every default, then the given flags (as on the command line, without the program and
-// the subcommand). For tests and for the comparison's presets.
-static int run_config_from_args(RunConfig* rc, int argc, char** argv, char* err) {
+// the subcommand). For tests and for the comparison's presets. given: as flags_parse's, indexed like run_flags.
+static int run_config_from_args(RunConfig* rc, int argc, char** argv, char* err, bool* given = NULL) {
     memset(rc, 0, sizeof(*rc));
     Flag flags[64];
     int n = run_flags(rc, flags);
-    return flags_parse(flags, n, argc, argv, 0, err);
+    return flags_parse(flags, n, argc, argv, 0, err, given);
+}
+
+// Every setting of rc against its flag's range (for settings read from a file; the command line's are checked as
+// they are parsed). `where` names the file. 0, or -1 with a message naming the one setting.
+static int run_config_check(const RunConfig* rc, const char* where, char* err) {
+    RunConfig copy = *rc;
+    Flag flags[64];
+    int n = run_flags(&copy, flags);
+    for (int i = 0; i < n; i++)
+        if (flag_check(&flags[i], where, err)) return -1;
+    return 0;
+}
+
+// a flag's value as it would be typed
+static void flag_value_text(const Flag* f, char* out, size_t size) {
+    switch (f->type) {
+        case FLAG_INT: snprintf(out, size, "%d", *(int*)f->value); break;
+        case FLAG_INT64: snprintf(out, size, "%lld", *(long long*)f->value); break;
+        case FLAG_FLOAT: snprintf(out, size, "%g", *(float*)f->value); break;
+        case FLAG_STRING: snprintf(out, size, "%s", (const char*)f->value); break;
+    }
+    if (f->optional && f->type != FLAG_STRING && strcmp(out, "-1") == 0) snprintf(out, size, "default");
+}
+
+// Whether a flag's value is the same in two tables over two RunConfigs (same rows).
+static bool flag_same(const Flag* a, const Flag* b) {
+    if (a->type == FLAG_STRING) return strcmp((const char*)a->value, (const char*)b->value) == 0;
+    return memcmp(a->value, b->value, a->type == FLAG_INT64 ? 8 : 4) == 0;
+}
+
+// A resumed run: `ckpt` holds the checkpoint's settings, `given` the command line's. A setting the command line
+// leaves at its default keeps the checkpoint's; one it sets must be RESUMABLE, or equal to the checkpoint's.
+// Prints what came from where. 0, or -1 naming the first flag that cannot change.
+static int run_config_resume(RunConfig* ckpt, const RunConfig* given_in, char* err) {
+    RunConfig given = *given_in, defaults;
+    if (run_config_from_args(&defaults, 0, NULL, err)) return -1;
+    Flag fc[64], fg[64], fd[64];
+    int n = run_flags(ckpt, fc);
+    run_flags(&given, fg);
+    run_flags(&defaults, fd);
+    char kept[1024] = "", changed[512] = "", value[600], old[600];
+    for (int i = 0; i < n; i++) {
+        bool resumable = strstr(RESUMABLE " ", (std::string(fc[i].name) + " ").c_str()) != NULL;
+        flag_value_text(&fc[i], old, sizeof(old));
+        if (!flag_same(&fg[i], &fd[i]) && !flag_same(&fg[i], &fc[i])) {
+            flag_value_text(&fg[i], value, sizeof(value));
+            if (!resumable)
+                return fail(err, "%s %.100s: --resume continues the checkpoint's run with its settings (%s %.100s); only %s may "
+                            "change (or start a new run from its weights with --init-from)", fg[i].name, value,
+                            fc[i].name, old, RESUMABLE);
+            if (strcmp(fc[i].name, "--resume") != 0)
+                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), " %s %.200s (was %.200s)",
+                         fc[i].name, value, old);
+            memcpy(fc[i].value, fg[i].value, fc[i].type == FLAG_STRING ? fc[i].size : fc[i].type == FLAG_INT64 ? 8 : 4);
+        } else if (!flag_same(&fc[i], &fd[i]) && !resumable) {
+            snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), " %s %.200s", fc[i].name, old);
+        }
+    }
+    if (given.stop_at != ckpt->stop_at) ckpt->stop_at = given.stop_at;  // an interruption is this invocation's
+    printf("resume: settings from the checkpoint:%s\n", kept[0] ? kept : " the defaults");
+    if (changed[0]) printf("resume: changed on the command line:%s\n", changed);
+    return 0;
 }
 
 // Fills the "auto" sizes for the device: a CPU run must finish in minutes on two cores, a GPU run trains
@@ -231,18 +354,9 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
     if (optimizer_config_by_name(name, c, err)) return -1;
     if (c->matrix == MATRIX_MUON) {  // the Muon family's own flags (an AdamW run has none of these knobs)
         if (rc->adjust_lr[0] && optimizer_set_adjust_lr(c, rc->adjust_lr, err)) return -1;
-        if (rc->momentum >= 0) {
-            if (!(rc->momentum < 1.0f)) return fail(err, "--momentum %g: expected a value in [0, 1)", rc->momentum);
-            c->momentum = rc->momentum;
-        }
-        if (rc->nesterov >= 0) {
-            if (rc->nesterov > 1) return fail(err, "--nesterov %d: expected 0 or 1", rc->nesterov);
-            c->nesterov = rc->nesterov;
-        }
-        if (rc->ns_steps >= 0) {
-            if (rc->ns_steps < 1 || rc->ns_steps > 99) return fail(err, "--ns-steps %d: expected 1 to 99", rc->ns_steps);
-            c->ns_steps = rc->ns_steps;
-        }
+        if (rc->momentum >= 0) c->momentum = rc->momentum;  // the ranges are the flag table's (flag_check)
+        if (rc->nesterov >= 0) c->nesterov = rc->nesterov;
+        if (rc->ns_steps >= 0) c->ns_steps = rc->ns_steps;
     }
     const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
                            rc->eps, rc->grad_clip};

@@ -20,14 +20,18 @@ static void print_help() {
            "  ./train sample --checkpoint F [--prompt TEXT --tokens N --temperature T --top-k K --seed S]\n\n"
            "flags (name, default, meaning):\n");
     flags_print(flags, n);
-    printf("\noptimizers: %s\n\ntheir defaults (a flag left at -1 keeps them):\n", OPTIMIZER_NAMES_HELP);
+    printf("\nwith --resume the checkpoint's settings win; these may change: %s\n", RESUMABLE);
+    printf("\noptimizers: %s\n\ntheir defaults (a flag left at default keeps them):\n", OPTIMIZER_NAMES_HELP);
     optimizer_print_defaults(stdout);
 }
 
 // ----------------------------------------------------------------------------------------------------
 // subcommands
 
+// more threads than cores only slow the step (and libgomp fails on absurd counts): at most one per core
 static void set_threads(int threads) {
+    int cores = omp_get_num_procs();
+    if (threads > cores) die("--threads %d: this machine has %d cores (expected 0, all of them, to %d)", threads, cores, cores);
     if (threads > 0) omp_set_num_threads(threads);
 }
 
@@ -43,7 +47,9 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
     int ok;
     Device dev = device_resolve(rc.device, err, &ok);
     if (!ok) die("%s", err);
-    run_config_resolve(&rc, dev);
+    if (compare && rc.resume[0])
+        die("--resume: continues one run (./train --resume F); ./train compare starts its runs afresh");
+    if (!rc.resume[0]) run_config_resolve(&rc, dev);  // a resumed run takes the checkpoint's (run.h)
     if (compare) return compare_main(&rc, dev);
     OptimizerConfig oc;
     if (optimizer_config_from_run(&rc, rc.optimizer, &oc, err)) die("%s", err);
@@ -61,13 +67,13 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
 static int cmd_sample(int argc, char** argv) {
     struct { char checkpoint[512], prompt[4096], device[8]; int tokens, top_k; float temperature; long long seed; } s;
     Flag flags[] = {
-        {"--checkpoint", FLAG_STRING, s.checkpoint, sizeof(s.checkpoint), "", "checkpoint or llm.c model file"},
-        {"--prompt", FLAG_STRING, s.prompt, sizeof(s.prompt), "", "text to continue (\"\": start a new document)"},
-        {"--tokens", FLAG_INT, &s.tokens, 0, "64", "tokens to generate"},
-        {"--temperature", FLAG_FLOAT, &s.temperature, 0, "1.0", "softmax temperature (0: always the most likely)"},
-        {"--top-k", FLAG_INT, &s.top_k, 0, "40", "sample among the k most likely (0: all)"},
-        {"--seed", FLAG_INT64, &s.seed, 0, "1337", "random seed"},
-        {"--device", FLAG_STRING, s.device, sizeof(s.device), "auto", "cpu|cuda|auto"},
+        {"--checkpoint", FLAG_STRING, s.checkpoint, sizeof(s.checkpoint), "", 0, 0, false, false, NULL, "checkpoint or llm.c model file"},
+        {"--prompt", FLAG_STRING, s.prompt, sizeof(s.prompt), "", 0, 0, false, false, NULL, "text to continue (\"\": start a new document)"},
+        {"--tokens", FLAG_INT, &s.tokens, 0, "64", 1, 1 << 20, false, false, NULL, "tokens to generate"},
+        {"--temperature", FLAG_FLOAT, &s.temperature, 0, "1.0", 0, 100, false, false, NULL, "softmax temperature (0: always the most likely)"},
+        {"--top-k", FLAG_INT, &s.top_k, 0, "40", 0, 1 << 24, false, false, NULL, "sample among the k most likely (0: all)"},
+        {"--seed", FLAG_INT64, &s.seed, 0, "1337", 1, 0, false, false, NULL, "random seed"},
+        {"--device", FLAG_STRING, s.device, sizeof(s.device), "auto", 0, 0, false, false, "cpu|cuda|auto", "cpu|cuda|auto"},
     };
     int n = (int)(sizeof(flags) / sizeof(flags[0]));
     char err[ERR_LEN];
@@ -79,7 +85,6 @@ static int cmd_sample(int argc, char** argv) {
         }
     if (flags_parse(flags, n, argc, argv, 2, err)) die("%s", err);
     if (!s.checkpoint[0]) die("--checkpoint: required (a checkpoint.bin from a run, or an llm.c model file)");
-    if (s.tokens < 1) die("--tokens: expected a positive count, got %d", s.tokens);
     int ok;
     Device dev = device_resolve(s.device, err, &ok);
     if (!ok) die("%s", err);
@@ -96,7 +101,7 @@ static int cmd_sample(int argc, char** argv) {
     if (model_read_params(f, s.checkpoint, &model, version, err)) die("%s", err);
     fclose(f);
     Tokenizer tok;
-    if (tokenizer_load(&tok, "data/encoder.json", "data/vocab.bpe", err)) die("%s", err);
+    if (tokenizer_load_default(&tok, err)) die("%s", err);
     std::vector<int> ids;
     ids.push_back(GPT2_EOT);
     if (tokenizer_encode(&tok, s.prompt, strlen(s.prompt), &ids, err)) die("%s", err);
@@ -112,6 +117,54 @@ static int cmd_sample(int argc, char** argv) {
     return 0;
 }
 
+// ./train prepare FILES [flags]: text -> llm.c token shards (data/prepare.h). The words that are not flags (nor
+// a flag's value) are the input files.
+static int cmd_prepare(int argc, char** argv) {
+    struct { char out[512]; long long val_tokens, shard_tokens; } s;
+    Flag flags[] = {
+        {"--out", FLAG_STRING, s.out, sizeof(s.out), DATA_CACHE_DIR, 0, 0, false, false, NULL, "output folder"},
+        {"--val-tokens", FLAG_INT64, &s.val_tokens, 0, STRINGIFY(PREPARE_VAL_TOKENS), 0, 1e15, false, false, NULL,
+         "tokens in the validation split (llm.c's recipe)"},
+        {"--shard-tokens", FLAG_INT64, &s.shard_tokens, 0, STRINGIFY(PREPARE_SHARD_TOKENS), 1, 2147483647, false, false, NULL,
+         "training tokens per shard for large inputs"},
+    };
+    int n = (int)(sizeof(flags) / sizeof(flags[0]));
+    std::vector<char*> flag_args, inputs;
+    for (int a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+            printf("usage: ./train prepare FILE.txt... [flags]\n"
+                   "Tokenizes each text file with GPT-2's BPE (data/encoder.json and data/vocab.bpe, from the repository\n"
+                   "root) into llm.c token shards by llm.c's tinyshakespeare recipe: each \"\\n\\n\"-separated section is a\n"
+                   "document with <|endoftext|> before it; the first --val-tokens go to OUT/<stem>_val.bin, the rest to\n"
+                   "OUT/<stem>_train.bin (or OUT/<stem>_train_000000.bin, ... when the text may exceed one shard).\n");
+            flags_print(flags, n);
+            return 0;
+        }
+        if (strncmp(argv[a], "--", 2) == 0) {
+            flag_args.push_back(argv[a]);
+            if (!strchr(argv[a], '=') && a + 1 < argc) flag_args.push_back(argv[++a]);
+        } else {
+            inputs.push_back(argv[a]);
+        }
+    }
+    char err[ERR_LEN];
+    if (flags_parse(flags, n, (int)flag_args.size(), flag_args.data(), 0, err)) die("%s", err);
+    if (inputs.empty()) die("prepare: no text files given (usage: ./train prepare FILE.txt... [--out DIR]; see --help)");
+    PrepareOptions opt;
+    opt.out_dir = s.out;
+    opt.val_tokens = s.val_tokens;
+    opt.shard_tokens = s.shard_tokens;
+    Tokenizer tok;
+    if (tokenizer_load_default(&tok, err)) die("%s", err);
+    for (const char* path : inputs) {
+        PrepareStats st;
+        if (prepare_text(&tok, path, &opt, &st, err)) die("%s", err);
+        prepare_print(path, &st);
+    }
+    tokenizer_free(&tok);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // one line at a time, also into a pipe or a log file
     const char* cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "train";
@@ -124,7 +177,7 @@ int main(int argc, char** argv) {
     int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv, first, false);
     if (strcmp(cmd, "compare") == 0) return cmd_train(argc, argv, first, true);
-    if (strcmp(cmd, "prepare") == 0) return prepare_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc, argv);
     if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
     die("unknown command '%s' (expected train, compare, prepare or sample; see ./train --help)", cmd);
 }

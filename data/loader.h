@@ -56,6 +56,7 @@ static int shard_read_header(const char* path, int64_t* count, char* err) {
     int stat_failed = fstat(fileno(f), &st);
     fclose(f);
     if (stat_failed) return fail(err, "%s: cannot stat (%s)", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return fail(err, "%s: not a regular file (expected an llm.c token shard)", path);
     int64_t bytes = (int64_t)st.st_size;
     if (got < SHARD_HEADER_BYTES)
         return fail(err, "%s: %lld bytes, shorter than the %d-byte header of an llm.c token shard", path, (long long)bytes, SHARD_HEADER_BYTES);

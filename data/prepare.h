@@ -47,6 +47,8 @@ struct PrepareOptions {
 static int tokenizer_load_default(Tokenizer* tok, char* err) {
     char why[ERR_LEN];
     if (tokenizer_load(tok, GPT2_ENCODER_PATH, GPT2_VOCAB_PATH, why) == 0) return 0;
+    struct stat st;  // the hint only where the files are missing, not where they are there but damaged
+    if (stat(GPT2_ENCODER_PATH, &st) == 0 && stat(GPT2_VOCAB_PATH, &st) == 0) return fail(err, "%s", why);
     return fail(err, "%s (the GPT-2 vocabulary is read from data/ in the current directory: run from the repository root)", why);
 }
 
@@ -265,7 +267,7 @@ static int prepare_text(Tokenizer* tok, const char* txt_path, const PrepareOptio
     if (rc == 0) rc = prepare_stream(tok, f, txt_path, (int64_t)fs.st_size, &o, opt, st, err);
     fclose(f);
     if (rc == 0 && o.train_total == 0)
-        rc = fail(err, "%s: %lld tokens, all of them taken by the %lld validation tokens: no training data (use more text or --val-tokens)",
+        rc = fail(err, "%s: %lld tokens, all of them taken by the %lld validation tokens: no training data (use more text, or a smaller validation split: ./train prepare --val-tokens N)",
                   txt_path, (long long)st->tokens, (long long)val_tokens);
     if (rc == 0) rc = shard_writer_close(&o.val, err);
     if (rc == 0) o.written.push_back(o.val.path);
@@ -297,57 +299,6 @@ static void prepare_print(const char* txt_path, const PrepareStats* st) {
     if (st->inexact_cuts)
         fprintf(stderr, "prepare: %s: note: %d run(s) longer than a read chunk with no ASCII word boundary were cut at a "
                 "character boundary; tokens there may differ from encoding the text whole\n", txt_path, st->inexact_cuts);
-}
-
-static void prepare_usage() {
-    printf("usage: ./train prepare <text files...> [--out DIR] [--val-tokens N] [--shard-tokens N]\n"
-           "Tokenizes each text file with GPT-2's BPE (%s and %s, from the repository root)\n"
-           "into llm.c token shards by llm.c's tinyshakespeare recipe: each \"\\n\\n\"-separated section is a document with\n"
-           "<|endoftext|> (%d) before it; the first N validation tokens go to DIR/<stem>_val.bin, the rest to\n"
-           "DIR/<stem>_train.bin (or DIR/<stem>_train_000000.bin, ... when the text may exceed one shard).\n"
-           "  --out DIR          output folder (default %s)\n"
-           "  --val-tokens N     tokens in the validation split (default %d, llm.c's)\n"
-           "  --shard-tokens N   training tokens per shard for large inputs (default %d)\n"
-           "  --help             this text\n",
-           GPT2_ENCODER_PATH, GPT2_VOCAB_PATH, GPT2_EOT, DATA_CACHE_DIR, PREPARE_VAL_TOKENS, PREPARE_SHARD_TOKENS);
-}
-
-// `./train prepare ...` (argv[0] = "prepare"): the process exit code
-static int prepare_main(int argc, char** argv) {
-    std::vector<const char*> inputs;
-    PrepareOptions opt;
-    for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { prepare_usage(); return 0; }
-        if (!strcmp(a, "--out") || !strcmp(a, "--val-tokens") || !strcmp(a, "--shard-tokens")) {
-            if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (see ./train prepare --help)\n", a); return 1; }
-            const char* v = argv[++i];
-            if (!strcmp(a, "--out")) { opt.out_dir = v; continue; }
-            char* end;
-            long long n = strtoll(v, &end, 10);
-            if (*v == 0 || *end != 0 || n < 0) { fprintf(stderr, "error: %s %s: expected a non-negative integer\n", a, v); return 1; }
-            if (!strcmp(a, "--val-tokens")) opt.val_tokens = n;
-            else opt.shard_tokens = n;
-            continue;
-        }
-        if (a[0] == '-') { fprintf(stderr, "error: %s: unknown option (see ./train prepare --help)\n", a); return 1; }
-        inputs.push_back(a);
-    }
-    if (inputs.empty()) { prepare_usage(); return 1; }
-    char err[ERR_LEN];
-    Tokenizer tok;
-    if (tokenizer_load_default(&tok, err)) { fprintf(stderr, "error: %s\n", err); return 1; }
-    for (const char* path : inputs) {
-        PrepareStats st;
-        if (prepare_text(&tok, path, &opt, &st, err)) {
-            fprintf(stderr, "error: %s\n", err);
-            tokenizer_free(&tok);
-            return 1;
-        }
-        prepare_print(path, &st);
-    }
-    tokenizer_free(&tok);
-    return 0;
 }
 
 // The training loop's way to use a raw text file: tokenizes txt_path once into cache_dir (NULL: out/data)

@@ -43,7 +43,7 @@ def main():
 
     ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file="data/vocab.bpe", encoder_json_file="data/encoder.json")
     enc = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 50256})
-    text = open(path, encoding="utf-8").read()
+    text = open(path, encoding="utf-8", newline="").read()
     nbytes = len(text.encode())
     # interleaved (one tiktoken run, one of ours, ...) so that a change in machine load hits both alike
     times, cold, warm, same = [], [], [], True

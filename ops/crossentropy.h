@@ -22,7 +22,8 @@ static inline __attribute__((always_inline)) float exp_nonpositive(float x) {
     float k = floorf(x * log2e + 0.5f);
     float r = (x - k * ln2_hi) - k * ln2_lo;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    float two_k = __builtin_bit_cast(float, ((int)k + 127) << 23);
+    k = k > -127.0f ? k : -127.0f;  // finite x gives k >= -126; a NaN x takes -127 here (and p carries the NaN)
+    float two_k = __builtin_bit_cast(float, (uint32_t)((int)k + 127) << 23);
     return p * two_k;
 }
 

@@ -227,6 +227,8 @@ static int compare_main(const RunConfig* rc, Device dev) {
         if (!name.empty()) {
             OptimizerConfig oc;
             if (optimizer_config_from_run(rc, name.c_str(), &oc, err)) die("--optimizers: %s", err);
+            for (const OptimizerConfig& other : configs)  // each run has its own folder, named after it
+                if (strcmp(other.name, oc.name) == 0) die("--optimizers: '%s' named twice", oc.name);
             configs.push_back(oc);
         }
         if (comma == std::string::npos) break;

@@ -39,7 +39,7 @@ static RunConfig test_config(const std::string& dir, std::vector<std::string> ex
     RunConfig rc;
     char err[ERR_LEN];
     REQUIRE_MESSAGE(run_config_from_args(&rc, (int)argv.size(), argv.data(), err) == 0, err);
-    run_config_resolve(&rc, dev);
+    if (!rc.resume[0]) run_config_resolve(&rc, dev);  // as ./train does: a resumed run takes the checkpoint's
     return rc;
 }
 

@@ -1,61 +1,15 @@
 // tests/test_cli.cpp: ./train itself on bad input: each case must end with exactly one line on stderr,
 // "error: ..." naming the file or flag and what was expected, and a non-zero exit status (never a crash).
 // `make test` builds ./train before running the tests, from the repository root.
-#include <sys/wait.h>
-#include <unistd.h>
-#include <algorithm>
-#include <string>
-#include <vector>
-#include "testutil.h"
-
-struct CommandResult {
-    int status;          // exit status (128 + signal when killed by one)
-    std::string text;    // what it printed (see run_command's `capture`)
-};
-
-// runs a shell command; capture: a shell redirection choosing what comes back in text, e.g. "2>&1 >/dev/null"
-// (stderr only) or "2>&1" (both)
-static CommandResult run_command(const std::string& cmd, const char* capture = "2>&1 >/dev/null") {
-    FILE* p = popen((cmd + " " + capture).c_str(), "r");
-    CommandResult r = {-1, ""};
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.text.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
-}
-
-static void expect_one_line_error(const std::string& args, const char* must_contain) {
-    REQUIRE_MESSAGE(access("./train", X_OK) == 0, "./train is missing: run the tests with `make test`");
-    CommandResult r = run_command("./train " + args);
-    INFO("./train " << args << "\nstderr: " << r.text);
-    CHECK(r.status == 1);
-    CHECK(r.text.rfind("error: ", 0) == 0);
-    CHECK(std::count(r.text.begin(), r.text.end(), '\n') == 1);
-    CHECK(r.text.find(must_contain) != std::string::npos);
-}
-
-static std::string temp_dir() {
-    char tmpl[] = "/tmp/muongpt_cli_XXXXXX";
-    return mkdtemp(tmpl);
-}
-
-static void write_file(const std::string& path, const void* data, size_t bytes) {
-    FILE* f = fopen(path.c_str(), "wb");
-    REQUIRE(f != NULL);
-    fwrite(data, 1, bytes, f);
-    fclose(f);
-}
+#include "cliutil.h"
 
 static const char* SMALL = " --device cpu --model tiny --batch 1 --seq-len 8 --steps 1 --out /tmp/muongpt_cli_runs";
 
 TEST_CASE("cli: a wrong flag, a bad value, a missing value") {
     expect_one_line_error("--bogus 3", "unknown flag '--bogus'");
-    expect_one_line_error("--batch many", "--batch: expected an integer, got 'many'");
+    expect_one_line_error("--batch many", "--batch: expected an integer from 0 to 65536, got 'many'");
     expect_one_line_error("--lr", "--lr: missing its value");
-    expect_one_line_error("--device tpu", "--device: expected cpu, cuda or auto");
+    expect_one_line_error("--device tpu", "--device: expected one of cpu|cuda|auto, got 'tpu'");
     expect_one_line_error("frobnicate", "unknown command 'frobnicate'");
     expect_one_line_error("--model d13 --device cpu", "unknown model 'd13'");
 }
@@ -90,7 +44,7 @@ TEST_CASE("cli: --help lists every flag with its default") {
     CommandResult r = run_command("./train --help", "");
     CHECK(r.status == 0);
     const std::string& out = r.text;
-    for (const char* flag : {"--data data/tinyshakespeare.txt", "--batch 0", "--lr -1", "--seed 1337", "--resume",
+    for (const char* flag : {"--data data/tinyshakespeare.txt", "--batch 0", "--lr default", "--seed 1337", "--resume",
                              "--device auto", "--optimizers"})
         CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
 }

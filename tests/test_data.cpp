@@ -248,14 +248,6 @@ TEST_CASE("prepare: bad input is refused with the file named, and leaves no shar
     CHECK(strstr(err, "no training data") != NULL);
     glob_t g;
     CHECK(glob((dir + "/small*.bin*").c_str(), 0, NULL, &g) == GLOB_NOMATCH);
-    // the command line: --help is a success, an unknown flag or a missing file an error
-    char a0[] = "prepare", help[] = "--help", bogus[] = "--bogus";
-    char* argv_help[] = {a0, help};
-    char* argv_bogus[] = {a0, bogus};
-    CHECK(prepare_main(2, argv_help) == 0);
-    CHECK(prepare_main(2, argv_bogus) == 1);
-    char* argv_missing[] = {a0, (char*)missing.c_str(), (char*)"--out", (char*)dir.c_str()};
-    CHECK(prepare_main(4, argv_missing) == 1);
     remove_temp_dir(dir);
 }
 

@@ -95,14 +95,13 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
     REQUIRE(optimizer_config_from_run(&rc, "muon+match", &c, err) == 0);
     CHECK(c.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
     struct Bad { std::vector<std::string> args; const char* message; };
-    const Bad bad[] = {{{"--momentum", "1"}, "--momentum 1: expected a value in [0, 1)"},
-                       {{"--nesterov", "2"}, "--nesterov 2: expected 0 or 1"},
-                       {{"--ns-steps", "0"}, "--ns-steps 0: expected 1 to 99"},
-                       {{"--ns-steps", "100"}, "--ns-steps 100: expected 1 to 99"},
-                       {{"--adjust-lr", "fast"}, "--adjust-lr: expected original or match_rms_adamw, got 'fast'"}};
-    for (const Bad& b : bad) {
-        REQUIRE(settings_from(b.args, &rc, err) == 0);
-        CHECK(optimizer_config_from_run(&rc, "muon", &c, err) != 0);
+    const Bad bad[] = {{{"--momentum", "1"}, "--momentum 1: expected a number in [0, 1), or default"},
+                       {{"--nesterov", "2"}, "--nesterov 2: expected an integer from 0 to 1, or default"},
+                       {{"--ns-steps", "0"}, "--ns-steps 0: expected an integer from 1 to 99, or default"},
+                       {{"--ns-steps", "100"}, "--ns-steps 100: expected an integer from 1 to 99, or default"},
+                       {{"--adjust-lr", "fast"}, "--adjust-lr: expected one of original|match_rms_adamw, got 'fast'"}};
+    for (const Bad& b : bad) {  // refused as they are parsed, by the flag table's ranges
+        CHECK(settings_from(b.args, &rc, err) != 0);
         CHECK(std::string(err) == b.message);
     }
 }

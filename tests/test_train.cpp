@@ -1,5 +1,6 @@
 // tests/test_train.cpp: whole runs through run_training on small synthetic shards (tests/runutil.h): resuming is bit-exact,
 // a diverging run stops with a message and keeps its last good checkpoint, --stop-at leaves a checkpoint.
+#include <unistd.h>
 #include <string>
 #include <vector>
 #include "runutil.h"
@@ -9,8 +10,9 @@ static std::vector<float> checkpoint_numbers(const std::string& path) {
     GPT2Config cfg;
     RunConfig rc;
     OptimizerConfig oc;
+    TrainState peeked;
     char err[ERR_LEN];
-    REQUIRE_MESSAGE(checkpoint_peek(path.c_str(), &cfg, &rc, sizeof(rc), &oc, err) == 0, err);
+    REQUIRE_MESSAGE(checkpoint_peek(path.c_str(), &cfg, &rc, sizeof(rc), &oc, &peeked, err) == 0, err);
     GPT2 model;
     gpt2_build(&model, &cfg, 1, 1, DEV_CPU, 0);
     Optimizer opt;
@@ -53,23 +55,87 @@ TEST_CASE("train: N steps straight equal N/2 steps + checkpoint + resume + N/2 s
     CHECK(la == lb);  // the same 8 training losses, 4 before and 4 after the resume
 }
 
-TEST_CASE("train: a diverging run stops with one message and keeps its last good checkpoint") {
+// true when every parameter and moment of the checkpoint at `path` is finite
+static bool checkpoint_finite(const std::string& path) {
+    std::vector<float> numbers = checkpoint_numbers(path);
+    for (float x : numbers)
+        if (!isfinite(x)) return false;
+    return true;
+}
+
+// the step a checkpoint was written at
+static long long checkpoint_step(const std::string& path) {
+    GPT2Config cfg;
+    RunConfig rc;
+    OptimizerConfig oc;
+    TrainState st;
+    char err[ERR_LEN];
+    REQUIRE_MESSAGE(checkpoint_peek(path.c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0, err);
+    return (long long)st.step;
+}
+
+// The NaN promise: a diverging run stops at the step that diverged, before a checkpoint can hold its numbers;
+// the message names the checkpoint kept (finite, at the step it says) or says there is none.
+TEST_CASE("train: a diverging run stops where it diverges, keeps a finite checkpoint, and says which") {
     std::string dir = make_test_data(2);
+    RunResult res;
+    // weight decay 1e6 at lr 1e6 multiplies the weights by about -1e12 a step: in a few steps they overflow.
+    // Evaluated every step, the validation loss is the first to go; evaluated only at the end, the training loss.
+    for (const char* eval_every : {"1", "100"}) {
+        char err[ERR_LEN] = "";
+        OptimizerConfig oc = optimizer_config_adamw();
+        oc.lr = oc.adam_lr = 1e6f;
+        oc.weight_decay = oc.adam_weight_decay = 1e6f;
+        oc.grad_clip = 0.0f;
+        std::string name = std::string("explode") + eval_every;
+        RunConfig rc = test_config(dir, {"--run-name", name, "--checkpoint-every", "1", "--eval-every", eval_every,
+                                         "--schedule", "constant", "--warmup", "0"});
+        CHECK(run_training(&rc, &oc, DEV_CPU, &res, err) != 0);
+        INFO("eval every " << std::string(eval_every) << ": " << err);
+        CHECK(res.status == 1);
+        CHECK(strstr(err, "stopping") != NULL);
+        std::string ckpt = dir + "/runs/" + name + "/checkpoint.bin";
+        REQUIRE(strstr(err, ("the last good checkpoint, " + ckpt).c_str()) != NULL);
+        CHECK(checkpoint_finite(ckpt));
+        long long at = checkpoint_step(ckpt);
+        CHECK(at >= 1);
+        CHECK(strstr(err, ("at step " + std::to_string(at) + ", is kept").c_str()) != NULL);
+    }
+    // eps 0: the padded vocabulary's rows have zero gradients, so the first update is 0/0 = NaN; the run stops at
+    // step 1, before its first checkpoint, and says there is none
     char err[ERR_LEN] = "";
     OptimizerConfig oc = optimizer_config_adamw();
-    oc.lr = 1e30f;  // the first update makes the weights astronomically large: the next loss is not finite
-    oc.grad_clip = 0.0f;
-    RunResult res;
-    RunConfig rc = test_config(dir, {"--run-name", "diverge", "--checkpoint-every", "1"});
+    oc.eps = 0.0f;
+    RunConfig rc = test_config(dir, {"--run-name", "nan", "--checkpoint-every", "1"});
     CHECK(run_training(&rc, &oc, DEV_CPU, &res, err) != 0);
+    INFO(err);
     CHECK(res.status == 1);
-    CHECK(strstr(err, "stopping") != NULL);
-    CHECK(strstr(err, "checkpoint.bin") != NULL);
-    // the checkpoint on disk is the last good one: finite parameters
-    std::vector<float> numbers = checkpoint_numbers(dir + "/runs/diverge/checkpoint.bin");
-    bool finite = true;
-    for (float x : numbers) finite = finite && isfinite(x);
-    CHECK(finite);
+    CHECK(strstr(err, "step 1: the norm of the updated parameters is NaN") != NULL);
+    CHECK(strstr(err, "no checkpoint had been written yet") != NULL);
+    CHECK(access((dir + "/runs/nan/checkpoint.bin").c_str(), F_OK) != 0);
+}
+
+// A validation loss that is not finite stops the run too: embeddings of 3e38 (finite, so the file is accepted) make
+// the first evaluation's logits overflow.
+TEST_CASE("train: a non-finite validation loss stops the run") {
+    std::string dir = make_test_data(3);
+    GPT2Config cfg;
+    char err[ERR_LEN] = "";
+    REQUIRE(gpt2_config_preset(&cfg, "tiny", err) == 0);
+    GPT2 model;
+    gpt2_build(&model, &cfg, 1, 1, DEV_CPU, 0);
+    for (size_t i = 0; i < model.params[P_WTE].size; i++) model.params[P_WTE].data[i] = 3e38f;
+    std::string huge = dir + "/huge.bin";
+    REQUIRE_MESSAGE(model_save(&model, huge.c_str(), err) == 0, err);
+    gpt2_free(&model);
+    OptimizerConfig oc = optimizer_config_adamw();
+    RunResult res;
+    RunConfig rc = test_config(dir, {"--run-name", "huge", "--init-from", huge});
+    CHECK(run_training(&rc, &oc, DEV_CPU, &res, err) != 0);
+    INFO(err);
+    CHECK(res.status == 1);
+    CHECK(strstr(err, "step 0: the validation loss is") != NULL);
+    CHECK(strstr(err, "no checkpoint had been written yet") != NULL);
 }
 
 TEST_CASE("flags: defaults come from the table; bad values are refused by name") {
@@ -78,7 +144,7 @@ TEST_CASE("flags: defaults come from the table; bad values are refused by name")
     char a0[] = "--batch", a1[] = "x7";
     char* bad[] = {a0, a1};
     CHECK(run_config_from_args(&rc, 2, bad, err) != 0);
-    CHECK(std::string(err) == "--batch: expected an integer, got 'x7'");
+    CHECK(std::string(err) == "--batch: expected an integer from 0 to 65536, got 'x7'");
     char b0[] = "--bogus";
     char* unknown[] = {b0};
     CHECK(run_config_from_args(&rc, 1, unknown, err) != 0);
