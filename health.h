@@ -1,9 +1,9 @@
 // health.h: the optimizer-health metrics of an update ("Muon as a Residual Connection", arXiv 2607.01124):
 // stable and effective rank, orthogonality error, cosine with the gradient, size, and the weight's spectral norm,
-// from singular values: the fp64 CPU reference (Jacobi SVD, linalg.h), then the GPU twin (Gram eigenvalues by
+// from singular values: the fp64 CPU reference (Jacobi SVD, svd.h), then the GPU twin (Gram eigenvalues by
 // cuSOLVER, in fp64). Flow: optim.h's health pass -> update_health / update_health_cuda every N steps.
 #pragma once
-#include "linalg.h"
+#include "svd.h"
 #ifdef __CUDACC__
 #include <cusolverDn.h>
 #endif

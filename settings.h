@@ -222,11 +222,15 @@ static int flags_parse(Flag* flags, int n, int argc, char** argv, int first, cha
     return 0;
 }
 
+// one line per flag: name, default, meaning, and the values it takes
 static void flags_print(const Flag* flags, int n) {
     for (int i = 0; i < n; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "  %s %s", flags[i].name, flags[i].def[0] ? flags[i].def : "\"\"");
-        printf("%-34s %s\n", left, flags[i].help);
+        const Flag* f = &flags[i];
+        char left[64], range[64] = "";
+        snprintf(left, sizeof(left), "  %s %s", f->name, f->def[0] ? f->def : "\"\"");
+        if (f->type != FLAG_STRING && f->lo <= f->hi)
+            snprintf(range, sizeof(range), " [%.15g, %.15g%s%s", f->lo, f->hi, f->hi_open ? ")" : "]", f->optional ? " or default" : "");
+        printf("%-34s %s%s\n", left, f->help, range);
     }
 }
 

@@ -18,7 +18,7 @@ from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 BINARY = "build/bench_tokenizer"
-SOURCES = ["dev/bench_tokenizer.cpp", "data/tokenizer.h", "common.h"]
+SOURCES = ["dev/bench_tokenizer.cpp", "data/tokenizer.h", "data/bytes.h", "common.h"]
 BUILD = ["g++", "-O2", "-march=native", "-std=c++17", "-Wall", "-Wno-unused-function", "-I.",
          "dev/bench_tokenizer.cpp", "-o", BINARY, "-lpcre2-8"]
 
