@@ -1,6 +1,7 @@
 // dev/bench_cpu.cpp: `make bench` on the CPU (Google Benchmark). Measures, in one run on this machine:
 //  - the blocked GEMM against the naive three loops (the reference), at the model's shapes: GFLOP/s and ratio;
 //  - each part of a training step of the default CPU model (d4, B 8, T 256): forward, backward, AdamW, Muon;
+//  - each op's forward and backward at those shapes, from the op-case table (tests/opcases.h);
 //  - a whole training step in tokens/s, with each optimizer, and the optimizer's share of the step.
 // The ratios at the end come from the same run's measurements (a reporter collects them).
 #include <benchmark/benchmark.h>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 #include "../optim.h"
+#include "../tests/opcases.h"
 
 static std::vector<float> bench_random(size_t n, uint64_t seed) {
     Rng rng = rng_make(seed);
@@ -128,10 +130,37 @@ BENCHMARK_CAPTURE(BM_optimizer, muon, "muon")->Unit(benchmark::kMillisecond)->Mi
 BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
 
 // ----------------------------------------------------------------------------------------------------
+// each op of the table at d4's shapes, forward or backward alone (backwards add into their gradients every
+// iteration: the values drift, the work does not)
+
+static const int OP_B = 8, OP_T = 256, OP_C = 128, OP_NH = 4, OP_VP = 50304;
+
+static void BM_op(benchmark::State& state, const OpCase* c, bool backward) {
+    Kernels k = {GEMM_CUBLAS, ATTENTION_SIMPLE};
+    std::vector<std::vector<float>> h = op_case_inputs(*c, 1, false);
+    OpCaseBuffers d = op_case_alloc(*c, DEV_CPU);
+    for (size_t i = 0; i < h.size(); i++) memcpy(d.b[i], h[i].data(), sizeof(float) * h[i].size());
+    c->forward(DEV_CPU, k, d.b.data(), d.in.data());
+    for (auto _ : state) (backward ? c->backward : c->forward)(DEV_CPU, k, d.b.data(), d.in.data());
+    op_case_free(&d);
+}
+
+static std::vector<OpCase> bench_op_cases = op_cases_bench(OP_B, OP_T, OP_C, OP_NH, OP_VP);
+
+static void register_op_benchmarks() {
+    for (const OpCase& c : bench_op_cases)
+        for (int backward = 0; backward < 2; backward++)
+            benchmark::RegisterBenchmark(("op/" + c.name + (backward ? "/backward" : "/forward")).c_str(), BM_op, &c,
+                                         (bool)backward)
+                ->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
+}
+
+// ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
 
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
+    register_op_benchmarks();
     RecordingReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     printf("\nsummary (this machine, this run):\n");
@@ -154,6 +183,12 @@ int main(int argc, char** argv) {
         if (opt_muon > 0)
             printf("  Muon step (Newton-Schulz, fp64): %.1f ms, %.1f%% of a training step with it\n", opt_muon,
                    100.0 * opt_muon / (step_adamw - opt_adamw + opt_muon));
+        for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs L blocks)
+            double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
+            if (f > 0 && b > 0)
+                printf("  %-40s forward %7.3f ms, backward %7.3f ms (one call; %.1f%% of the step)\n", c.name.c_str(), f,
+                       b, 100.0 * (f + b) / step_adamw);
+        }
     }
     benchmark::Shutdown();
     return 0;

@@ -1,7 +1,8 @@
 // dev/bench_gpu.cu: `make bench` on the GPU (Google Benchmark; nvcc builds it). Measures, in one run:
 //  - the teaching GEMM (gemm_tiled.h) against cuBLAS FP32 (and cuBLAS with TF32, for scale) at GPT-2
 //    124M's matmul shapes: TFLOP/s and ratios;
-//  - each op's CUDA forward and backward at d12 shapes (B 16, T 1024, C 768, 12 heads, vocabulary 50257);
+//  - each op's CUDA forward and backward at d12 shapes (B 16, T 1024, C 768, 12 heads, vocabulary 50257), from
+//    the op-case table (tests/opcases.h), the embedding on real text's ids;
 //  - attention's two GPU paths, the simple one (cuBLAS + softmax kernels) and the fused flash kernels
 //    (ops/attention_flash.h), forward + backward at those shapes: time, TFLOP/s, ratio, saved memory;
 //  - a whole d12 training step (forward, backward, AdamW) in tokens/s and MFU as llm.c counts it
@@ -16,6 +17,7 @@
 #include <vector>
 #include "../data/prepare.h"
 #include "../optim.h"
+#include "../tests/opcases.h"
 
 static const int BENCH_B = 16, BENCH_T = 1024, BENCH_C = 768, BENCH_NH = 12, BENCH_V = 50257, BENCH_VP = 50304;
 static const int BENCH_N = BENCH_B * BENCH_T;
@@ -35,15 +37,6 @@ static float* bench_buffer(size_t n, uint32_t seed, float scale = 1.0f) {
     bench_fill_kernel<<<cuda_blocks(n, 256), 256>>>(x, n, seed, scale);
     cudaCheckLaunch();
     return x;
-}
-
-static int* bench_ids(int n, int vocab, uint64_t seed) {
-    std::vector<int> h(n);
-    Rng rng = rng_make(seed);
-    for (int& id : h) id = (int)(rng_u32(&rng) % vocab);
-    int* d = (int*)device_malloc(DEV_CUDA, sizeof(int) * n);
-    copy_to_device(DEV_CUDA, d, h.data(), sizeof(int) * n);
-    return d;
 }
 
 // Times fn on the GPU: one untimed call (warm-up, cuBLAS's first-call set-up), then each iteration between
@@ -112,63 +105,32 @@ static std::vector<int> bench_corpus_ids(int n) {
     return std::vector<int>(ids.begin(), ids.begin() + n);
 }
 
-static void BM_embedding(benchmark::State& state, bool backward) {
-    std::vector<int> host_ids = bench_corpus_ids(BENCH_N), counts(BENCH_VP), groups(3 * BENCH_N);
-    int G = embedding_token_groups(host_ids.data(), BENCH_N, BENCH_VP, counts.data(), groups.data());
-    int* ids = (int*)device_malloc(DEV_CUDA, sizeof(int) * BENCH_N);
-    int* d_groups = (int*)device_malloc(DEV_CUDA, sizeof(int) * 3 * BENCH_N);
-    copy_to_device(DEV_CUDA, ids, host_ids.data(), sizeof(int) * BENCH_N);
-    copy_to_device(DEV_CUDA, d_groups, groups.data(), sizeof(int) * 3 * BENCH_N);
-    float *wte = bench_buffer((size_t)BENCH_VP * BENCH_C, 5), *wpe = bench_buffer((size_t)BENCH_T * BENCH_C, 6);
-    float* out = bench_buffer((size_t)BENCH_N * BENCH_C, 7);
-    if (backward)
-        gpu_timed(state, [&]() { embedding_backward_cuda(wte, wpe, out, ids, d_groups, G, BENCH_B, BENCH_T, BENCH_C); });
-    else gpu_timed(state, [&]() { embedding_forward_cuda(out, ids, wte, wpe, BENCH_B, BENCH_T, BENCH_C); });
-    state.counters["tokens"] = G;                                        // distinct tokens in the batch
-    state.counters["largest"] = groups[BENCH_N + 1] - groups[BENCH_N];  // positions of the most frequent one
-    device_free(DEV_CUDA, ids);
-    device_free(DEV_CUDA, d_groups);
-    for (float* p : {wte, wpe, out}) device_free(DEV_CUDA, p);
+// Each op of the table (tests/opcases.h) at d12's shapes, forward or backward alone, its buffers filled on the
+// GPU (bench_fill_kernel: gigabytes without a host round trip); the embedding reads real text's ids.
+static std::vector<OpCase> bench_op_cases;
+
+static void BM_op(benchmark::State& state, const OpCase* c, bool backward) {
+    Kernels k = {GEMM_CUBLAS, ATTENTION_SIMPLE};
+    OpCaseBuffers d = op_case_alloc(*c, DEV_CUDA);
+    for (size_t i = 0; i < c->bufs.size(); i++) {
+        bench_fill_kernel<<<cuda_blocks(c->bufs[i].n, 256), 256>>>(d.b[i], c->bufs[i].n, 100 + (uint32_t)i,
+                                                                     c->bufs[i].scale);
+        cudaCheckLaunch();
+    }
+    c->forward(DEV_CUDA, k, d.b.data(), d.in.data());
+    gpu_timed(state, [&]() { (backward ? c->backward : c->forward)(DEV_CUDA, k, d.b.data(), d.in.data()); });
+    state.counters["GFLOP/s"] = benchmark::Counter(c->flops / (backward ? 1.5 : 3.0) / 1e9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);  // fwd ~1/3
+    op_case_free(&d);
 }
 
-static void BM_layernorm(benchmark::State& state, bool backward) {
-    size_t n = (size_t)BENCH_N * BENCH_C;
-    float *inp = bench_buffer(n, 8), *out = bench_buffer(n, 9), *dinp = bench_buffer(n, 10);
-    float *w = bench_buffer(BENCH_C, 11), *b = bench_buffer(BENCH_C, 12), *dw = bench_buffer(BENCH_C, 13),
-          *db = bench_buffer(BENCH_C, 14), *mean = bench_buffer(BENCH_N, 15), *rstd = bench_buffer(BENCH_N, 16);
-    layernorm_forward_cuda(out, mean, rstd, inp, w, b, BENCH_N, BENCH_C);
-    if (backward)
-        gpu_timed(state, [&]() { layernorm_backward_cuda(dinp, dw, db, out, inp, w, mean, rstd, BENCH_N, BENCH_C); });
-    else gpu_timed(state, [&]() { layernorm_forward_cuda(out, mean, rstd, inp, w, b, BENCH_N, BENCH_C); });
-    for (float* p : {inp, out, dinp, w, b, dw, db, mean, rstd}) device_free(DEV_CUDA, p);
-}
-
-// the layer at the qkv projection (C -> 3C, with bias) and the tied LM head (C -> Vp, no bias)
-static void BM_matmul(benchmark::State& state, bool backward) {
-    int C = BENCH_C, OC = (int)state.range(0);
-    bool bias = OC != BENCH_VP;
-    float *inp = bench_buffer((size_t)BENCH_N * C, 17), *dinp = bench_buffer((size_t)BENCH_N * C, 18);
-    float *w = bench_buffer((size_t)OC * C, 19), *dw = bench_buffer((size_t)OC * C, 20);
-    float *b = bench_buffer(OC, 21), *db = bench_buffer(OC, 22), *out = bench_buffer((size_t)BENCH_N * OC, 23);
-    if (backward)
-        gpu_timed(state, [&]() { matmul_backward_cuda(GEMM_CUBLAS, dinp, dw, bias ? db : NULL, out, inp, w, BENCH_N, C, OC); });
-    else gpu_timed(state, [&]() { matmul_forward_cuda(GEMM_CUBLAS, out, inp, w, bias ? b : NULL, BENCH_N, C, OC); });
-    state.counters["TFLOP/s"] = benchmark::Counter((backward ? 4.0 : 2.0) * BENCH_N * C * OC / 1e12,
-                                                   benchmark::Counter::kIsIterationInvariantRate);
-    for (float* p : {inp, dinp, w, dw, b, db, out}) device_free(DEV_CUDA, p);
-}
-
-static void BM_attention(benchmark::State& state, bool backward) {
-    size_t n_qkv = (size_t)BENCH_N * 3 * BENCH_C, n_att = (size_t)BENCH_B * BENCH_NH * BENCH_T * BENCH_T;
-    float *qkv = bench_buffer(n_qkv, 24), *dqkv = bench_buffer(n_qkv, 25), *out = bench_buffer((size_t)BENCH_N * BENCH_C, 26);
-    float *att = bench_buffer(n_att, 27), *scratch = bench_buffer(n_att, 28);
-    attention_forward_cuda(GEMM_CUBLAS, out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
-    if (backward)
-        gpu_timed(state, [&]() {
-            attention_backward_cuda(GEMM_CUBLAS, dqkv, scratch, out, qkv, att, BENCH_B, BENCH_T, BENCH_C, BENCH_NH);
-        });
-    else gpu_timed(state, [&]() { attention_forward_cuda(GEMM_CUBLAS, out, att, qkv, BENCH_B, BENCH_T, BENCH_C, BENCH_NH); });
-    for (float* p : {qkv, dqkv, out, att, scratch}) device_free(DEV_CUDA, p);
+static void register_op_benchmarks() {
+    bench_op_cases = op_cases_bench(BENCH_B, BENCH_T, BENCH_C, BENCH_NH, BENCH_VP, bench_corpus_ids(BENCH_N));
+    for (const OpCase& c : bench_op_cases)
+        for (int backward = 0; backward < 2; backward++)
+            benchmark::RegisterBenchmark(("op/" + c.name + (backward ? "/backward" : "/forward")).c_str(), BM_op, &c,
+                                         (bool)backward)
+                ->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
 // The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
@@ -197,53 +159,6 @@ static void BM_attention_fwd_bwd(benchmark::State& state, bool flash) {
 }
 BENCHMARK_CAPTURE(BM_attention_fwd_bwd, simple, false)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_attention_fwd_bwd, flash, true)->UseManualTime()->Unit(benchmark::kMillisecond);
-
-static void BM_gelu(benchmark::State& state, bool backward) {
-    size_t n = (size_t)BENCH_N * 4 * BENCH_C;
-    float *inp = bench_buffer(n, 29, 3.0f), *out = bench_buffer(n, 30), *dinp = bench_buffer(n, 31);
-    if (backward) gpu_timed(state, [&]() { gelu_backward_cuda(dinp, inp, out, n); });
-    else gpu_timed(state, [&]() { gelu_forward_cuda(out, inp, n); });
-    state.counters["GB/s"] = benchmark::Counter((backward ? 16.0 : 8.0) * n / 1e9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
-    for (float* p : {inp, out, dinp}) device_free(DEV_CUDA, p);
-}
-
-static void BM_residual(benchmark::State& state, bool backward) {
-    size_t n = (size_t)BENCH_N * BENCH_C;
-    float *a = bench_buffer(n, 32), *b = bench_buffer(n, 33), *out = bench_buffer(n, 34);
-    if (backward) gpu_timed(state, [&]() { residual_backward_cuda(a, b, out, n); });
-    else gpu_timed(state, [&]() { residual_forward_cuda(out, a, b, n); });
-    state.counters["GB/s"] = benchmark::Counter((backward ? 20.0 : 12.0) * n / 1e9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
-    for (float* p : {a, b, out}) device_free(DEV_CUDA, p);
-}
-
-static void BM_crossentropy(benchmark::State& state, bool backward) {
-    size_t n = (size_t)BENCH_N * BENCH_VP;
-    int* targets = bench_ids(BENCH_N, BENCH_V, 35);
-    float *logits = bench_buffer(n, 36, 4.0f), *dlogits = bench_buffer(n, 37);
-    float *losses = bench_buffer(BENCH_N, 38), *lse = bench_buffer(BENCH_N, 39), *dlosses = bench_buffer(BENCH_N, 40);
-    crossentropy_forward_cuda(losses, lse, logits, targets, BENCH_N, BENCH_V, BENCH_VP);
-    if (backward)
-        gpu_timed(state, [&]() {
-            crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, BENCH_N, BENCH_V, BENCH_VP);
-        });
-    else gpu_timed(state, [&]() { crossentropy_forward_cuda(losses, lse, logits, targets, BENCH_N, BENCH_V, BENCH_VP); });
-    device_free(DEV_CUDA, targets);
-    for (float* p : {logits, dlogits, losses, lse, dlosses}) device_free(DEV_CUDA, p);
-}
-
-#define OP_BENCH(fn)                                                                                   \
-    BENCHMARK_CAPTURE(fn, forward, false)->UseManualTime()->Unit(benchmark::kMillisecond);            \
-    BENCHMARK_CAPTURE(fn, backward, true)->UseManualTime()->Unit(benchmark::kMillisecond)
-OP_BENCH(BM_embedding);
-OP_BENCH(BM_layernorm);
-OP_BENCH(BM_attention);
-OP_BENCH(BM_gelu);
-OP_BENCH(BM_residual);
-OP_BENCH(BM_crossentropy);
-BENCHMARK_CAPTURE(BM_matmul, forward, false)->Arg(3 * BENCH_C)->Arg(BENCH_VP)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_matmul, backward, true)->Arg(3 * BENCH_C)->Arg(BENCH_VP)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // ----------------------------------------------------------------------------------------------------
 // a whole d12 training step: forward, backward, AdamW (through optim.h, as the trainer runs it)
@@ -286,6 +201,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     benchmark::Initialize(&argc, argv);
+    register_op_benchmarks();
     RecordingReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     cudaDeviceProp prop;
@@ -314,12 +230,11 @@ int main(int argc, char** argv) {
                BENCH_N / (step / 1e3), flops / (step / 1e3) / 1e12);
         if (peak > 0) printf(", MFU %.1f%% of the bf16 peak", 100.0 * flops / (step / 1e3) / peak);
         printf("\n");
-        const char* ops[] = {"BM_embedding", "BM_layernorm", "BM_attention", "BM_gelu", "BM_residual", "BM_crossentropy"};
-        for (const char* op : ops) {
-            double f = ms_of(std::string(op) + "/forward"), b = ms_of(std::string(op) + "/backward");
+        for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs 12 blocks)
+            double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)
-                printf("  %-16s forward %7.3f ms, backward %7.3f ms (one call; %.1f%% of the step)\n", op + 3, f, b,
-                       100.0 * (f + b) / step);
+                printf("  %-44s forward %7.3f ms, backward %7.3f ms (one call; %.1f%% of the step)\n", c.name.c_str(),
+                       f, b, 100.0 * (f + b) / step);
         }
     }
     benchmark::Shutdown();

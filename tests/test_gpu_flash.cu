@@ -8,7 +8,7 @@
 //
 // Tolerances (check_close: |gpu − ref| <= tol·(|ref| + rms(ref))). The fused kernels compute the same sums as
 // the CPU in another order: scores over HS, softmax sums and outputs over up to T keys, so the simple path's
-// bound applies, tol = sum_tol(HS) + 2·sum_tol(T) with sum_tol(K) = 1e-6 + 2.4e-7·sqrt(K) (tests/test_gpu.cu
+// bound applies, tol = sum_tol(HS) + 2·sum_tol(T) with sum_tol(K) = 1e-6 + 2.4e-7·sqrt(K) (tests/opcases.h
 // says why), and twice that for dqkv, whose sums chain two more. What the fused path adds stays below that
 // budget: one rounding per key tile for the rescaling by exp(m − m') (at most 16 tiles here), the GPU's expf
 // (within 2 ulp), and in the backward P = exp(s − L) recomputed from L, which is rounded to half an ulp of
@@ -17,9 +17,8 @@
 // as host threads) stayed ~10x under these bounds. Against the simple GPU path both sides carry their own
 // error, so the bounds add: 2·tol, and 4·tol for dqkv.
 #include "gpu_testutil.h"
+#include "opcases.h"
 #include "../optim.h"
-
-static double sum_tol(double K) { return 1e-6 + 2.4e-7 * sqrt(K); }
 
 #define SKIP_WITHOUT_GPU_MESSAGE "SKIPPED: no CUDA GPU found"
 

@@ -1,5 +1,6 @@
-// tests/test_ops.cpp: every op's CPU backward against finite differences, and the blocked matmul against
-// the naive definition.
+// tests/test_ops.cpp: every op's CPU backward against finite differences (the cases of tests/opcases.h), the
+// properties each op must have besides (causality, normalisation, padded logits left out, known values), and the
+// blocked matmul against the naive definition.
 // Each gradient check uses the scalar L = Σ out ⊙ r with a fixed random r, so dL/dout = r, and compares
 // the analytic dL/dinput with central differences (L(x + h) − L(x − h)) / 2h at entries spread over the input.
 // Tolerances: the forward runs in float32 and L is summed in double. With h = 1e-2 the truncation error of
@@ -8,13 +9,7 @@
 // 2e-3 + 1e-2·|analytic| leaves a margin of 10x while a wrong formula (an error of order the gradient
 // itself, ~0.1 to 10 here) fails by orders of magnitude.
 #include "testutil.h"
-#include "../ops/attention.h"
-#include "../ops/crossentropy.h"
-#include "../ops/embedding.h"
-#include "../ops/gelu.h"
-#include "../ops/layernorm.h"
-#include "../ops/matmul.h"
-#include "../ops/residual.h"
+#include "opcases.h"
 
 static const float FD_H = 1e-2f;
 static const double FD_ATOL = 2e-3, FD_RTOL = 1e-2;
@@ -70,27 +65,46 @@ TEST_CASE("matmul: fast forward and backward equal the naive reference") {
     CHECK(max_abs_diff(db1.data(), db2.data(), db1.size()) < 1e-4);
 }
 
-TEST_CASE("matmul: gradient check") {
-    int N = 6, C = 11, OC = 7;
-    std::vector<float> inp = random_vector((size_t)N * C, 8), w = random_vector((size_t)OC * C, 9),
-                       b = random_vector(OC, 10), r = random_vector((size_t)N * OC, 11);
-    std::vector<float> out((size_t)N * OC), dinp((size_t)N * C), dw((size_t)OC * C), db(OC);
-    matmul_backward_cpu(dinp.data(), dw.data(), db.data(), r.data(), inp.data(), w.data(), N, C, OC);
-    auto loss = [&]() {
-        matmul_forward_cpu(out.data(), inp.data(), w.data(), b.data(), N, C, OC);
-        return dot_double(out.data(), r.data(), out.size());
-    };
-    check_gradient("dinp", inp.data(), dinp.data(), inp.size(), 40, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("dweight", w.data(), dw.data(), w.size(), 40, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("dbias", b.data(), db.data(), b.size(), 7, FD_H, FD_ATOL, FD_RTOL, loss);
+// The finite-difference driver of the op-case table: for each case, the analytic gradients from one backward
+// (from zero: backwards add), then each input's sampled entries perturbed, L recomputed by the forward alone.
+TEST_CASE("ops: every op's backward against finite differences (the op-case table, tests/opcases.h)") {
+    Kernels k = {GEMM_CUBLAS, ATTENTION_SIMPLE};
+    for (const OpCase& c : op_cases_fd()) {
+        CAPTURE(c.name);
+        std::vector<std::vector<float>> h = op_case_inputs(c, 11, true);
+        std::vector<float*> b;
+        for (std::vector<float>& v : h) b.push_back(v.data());
+        std::vector<std::vector<int>> ints = c.ints;
+        std::vector<int*> in;
+        for (std::vector<int>& v : ints) in.push_back(v.data());
+        c.forward(DEV_CPU, k, b.data(), in.data());
+        c.backward(DEV_CPU, k, b.data(), in.data());
+        int out = -1, r = -1;
+        for (size_t i = 0; i < c.bufs.size(); i++) {
+            if (c.bufs[i].role == OP_OUTPUT) out = (int)i;
+            if (c.bufs[i].role == OP_DOUT) r = (int)i;
+        }
+        REQUIRE(out >= 0);
+        REQUIRE(r >= 0);
+        auto loss = [&]() {
+            c.forward(DEV_CPU, k, b.data(), in.data());
+            return dot_double(h[out].data(), h[r].data(), h[out].size());
+        };
+        for (size_t g = 0; g < c.bufs.size(); g++) {
+            if (c.bufs[g].role != OP_GRAD) continue;
+            const OpBuf& x = c.bufs[c.bufs[g].of];
+            REQUIRE(x.role == OP_INPUT);
+            std::string what = c.name + " d" + x.name;
+            check_gradient(what.c_str(), h[c.bufs[g].of].data(), h[g].data(), x.n, x.fd_count, FD_H, FD_ATOL, FD_RTOL,
+                           loss);
+        }
+    }
 }
 
-TEST_CASE("layernorm: gradient check, and the output is normalized") {
+TEST_CASE("layernorm: the output is normalized") {
     int N = 5, C = 19;
-    std::vector<float> inp = random_vector((size_t)N * C, 12, 2.0f), w = random_vector(C, 13),
-                       b = random_vector(C, 14), r = random_vector((size_t)N * C, 15);
-    std::vector<float> out((size_t)N * C), mean(N), rstd(N), dinp((size_t)N * C), dw(C), db(C);
-    std::vector<float> ones(C, 1.0f), zeros(C, 0.0f);
+    std::vector<float> inp = random_vector((size_t)N * C, 12, 2.0f);
+    std::vector<float> out((size_t)N * C), mean(N), rstd(N), ones(C, 1.0f), zeros(C, 0.0f);
     layernorm_forward_cpu(out.data(), mean.data(), rstd.data(), inp.data(), ones.data(), zeros.data(), N, C);
     for (int n = 0; n < N; n++) {  // with gain 1 and bias 0 each row has mean 0 and variance ~1
         double m = 0, v = 0;
@@ -99,68 +113,28 @@ TEST_CASE("layernorm: gradient check, and the output is normalized") {
         CHECK(fabs(m / C) < 1e-5);
         CHECK(fabs(v / C - 1.0) < 1e-3);  // eps = 1e-5 against a variance of ~4
     }
-    layernorm_forward_cpu(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C);
-    layernorm_backward_cpu(dinp.data(), dw.data(), db.data(), r.data(), inp.data(), w.data(), mean.data(),
-                           rstd.data(), N, C);
-    auto loss = [&]() {
-        layernorm_forward_cpu(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C);
-        return dot_double(out.data(), r.data(), out.size());
-    };
-    check_gradient("dinp", inp.data(), dinp.data(), inp.size(), 40, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("dweight", w.data(), dw.data(), w.size(), 19, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("dbias", b.data(), db.data(), b.size(), 19, FD_H, FD_ATOL, FD_RTOL, loss);
 }
 
-TEST_CASE("gelu: gradient check, and known values") {
+TEST_CASE("gelu: known values") {
     float x[3] = {0.0f, 1.0f, -2.0f}, y[3];
     gelu_forward_cpu(y, x, 3);
     CHECK(y[0] == 0.0f);
     CHECK(fabs(y[1] - 0.8411920f) < 1e-6);   // torch.nn.functional.gelu(1.0, approximate="tanh")
     CHECK(fabs(y[2] + 0.0454023f) < 1e-6);   // same at -2.0
-    size_t n = 50;
-    std::vector<float> inp = random_vector(n, 16, 2.0f), r = random_vector(n, 17), out(n), dinp(n);
-    gelu_backward_cpu(dinp.data(), inp.data(), r.data(), n);
-    auto loss = [&]() {
-        gelu_forward_cpu(out.data(), inp.data(), n);
-        return dot_double(out.data(), r.data(), n);
-    };
-    check_gradient("dinp", inp.data(), dinp.data(), n, 50, FD_H, FD_ATOL, FD_RTOL, loss);
 }
 
-TEST_CASE("residual: gradient check") {
-    size_t n = 30;
-    std::vector<float> a = random_vector(n, 18), b = random_vector(n, 19), r = random_vector(n, 20), out(n),
-                       da(n), db(n);
-    residual_backward_cpu(da.data(), db.data(), r.data(), n);
-    auto loss = [&]() {
-        residual_forward_cpu(out.data(), a.data(), b.data(), n);
-        return dot_double(out.data(), r.data(), n);
-    };
-    check_gradient("da", a.data(), da.data(), n, 30, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("db", b.data(), db.data(), n, 30, FD_H, FD_ATOL, FD_RTOL, loss);
-}
-
-TEST_CASE("embedding: gradient check with repeated tokens") {
+TEST_CASE("embedding: a token that does not appear gets no gradient") {
     int B = 2, T = 5, C = 6, V = 7;
-    int ids[10] = {3, 1, 3, 0, 6, 3, 3, 2, 1, 5};  // token 3 four times: its gradient rows must add up
-    std::vector<float> wte = random_vector((size_t)V * C, 21), wpe = random_vector((size_t)T * C, 22),
-                       r = random_vector((size_t)B * T * C, 23), out((size_t)B * T * C), dwte(wte.size()),
-                       dwpe(wpe.size());
+    int ids[10] = {3, 1, 3, 0, 6, 3, 3, 2, 1, 5};  // token 4 never appears
+    std::vector<float> r = random_vector((size_t)B * T * C, 23), dwte((size_t)V * C), dwpe((size_t)T * C);
     embedding_backward_cpu(dwte.data(), dwpe.data(), r.data(), ids, B, T, C);
-    auto loss = [&]() {
-        embedding_forward_cpu(out.data(), ids, wte.data(), wpe.data(), B, T, C);
-        return dot_double(out.data(), r.data(), out.size());
-    };
-    check_gradient("dwte", wte.data(), dwte.data(), wte.size(), 42, FD_H, FD_ATOL, FD_RTOL, loss);
-    check_gradient("dwpe", wpe.data(), dwpe.data(), wpe.size(), 30, FD_H, FD_ATOL, FD_RTOL, loss);
-    for (int c = 0; c < C; c++) CHECK(dwte[4 * C + c] == 0.0f);  // token 4 never appears
+    for (int c = 0; c < C; c++) CHECK(dwte[4 * C + c] == 0.0f);
 }
 
-TEST_CASE("attention: gradient check, causality, rows of att sum to 1") {
+TEST_CASE("attention: causality, rows of att sum to 1") {
     int B = 2, T = 7, C = 12, NH = 3;
-    std::vector<float> qkv = random_vector((size_t)B * T * 3 * C, 24), r = random_vector((size_t)B * T * C, 25);
-    std::vector<float> out((size_t)B * T * C), att((size_t)B * NH * T * T), dqkv(qkv.size()),
-        scratch((size_t)B * NH * T);
+    std::vector<float> qkv = random_vector((size_t)B * T * 3 * C, 24);
+    std::vector<float> out((size_t)B * T * C), att((size_t)B * NH * T * T);
     attention_forward_cpu(out.data(), att.data(), qkv.data(), B, T, C, NH);
     for (int row = 0; row < B * NH * T; row++) {
         int t = row % T;
@@ -174,16 +148,9 @@ TEST_CASE("attention: gradient check, causality, rows of att sum to 1") {
     for (int c = 0; c < 3 * C; c++) qkv2[(size_t)(T - 1) * 3 * C + c] += 1.0f;  // batch 0, last position
     attention_forward_cpu(out2.data(), att.data(), qkv2.data(), B, T, C, NH);
     CHECK(max_abs_diff(out.data(), out2.data(), (size_t)(T - 1) * C) == 0.0);
-    attention_forward_cpu(out.data(), att.data(), qkv.data(), B, T, C, NH);
-    attention_backward_cpu(dqkv.data(), scratch.data(), r.data(), qkv.data(), att.data(), B, T, C, NH);
-    auto loss = [&]() {
-        attention_forward_cpu(out.data(), att.data(), qkv.data(), B, T, C, NH);
-        return dot_double(out.data(), r.data(), out.size());
-    };
-    check_gradient("dqkv", qkv.data(), dqkv.data(), qkv.size(), 120, FD_H, FD_ATOL, FD_RTOL, loss);
 }
 
-TEST_CASE("crossentropy: gradient check, padded logits ignored, loss of uniform logits is log V") {
+TEST_CASE("crossentropy: padded logits ignored, loss of uniform logits is log V") {
     int N = 4, V = 10, Vp = 16;
     std::vector<float> logits = random_vector((size_t)N * Vp, 26, 2.0f), losses(N), lse(N), dlogits(logits.size());
     int targets[4] = {0, 9, 3, 3};
@@ -195,11 +162,6 @@ TEST_CASE("crossentropy: gradient check, padded logits ignored, loss of uniform 
     crossentropy_backward_cpu(dlogits.data(), r.data(), logits.data(), lse.data(), targets, N, V, Vp);
     for (int n = 0; n < N; n++)
         for (int v = V; v < Vp; v++) CHECK(dlogits[(size_t)n * Vp + v] == 0.0f);
-    auto loss = [&]() {
-        crossentropy_forward_cpu(losses.data(), lse.data(), logits.data(), targets, N, V, Vp);
-        return dot_double(losses.data(), r.data(), N);
-    };
-    check_gradient("dlogits", logits.data(), dlogits.data(), logits.size(), 64, FD_H, FD_ATOL, FD_RTOL, loss);
     std::vector<float> flat((size_t)N * Vp, 0.5f);
     crossentropy_forward_cpu(losses.data(), lse.data(), flat.data(), targets, N, V, Vp);
     for (int n = 0; n < N; n++) CHECK(fabs(losses[n] - logf((float)V)) < 1e-5);
