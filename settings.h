@@ -295,7 +295,7 @@ static int run_config_resume(RunConfig* ckpt, const RunConfig* given_in, char* e
                 snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), " %s %.200s (was %.200s)",
                          fc[i].name, value, old);
             memcpy(fc[i].value, fg[i].value, fc[i].type == FLAG_STRING ? fc[i].size : fc[i].type == FLAG_INT64 ? 8 : 4);
-        } else if (!flag_same(&fc[i], &fd[i]) && !resumable) {
+        } else if (!flag_same(&fc[i], &fd[i]) && strcmp(fc[i].name, "--resume") != 0) {
             snprintf(kept + strlen(kept), sizeof(kept) - strlen(kept), " %s %.200s", fc[i].name, old);
         }
     }

@@ -283,6 +283,38 @@ TEST_CASE("hostile: a flipped bit, a cut or extra bytes in a checkpoint are refu
 }
 
 // ----------------------------------------------------------------------------------------------------
+// atomic checkpoints: kill -9 while they are written
+
+// A run that writes a checkpoint after every step (of a model small enough that the writing is most of its time)
+// is killed at eight moments; each time the checkpoint on disk, if there is one yet, must read back whole: its
+// sizes and both checksums check out, and a resume could load it. A file cut by the kill would fail the checksum.
+TEST_CASE("hostile: kill -9 during checkpoint writes always leaves a whole checkpoint") {
+    std::string data = make_test_data(16), dir = temp_dir();
+    std::string run = "./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 100000 --eval-every 100000 "
+                      "--health-every -1 --checkpoint-every 1 --out " + dir + "/runs --run-name a --data " + data +
+                      "/train.bin --val-data " + data + "/val.bin";
+    std::string ckpt = dir + "/runs/a/checkpoint.bin";
+    int whole = 0, mid_write = 0;
+    for (int k = 0; k < 8; k++) {
+        remove((ckpt + ".tmp").c_str());
+        char delay[16];
+        snprintf(delay, sizeof(delay), "%.2f", 0.5 + 0.17 * k);
+        run_command("(" + run + " > /dev/null 2>&1 & pid=$!; sleep " + delay + "; kill -9 $pid; wait $pid; true)", "2>&1");
+        mid_write += access((ckpt + ".tmp").c_str(), F_OK) == 0;  // the kill came while a checkpoint was written
+        if (access(ckpt.c_str(), F_OK) != 0) continue;
+        GPT2Config cfg;
+        RunConfig rc;
+        OptimizerConfig oc;
+        TrainState st;
+        char err[ERR_LEN] = "";
+        CHECK_MESSAGE(checkpoint_peek(ckpt.c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0, "after a kill at " << delay << " s: " << err);
+        whole++;
+    }
+    CHECK(whole >= 4);  // most kills came after the first checkpoint was written
+    MESSAGE(mid_write << " of 8 kills came while a checkpoint was being written");
+}
+
+// ----------------------------------------------------------------------------------------------------
 // 5: logs that survive a kill
 
 TEST_CASE("hostile: log.csv keeps every step's row through kill -9, and a resume cuts a torn or redone row") {
