@@ -39,6 +39,20 @@ TEST_CASE("cli: missing, truncated and foreign token files") {
                           "magic");
 }
 
+// prepare reads its flags through the same table code as train: --help is a success, an unknown flag, a bad value,
+// no input and a missing file are one line each
+TEST_CASE("cli: prepare's command line") {
+    REQUIRE(access("./train", X_OK) == 0);
+    CommandResult help = run_command("./train prepare --help", "");
+    CHECK(help.status == 0);
+    CHECK(help.text.find("--val-tokens 32768") != std::string::npos);
+    expect_one_line_error("prepare --bogus 1 x.txt", "unknown flag '--bogus'");
+    expect_one_line_error("prepare --shard-tokens 0 x.txt", "--shard-tokens 0: expected an integer from 1 to 2147483647");
+    expect_one_line_error("prepare", "prepare: no text files given");
+    std::string dir = temp_dir();
+    expect_one_line_error("prepare " + dir + "/missing.txt --out " + dir, "missing.txt: cannot open");
+}
+
 TEST_CASE("cli: --help lists every flag with its default") {
     REQUIRE(access("./train", X_OK) == 0);
     CommandResult r = run_command("./train --help", "");
