@@ -53,20 +53,24 @@ enum MuonAdjust { ADJUST_ORIGINAL = 0, ADJUST_MATCH_RMS_ADAMW = 1, ADJUST_NONE =
 
 #define NORMUON_EPS 1e-10  // O_ij / (√v_i + eps), as the NorMuon code
 
+// The knobs of the Muon family, as an optimizer's configuration holds them (OptimizerConfig.muon), and this
+// step's values, which optimizer_step fills from the run (muon_hyper): the flag --momentum lands in `momentum`
+// here and goes from here to the kernel.
 struct MuonHyper {
-    float lr;            // this step's learning rate (after warmup/decay)
-    float lr_max;        // the schedule's peak lr (lr² weight decay only)
     float momentum;      // β (β1 of the Adam base), 0.95
-    float weight_decay;  // decoupled: W <- W (1 - lr·wd), or (1 - wd·lr²/lr_max) with lr2_decay
     int nesterov;        // 1: orthogonalize G + β(B - G) instead of B (momentum base only)
     int method;          // MUON_NS (Keller's quintic), MUON_POLAR (Polar Express), MUON_SPECTRAL (U Σ^p Vᵀ)
     double p;            // MUON_SPECTRAL: the power, in [0, 1]
     int base;            // BASE_MOMENTUM (Muon) or BASE_ADAM_RMS (Adam's m̂/(√v̂ + ε), arXiv 2602.04669)
     int normuon;         // 1: NorMuon's per-row normalization after orthogonalizing (arXiv 2510.05491)
     int adjust;          // lr scale: ADJUST_ORIGINAL, ADJUST_MATCH_RMS_ADAMW, ADJUST_NONE (muon_lr_scale)
-    int lr2_decay;       // 1: weight decay ∝ lr² (arXiv 2512.08217)
     int ns_steps;        // MUON_NS: Newton–Schulz steps, 5
     float beta2;         // second-moment decay: Adam base and NorMuon, 0.95
+    // this step's, set from the optimizer's shared settings at each step
+    float lr;            // this step's learning rate (after warmup/decay)
+    float lr_max;        // the schedule's peak lr (lr² weight decay only)
+    float weight_decay;  // decoupled: W <- W (1 - lr·wd), or (1 - wd·lr²/lr_max) with lr2_decay
+    int lr2_decay;       // 1: weight decay ∝ lr² (arXiv 2512.08217)
     float eps;           // Adam base: m̂/(√v̂ + eps)
     int step;            // 1-based step count, for Adam's bias correction
 };

@@ -23,16 +23,7 @@ struct OptimizerConfig {
     float beta1, beta2, eps;   // AdamW's moments
     float grad_clip;           // clip the global gradient norm to this (0: off)
     int lr2_decay;             // weight decay ∝ lr² (arXiv 2512.08217), in both groups
-    // the Muon family (MATRIX_MUON): the fields of muon.h's MuonHyper
-    int muon_method;           // MUON_NS, MUON_POLAR or MUON_SPECTRAL
-    float power;               // MUON_SPECTRAL: p of U Σ^p Vᵀ
-    int base;                  // BASE_MOMENTUM, or BASE_ADAM_RMS (Adam's m̂/(√v̂ + ε))
-    int normuon;               // NorMuon's per-row normalization (arXiv 2510.05491)
-    int adjust;                // lr scale by shape: ADJUST_ORIGINAL, ADJUST_MATCH_RMS_ADAMW, ADJUST_NONE
-    int ns_steps;              // Newton–Schulz steps
-    int nesterov;
-    float momentum;            // Muon's β (β1 of the RMS base)
-    float muon_beta2;          // NorMuon and the RMS base: second-moment decay
+    MuonHyper muon;            // the Muon family's knobs (MATRIX_MUON); its per-step fields are set at each step
     int split_qkv;             // orthogonalize Q, K and V apart instead of the fused (3C, C) matrix
 };
 
@@ -78,8 +69,8 @@ static OptimizerConfig optimizer_config_adamw() {
     c.beta2 = 0.95f;
     c.eps = 1e-8f;
     c.grad_clip = 1.0f;
-    c.muon_beta2 = 0.95f;
-    c.ns_steps = 5;
+    c.muon.beta2 = 0.95f;
+    c.muon.ns_steps = 5;
     return c;
 }
 
@@ -89,13 +80,13 @@ static OptimizerConfig optimizer_config_muon() {
     OptimizerConfig c = optimizer_config_adamw();
     snprintf(c.name, sizeof(c.name), "muon");
     c.matrix = MATRIX_MUON;
-    c.muon_method = MUON_NS;
-    c.base = BASE_MOMENTUM;
-    c.adjust = ADJUST_ORIGINAL;
+    c.muon.method = MUON_NS;
+    c.muon.base = BASE_MOMENTUM;
+    c.muon.adjust = ADJUST_ORIGINAL;
     c.lr = 0.02f;
     c.weight_decay = 0.01f;
-    c.momentum = 0.95f;
-    c.nesterov = 1;
+    c.muon.momentum = 0.95f;
+    c.muon.nesterov = 1;
     return c;
 }
 
@@ -116,10 +107,10 @@ static float spectral_lr(int rms_base, float p) {
 // or "match_rms_adamw" (Moonlight), which also takes AdamW's lr and weight decay. 0, or -1 with a message.
 static int optimizer_set_adjust_lr(OptimizerConfig* c, const char* name, char* err) {
     if (strcmp(name, "original") == 0) {
-        c->adjust = ADJUST_ORIGINAL;
+        c->muon.adjust = ADJUST_ORIGINAL;
     } else if (strcmp(name, "match_rms_adamw") == 0) {
         OptimizerConfig adamw = optimizer_config_adamw();
-        c->adjust = ADJUST_MATCH_RMS_ADAMW;  // Moonlight: AdamW's lr and wd carry over
+        c->muon.adjust = ADJUST_MATCH_RMS_ADAMW;  // Moonlight: AdamW's lr and wd carry over
         c->lr = adamw.lr;
         c->weight_decay = adamw.weight_decay;
     } else {
@@ -144,8 +135,8 @@ static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, c
         *c = optimizer_config_adamw();
     } else if (strcmp(name, "muon") == 0 || strcmp(name, "polar") == 0 || strcmp(name, "normuon") == 0) {
         *c = optimizer_config_muon();
-        if (strcmp(name, "polar") == 0) c->muon_method = MUON_POLAR;
-        if (strcmp(name, "normuon") == 0) c->normuon = 1;
+        if (strcmp(name, "polar") == 0) c->muon.method = MUON_POLAR;
+        if (strcmp(name, "normuon") == 0) c->muon.normuon = 1;
     } else if (spectral) {
         // "Delving into Muon and Beyond" (arXiv 2602.04669): p = 0 is Muon (NS, original scale); p > 0 takes
         // U Σ^p Vᵀ by the coupled Newton iteration, unscaled; weight decay 0 and Q, K, V apart, as their runs
@@ -153,10 +144,10 @@ static int optimizer_config_by_name(const char* full_name, OptimizerConfig* c, c
         if (!(p == 0.0f || p == 0.25f || p == 0.5f || p == 1.0f))
             return fail(err, "optimizer '%s': the spectral family takes p in {0, 0.25, 0.5, 1}", full_name);
         *c = optimizer_config_muon();
-        c->base = rms ? BASE_ADAM_RMS : BASE_MOMENTUM;
-        c->muon_method = p == 0.0f ? MUON_NS : MUON_SPECTRAL;
-        c->power = p;
-        c->adjust = p == 0.0f ? ADJUST_ORIGINAL : ADJUST_NONE;
+        c->muon.base = rms ? BASE_ADAM_RMS : BASE_MOMENTUM;
+        c->muon.method = p == 0.0f ? MUON_NS : MUON_SPECTRAL;
+        c->muon.p = p;
+        c->muon.adjust = p == 0.0f ? ADJUST_ORIGINAL : ADJUST_NONE;
         c->lr = spectral_lr(rms, p);
         c->weight_decay = 0.0f;
         c->split_qkv = 1;
@@ -188,8 +179,8 @@ static void optimizer_print_defaults(FILE* f) {
             continue;
         }
         fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, adjust-lr %s%s; the rest "
-                   "AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.momentum, c.nesterov, c.ns_steps,
-                c.adjust == ADJUST_ORIGINAL ? "original" : c.adjust == ADJUST_MATCH_RMS_ADAMW ? "match_rms_adamw" : "none",
+                   "AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.muon.momentum, c.muon.nesterov, c.muon.ns_steps,
+                c.muon.adjust == ADJUST_ORIGINAL ? "original" : c.muon.adjust == ADJUST_MATCH_RMS_ADAMW ? "match_rms_adamw" : "none",
                 c.split_qkv ? ", Q/K/V apart" : "", c.adam_lr, c.adam_weight_decay);
     }
 }
@@ -202,22 +193,13 @@ static int matrix_blocks(const Optimizer* opt, const ParamSlot* s) {
     return opt->cfg.split_qkv && s->rows == 3 * s->cols && strstr(s->name, "qkvw") ? 3 : 1;
 }
 
+// the Muon half of a configuration with this step's lr, peak lr and step count
 static MuonHyper muon_hyper(const OptimizerConfig* c, float lr, float lr_max, int t) {
-    MuonHyper h;
-    memset(&h, 0, sizeof(h));
+    MuonHyper h = c->muon;
     h.lr = lr;
     h.lr_max = lr_max;
-    h.momentum = c->momentum;
     h.weight_decay = c->weight_decay;
-    h.nesterov = c->nesterov;
-    h.method = c->muon_method;
-    h.p = c->power;
-    h.base = c->base;
-    h.normuon = c->normuon;
-    h.adjust = c->adjust;
     h.lr2_decay = c->lr2_decay;
-    h.ns_steps = c->ns_steps;
-    h.beta2 = c->muon_beta2;
     h.eps = c->eps;
     h.step = t;
     return h;
@@ -237,7 +219,7 @@ static int optimizer_config_check(const OptimizerConfig* c, char* err) {
         return fail(err, "optimizer %s: lr %g, adam_lr %g, wd %g, adam_wd %g, beta1 %g, beta2 %g, eps %g, clip %g out of "
                     "range", c->name, c->lr, c->adam_lr, c->weight_decay, c->adam_weight_decay, c->beta1, c->beta2,
                     c->eps, c->grad_clip);
-    const int flags[] = {c->lr2_decay, c->normuon, c->nesterov, c->split_qkv};
+    const int flags[] = {c->lr2_decay, c->muon.normuon, c->muon.nesterov, c->split_qkv};
     for (int f : flags)
         if (f != 0 && f != 1) return fail(err, "optimizer %s: a 0/1 setting holds %d", c->name, f);
     return 0;
@@ -337,9 +319,9 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
         if (count == 0) continue;
         if (group == 1)
             fprintf(f, "optimizer %s: hidden matrices by %s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
-                    c->muon_method == MUON_POLAR ? "Polar Express" : c->muon_method == MUON_SPECTRAL ? "U S^p V^T" : "Newton-Schulz",
-                    c->base == BASE_ADAM_RMS ? " of Adam's RMS-normalized update" : " of the momentum",
-                    c->normuon ? " + NorMuon" : "", count / 1e6, c->lr, c->weight_decay, c->lr2_decay ? " x lr^2" : "",
+                    c->muon.method == MUON_POLAR ? "Polar Express" : c->muon.method == MUON_SPECTRAL ? "U S^p V^T" : "Newton-Schulz",
+                    c->muon.base == BASE_ADAM_RMS ? " of Adam's RMS-normalized update" : " of the momentum",
+                    c->muon.normuon ? " + NorMuon" : "", count / 1e6, c->lr, c->weight_decay, c->lr2_decay ? " x lr^2" : "",
                     c->split_qkv ? ", Q/K/V apart" : "", names);
         else
             fprintf(f, "optimizer %s: AdamW (%.2fM params, lr %.3g, wd %.3g%s on 2-D, betas %.3g/%.3g): %s\n", c->name,

@@ -358,9 +358,9 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
     if (optimizer_config_by_name(name, c, err)) return -1;
     if (c->matrix == MATRIX_MUON) {  // the Muon family's own flags (an AdamW run has none of these knobs)
         if (rc->adjust_lr[0] && optimizer_set_adjust_lr(c, rc->adjust_lr, err)) return -1;
-        if (rc->momentum >= 0) c->momentum = rc->momentum;  // the ranges are the flag table's (flag_check)
-        if (rc->nesterov >= 0) c->nesterov = rc->nesterov;
-        if (rc->ns_steps >= 0) c->ns_steps = rc->ns_steps;
+        if (rc->momentum >= 0) c->muon.momentum = rc->momentum;  // the ranges are the flag table's (flag_check)
+        if (rc->nesterov >= 0) c->muon.nesterov = rc->nesterov;
+        if (rc->ns_steps >= 0) c->muon.ns_steps = rc->ns_steps;
     }
     const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
                            rc->eps, rc->grad_clip};

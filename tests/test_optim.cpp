@@ -27,22 +27,22 @@ TEST_CASE("optimizers by name: the family, suffixes, per-optimizer settings, and
     char err[ERR_LEN];
     REQUIRE(optimizer_config_by_name("muon", &c, err) == 0);
     CHECK(c.matrix == MATRIX_MUON);
-    CHECK(c.muon_method == MUON_NS);
+    CHECK(c.muon.method == MUON_NS);
     CHECK(c.lr == doctest::Approx(0.02));
     REQUIRE(optimizer_config_by_name("polar", &c, err) == 0);
-    CHECK(c.muon_method == MUON_POLAR);
+    CHECK(c.muon.method == MUON_POLAR);
     REQUIRE(optimizer_config_by_name("normuon", &c, err) == 0);
-    CHECK(c.normuon == 1);
+    CHECK(c.muon.normuon == 1);
     REQUIRE(optimizer_config_by_name("rms-p=0.25+lr2", &c, err) == 0);
-    CHECK(c.muon_method == MUON_SPECTRAL);
-    CHECK(c.base == BASE_ADAM_RMS);
-    CHECK(c.power == 0.25f);
+    CHECK(c.muon.method == MUON_SPECTRAL);
+    CHECK(c.muon.base == BASE_ADAM_RMS);
+    CHECK(c.muon.p == 0.25f);
     CHECK(c.lr2_decay == 1);
     CHECK(c.lr == doctest::Approx(2e-2));  // the Delving paper's AdamQ
     REQUIRE(optimizer_config_by_name("p=0", &c, err) == 0);
-    CHECK(c.muon_method == MUON_NS);  // p = 0 is Muon
+    CHECK(c.muon.method == MUON_NS);  // p = 0 is Muon
     REQUIRE(optimizer_config_by_name("muon+match+qkv", &c, err) == 0);
-    CHECK(c.adjust == ADJUST_MATCH_RMS_ADAMW);
+    CHECK(c.muon.adjust == ADJUST_MATCH_RMS_ADAMW);
     CHECK(c.split_qkv == 1);
     CHECK(c.lr == doctest::Approx(optimizer_config_adamw().lr));
     CHECK(optimizer_config_by_name("p=0.3", &c, err) != 0);
@@ -80,20 +80,20 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
     REQUIRE(settings_from({"--momentum", "0.9", "--nesterov", "0", "--ns-steps", "3", "--adjust-lr", "match_rms_adamw"},
                           &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
-    CHECK(c.momentum == 0.9f);
-    CHECK(c.nesterov == 0);
-    CHECK(c.ns_steps == 3);
-    CHECK(c.adjust == ADJUST_MATCH_RMS_ADAMW);
+    CHECK(c.muon.momentum == 0.9f);
+    CHECK(c.muon.nesterov == 0);
+    CHECK(c.muon.ns_steps == 3);
+    CHECK(c.muon.adjust == ADJUST_MATCH_RMS_ADAMW);
     CHECK(c.lr == optimizer_config_adamw().lr);  // match_rms_adamw takes AdamW's lr and decay
     CHECK(c.weight_decay == optimizer_config_adamw().weight_decay);
     REQUIRE(optimizer_config_from_run(&rc, "adamw", &c, err) == 0);  // AdamW has no such knobs: untouched
-    CHECK(c.momentum == 0.0f);
+    CHECK(c.muon.momentum == 0.0f);
     REQUIRE(settings_from({"--adjust-lr", "match_rms_adamw", "--lr", "0.05"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
     CHECK(c.lr == 0.05f);  // an explicit --lr wins
     REQUIRE(settings_from({"--adjust-lr", "original"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon+match", &c, err) == 0);
-    CHECK(c.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
+    CHECK(c.muon.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
     struct Bad { std::vector<std::string> args; const char* message; };
     const Bad bad[] = {{{"--momentum", "1"}, "--momentum 1: expected a number in [0, 1), or default"},
                        {{"--nesterov", "2"}, "--nesterov 2: expected an integer from 0 to 1, or default"},

@@ -265,16 +265,16 @@ TEST_CASE("reference: three Muon + AdamW steps agree with torch.optim.Muon") {
     // lr, momentum, nesterov, weight_decay, ns_steps, adjust, adam_lr, beta1, beta2, eps, adam_weight_decay, clip
     std::vector<double> h = as_doubles(need(r, "muon_hyper", 12));
     REQUIRE(oc.matrix == MATRIX_MUON);
-    REQUIRE(oc.muon_method == MUON_NS);
-    REQUIRE(oc.base == BASE_MOMENTUM);
+    REQUIRE(oc.muon.method == MUON_NS);
+    REQUIRE(oc.muon.base == BASE_MOMENTUM);
     // every number from the fixture, though "muon"'s defaults already hold Keller's momentum 0.95, Nesterov,
     // 5 Newton-Schulz steps, the "original" shape scale, lr 0.02 and weight decay 0.01
     oc.lr = (float)h[0];
-    oc.momentum = (float)h[1];
-    oc.nesterov = (int)h[2];
+    oc.muon.momentum = (float)h[1];
+    oc.muon.nesterov = (int)h[2];
     oc.weight_decay = (float)h[3];
-    oc.ns_steps = (int)h[4];
-    oc.adjust = (int)h[5] == 0 ? ADJUST_ORIGINAL : ADJUST_MATCH_RMS_ADAMW;
+    oc.muon.ns_steps = (int)h[4];
+    oc.muon.adjust = (int)h[5] == 0 ? ADJUST_ORIGINAL : ADJUST_MATCH_RMS_ADAMW;
     oc.adam_lr = (float)h[6];
     oc.beta1 = (float)h[7];
     oc.beta2 = (float)h[8];
