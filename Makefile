@@ -168,11 +168,17 @@ build/bench_gpu: dev/bench_gpu.cu | deps
 BENCH_BINS += build/bench_gpu
 endif
 endif
+# the Python with tiktoken and torch, for the comparisons against them
+PYTHON ?= python3
 bench: all $(BENCH_BINS)
 	./build/bench_cpu
 	@if [ -x build/bench_gpu ]; then ./build/bench_gpu; fi
-	@if python3 -c "import tiktoken" 2>/dev/null; then python3 dev/bench_tokenizer.py; \
-	 else echo "tokenizer vs tiktoken: skipped (needs python3 with tiktoken: pip install tiktoken)"; fi
+	@if $(PYTHON) -c "import tiktoken" 2>/dev/null; then $(PYTHON) dev/bench_tokenizer.py; \
+	 else echo "tokenizer vs tiktoken: skipped (needs $(PYTHON) with tiktoken: pip install tiktoken)"; fi
+	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+	   $(PYTHON) dev/speed_compare.py --device cpu --model d4 --batch 8 --seq-len 256 --steps 8; \
+	 else echo "training step vs PyTorch eager and torch.compile: skipped (needs $(PYTHON) with torch:" \
+	   "pip install torch numpy, or make bench PYTHON=/path/to/venv/bin/python)"; fi
 
 # ---- compute-sanitizer: memcheck and racecheck on the GPU tests and a tiny training run (needs a GPU) ----
 SANITIZE_RUN := ./train train --device cuda --model tiny --batch 2 --seq-len 64 --steps 4 --warmup 2 \

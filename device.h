@@ -34,6 +34,42 @@ static void cublas_check(cublasStatus_t s, const char* file, int line) {
 #include <omp.h>
 #endif
 
+// ----------------------------------------------------------------------------------------------------
+// exp and tanh in a form the CPU loops vectorize (libm's expf and tanhf are a call per element), the same
+// formulas in the kernels, so both devices compute the same values
+
+#ifdef __CUDACC__
+#define FORCE_INLINE __forceinline__
+#else
+#define FORCE_INLINE inline __attribute__((always_inline))
+#endif
+
+// exp(x) for x <= 0. Write x = k·ln2 + r with k an integer and |r| <= ln2/2; then exp(x) = 2^k · exp(r),
+// exp(r) by its Taylor series to r⁷ (the rest is below 0.35⁸/8! = 5e-9 relative), 2^k by writing k into a
+// float's exponent bits. Within 2 ulp of expf; below x = -87 (where expf leaves the normal floats) it returns
+// exp(-87) ≈ 1.6e-38 instead, which no sum notices. A NaN in gives a NaN out, so a diverged run still stops.
+static HOST_DEVICE FORCE_INLINE float exp_nonpositive(float x) {
+    const float log2e = 1.44269504f, ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;  // ln2 = hi + lo
+    x = x < -87.0f ? -87.0f : x;
+    float k = floorf(x * log2e + 0.5f);
+    float r = (x - k * ln2_hi) - k * ln2_lo;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    k = k > -127.0f ? k : -127.0f;  // finite x gives k >= -126; a NaN x takes -127 here (and p carries the NaN)
+    uint32_t bits = (uint32_t)((int)k + 127) << 23;
+    float two_k;
+    memcpy(&two_k, &bits, sizeof(two_k));
+    return p * two_k;
+}
+
+// tanh(u) = sign(u) · (1 − e) / (1 + e) with e = exp(−2|u|) in (0, 1]: no overflow for any u. Within ~1e-7
+// of tanhf in absolute terms (near u = 0 the relative error is larger, as 1 − e loses digits; GELU uses
+// 1 + tanh, where only the absolute error counts).
+static HOST_DEVICE FORCE_INLINE float tanh_by_exp(float u) {
+    float e = exp_nonpositive(-2.0f * fabsf(u));
+    float t = (1.0f - e) / (1.0f + e);
+    return u < 0.0f ? -t : t;
+}
+
 enum Device { DEV_CPU = 0, DEV_CUDA = 1 };
 
 static const char* device_name(Device d) { return d == DEV_CUDA ? "cuda" : "cpu"; }

@@ -13,9 +13,10 @@
 // ----------------------------------------------------------------------------------------------------
 // CPU blocked GEMM:  Cm (M, N) = [Cm +] op(A) (M, K) · op(B) (K, N), all row-major.
 // op(A)[i, k] = trans_a ? A[k*M + i] : A[i*K + k];  op(B)[k, j] = trans_b ? B[j*K + k] : B[k*N + j].
-// Blocking: a KC x NC slab of op(B) is packed once into NR-wide panels (shared by the threads); each task
-// packs an MC x KC block of op(A) into MR-tall panels and runs the MR x NR micro-kernel over its columns.
+// Blocking: a KC x NC slab of op(B) is packed once into NR-wide panels and the KC columns of op(A) into MR-tall
+// panels (both shared by the threads); each task runs the MR x NR micro-kernel over an MC x JC block of Cm.
 // The micro-kernel keeps an MR x NR tile of sums in registers (6 x 16 floats = 12 AVX2 registers).
+// Every element of Cm is one thread's: the sums run in the same order whatever the thread count.
 
 #define GEMM_MR 6
 #define GEMM_NR 16
@@ -24,22 +25,27 @@
 #define GEMM_NC 4096
 #define GEMM_JC 256  // columns per task inside an NC slab: enough tasks for the threads even when M is small
 
-// packs op(A)[i0 : i0+mc, k0 : k0+kc] as mc/MR panels, each kc columns of MR values (zero padded)
-static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, int i0, int k0, int mc, int kc) {
-    for (int ip = 0; ip < mc; ip += GEMM_MR)
+// (both packing loops share their panels among the threads of gemm_cpu's parallel region)
+// packs op(A)[0 : M, k0 : k0+kc] as ceil(M/MR) panels, each kc columns of MR values (zero padded)
+static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, int k0, int kc) {
+    int panels = (M + GEMM_MR - 1) / GEMM_MR;
+#pragma omp for schedule(static)
+    for (int p = 0; p < panels; p++) {
+        float* dst = Ap + (size_t)p * kc * GEMM_MR;
         for (int k = 0; k < kc; k++)
             for (int r = 0; r < GEMM_MR; r++) {
-                int i = i0 + ip + r;
+                int i = p * GEMM_MR + r;
                 float v = 0.0f;
-                if (ip + r < mc) v = trans_a ? A[(size_t)(k0 + k) * M + i] : A[(size_t)i * K + k0 + k];
-                *Ap++ = v;
+                if (i < M) v = trans_a ? A[(size_t)(k0 + k) * M + i] : A[(size_t)i * K + k0 + k];
+                *dst++ = v;
             }
+    }
 }
 
 // packs op(B)[k0 : k0+kc, j0 : j0+nc] as nc/NR panels, each kc rows of NR values (zero padded)
 static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, int k0, int j0, int kc, int nc) {
     int panels = (nc + GEMM_NR - 1) / GEMM_NR;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static)
     for (int p = 0; p < panels; p++) {
         float* dst = Bp + (size_t)p * kc * GEMM_NR;
         for (int k = 0; k < kc; k++)
@@ -71,6 +77,20 @@ static void gemm_micro_kernel(int kc, const float* Ap, const float* Bp, float* C
             acc[r][1] += a * b1;
         }
     }
+    if (mr == GEMM_MR && nr == GEMM_NR) {  // a whole tile: vector loads and stores
+        for (int r = 0; r < GEMM_MR; r++)
+            for (int h = 0; h < 2; h++) {
+                float* dst = Cm + (size_t)r * ldc + 8 * h;
+                float8 c = acc[r][h];
+                if (!overwrite) {
+                    float8 old;
+                    memcpy(&old, dst, sizeof(old));
+                    c += old;
+                }
+                memcpy(dst, &c, sizeof(c));
+            }
+        return;
+    }
     for (int r = 0; r < mr; r++) {
         float row[GEMM_NR];
         memcpy(row, &acc[r][0], sizeof(acc[r][0]));
@@ -80,10 +100,14 @@ static void gemm_micro_kernel(int kc, const float* Ap, const float* Bp, float* C
     }
 }
 
-static float* gemm_packed_b_buffer() {
-    static float* Bp = NULL;  // one KC x NC slab, allocated once and kept (no per-call allocation)
-    if (!Bp) Bp = (float*)xmalloc(sizeof(float) * GEMM_KC * GEMM_NC);
-    return Bp;
+// the packed operands' buffers, kept between calls and only grown (no allocation per call)
+static float* gemm_pack_buffer(float** buf, size_t* capacity, size_t floats) {
+    if (floats > *capacity) {
+        free(*buf);
+        *buf = (float*)xmalloc(sizeof(float) * floats);
+        *capacity = floats;
+    }
+    return *buf;
 }
 
 static void gemm_cpu(float* Cm, const float* A, const float* B, int M, int N, int K, bool trans_a, bool trans_b,
@@ -94,28 +118,34 @@ static void gemm_cpu(float* Cm, const float* A, const float* B, int M, int N, in
             for (size_t i = 0; i < (size_t)M * N; i++) Cm[i] = 0.0f;
         return;
     }
-    float* Bp = gemm_packed_b_buffer();
+    static float *Ap = NULL, *Bp = NULL;
+    static size_t ap_capacity = 0, bp_capacity = 0;
+    int a_panels = (M + GEMM_MR - 1) / GEMM_MR;
+    gemm_pack_buffer(&Ap, &ap_capacity, (size_t)a_panels * GEMM_MR * GEMM_KC);
+    gemm_pack_buffer(&Bp, &bp_capacity, (size_t)GEMM_KC * GEMM_NC);
+    // one parallel region: every thread walks the same slabs and blocks, and shares the work of each loop
+    // inside (an `omp for` ends when all threads are done, so no buffer is repacked while it is read)
+#pragma omp parallel
     for (int j0 = 0; j0 < N; j0 += GEMM_NC) {
         int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
         for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
             int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
             bool overwrite = (k0 == 0) && !accumulate;
             gemm_pack_b(Bp, B, N, K, trans_b, k0, j0, kc, nc);
+            if (j0 == 0 || K > GEMM_KC) gemm_pack_a(Ap, A, M, K, trans_a, k0, kc);  // one k block: kept for every slab
             int row_blocks = (M + GEMM_MC - 1) / GEMM_MC;
             int col_blocks = (nc + GEMM_JC - 1) / GEMM_JC;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(static)
             for (int ib = 0; ib < row_blocks; ib++)
                 for (int jb = 0; jb < col_blocks; jb++) {
-                    float Ap[GEMM_MC * GEMM_KC];  // this task's packed A block (96 KiB on the stack)
                     int i0 = ib * GEMM_MC;
                     int mc = M - i0 < GEMM_MC ? M - i0 : GEMM_MC;
-                    gemm_pack_a(Ap, A, M, K, trans_a, i0, k0, mc, kc);
                     int jend = (jb + 1) * GEMM_JC < nc ? (jb + 1) * GEMM_JC : nc;
                     for (int jr = jb * GEMM_JC; jr < jend; jr += GEMM_NR) {
                         int nr = jend - jr < GEMM_NR ? jend - jr : GEMM_NR;
                         for (int ir = 0; ir < mc; ir += GEMM_MR) {
                             int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-                            gemm_micro_kernel(kc, Ap + (size_t)ir * kc, Bp + (size_t)jr * kc,
+                            gemm_micro_kernel(kc, Ap + (size_t)(i0 + ir) * kc, Bp + (size_t)jr * kc,
                                               Cm + (size_t)(i0 + ir) * N + j0 + jr, N, mr, nr, overwrite);
                         }
                     }

@@ -156,6 +156,48 @@ static void register_op_benchmarks() {
 }
 
 // ----------------------------------------------------------------------------------------------------
+// the machine's peak for the GEMM's micro-kernel, computed: cores × clock × 2 FMA units × 8 lanes × 2 flops
+
+// The clock, measured: a chain of dependent integer adds retires one add per cycle on any x86 or Arm core,
+// so adds per second is cycles per second. Every core runs a chain at once (the all-core clock, lower than a
+// lone core's boost); the slowest sets the figure.
+static double measure_clock_hz() {
+    double slowest = 1e30;
+#pragma omp parallel reduction(min : slowest)
+    {
+        const long n = 50000000;
+        uint64_t x = 0;
+        double t0 = now_seconds();
+        for (long i = 0; i < n; i++) {
+            x += 1; __asm__ volatile("" : "+r"(x)); x += 1; __asm__ volatile("" : "+r"(x));
+            x += 1; __asm__ volatile("" : "+r"(x)); x += 1; __asm__ volatile("" : "+r"(x));
+            x += 1; __asm__ volatile("" : "+r"(x)); x += 1; __asm__ volatile("" : "+r"(x));
+            x += 1; __asm__ volatile("" : "+r"(x)); x += 1; __asm__ volatile("" : "+r"(x));
+        }
+        double rate = 8.0 * n / (now_seconds() - t0);
+        if (x != 8ull * n) rate = 0.0;
+        slowest = rate < slowest ? rate : slowest;
+    }
+    return slowest;
+}
+
+static void print_gemm_peak(double gemm_ms, double flops) {
+    int cores = omp_get_max_threads();
+    double hz = measure_clock_hz();
+    // the micro-kernel's vectors are 8 floats (gemm.h's float8: AVX2 with FMA); 2 FMA units per core is what
+    // Zen and Intel's big cores have. Cores with two 512-bit units (AVX-512 Xeons) peak at twice this, with
+    // vectors the kernel does not use.
+    double peak = cores * hz * 2 * 8 * 2;
+    printf("  GEMM peak (stated): %d threads x %.2f GHz (measured, all cores busy) x 2 FMA units x 8 lanes x 2 flops"
+           " = %.0f GFLOP/s
+", cores, hz / 1e9, peak / 1e9);
+    if (gemm_ms > 0)
+        printf("  LM head forward GEMM (2048 x 128 x 50304): %.0f GFLOP/s = %.0f%% of that peak
+",
+               flops / (gemm_ms / 1e3) / 1e9, 100.0 * flops / (gemm_ms / 1e3) / peak);
+}
+
+// ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
 
 int main(int argc, char** argv) {
@@ -172,6 +214,7 @@ int main(int argc, char** argv) {
             printf("  matmul N/C/OC %-14s blocked is %.1fx faster than naive (%.2f ms vs %.2f ms)\n", s,
                    naive / blocked, blocked, naive);
     }
+    print_gemm_peak(ms_of("op/matmul N=2048 C=128 OC=50304 no bias/forward"), 2.0 * 2048 * 128 * 50304);
     double fwd = ms_of("BM_step_forward/"), bwd = ms_of("BM_step_backward/");
     double step_adamw = ms_of("BM_train_step/adamw/");
     double opt_adamw = ms_of("BM_optimizer/adamw/");

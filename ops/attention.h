@@ -14,7 +14,9 @@
 //   s[t2]   = q_t · k_t2 / sqrt(HS)          for t2 ≤ t (causal: a position sees only the past)
 //   att[t2] = exp(s[t2] − max s) / Σ exp(s − max s),  0 for t2 > t
 //   out_t   = Σ_t2 att[t2] · v_t2
-// att (B, NH, T, T) is kept for the backward; only the softmax output is needed there.
+// att (B, NH, T, T) is kept for the backward; only the softmax output is needed there. The dot products and
+// sums run as `omp simd` reductions (partial sums per vector lane, then added in a fixed order: the same bits
+// every run, on any thread count), the exponentials by exp_nonpositive (device.h).
 static void attention_forward_cpu(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -28,22 +30,26 @@ static void attention_forward_cpu(float* out, float* att, const float* qkv, int 
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
                     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                     for (int i = 0; i < HS; i++) s += q[i] * k[i];
                     s *= scale;
                     a[t2] = s;
                     if (s > maxv) maxv = s;
                 }
                 float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
                 for (int t2 = 0; t2 <= t; t2++) {
-                    a[t2] = expf(a[t2] - maxv);
+                    a[t2] = exp_nonpositive(a[t2] - maxv);
                     sum += a[t2];
                 }
+#pragma omp simd
                 for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
                 for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
                 float* o = out + ((size_t)b * T + t) * C + h * HS;
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
+#pragma omp simd
                     for (int i = 0; i < HS; i++) o[i] += a[t2] * v[i];
                 }
             }
@@ -74,6 +80,7 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
                     const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
                     float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
                     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                     for (int i = 0; i < HS; i++) {
                         s += d[i] * v[i];
                         dv[i] += a[t2] * d[i];
@@ -85,7 +92,8 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
                     float ds = a[t2] * (datt[t2] - dot) * scale;
                     const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
                     float* dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
-                    for (int i = 0; i < HS; i++) {
+#pragma omp simd
+                    for (int i = 0; i < HS; i++) {  // dq (row t, channels of q) and dk (row t2, of k) never overlap
                         dq[i] += ds * k[i];
                         dk[i] += ds * q[i];
                     }

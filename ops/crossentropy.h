@@ -10,22 +10,8 @@
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
 
-// exp(x) for x <= 0, in float, in a form the compiler vectorizes (libm's exp is a call per element, and the
-// softmax takes 2 of them per logit: ~100M per step at B·T = 2048). Write x = k·ln2 + r with k an integer
-// and |r| <= ln2/2; then exp(x) = 2^k · exp(r), exp(r) by its Taylor series to r⁷ (the rest is below
-// 0.35⁸/8! = 5e-9 relative), 2^k by writing k into a float's exponent bits. Within 2 ulp of expf; below
-// x = -87 (where expf leaves the normal floats) it returns exp(-87) ≈ 1.6e-38 instead, which no sum notices.
-// A NaN in gives a NaN out, so a diverged run still stops.
-static inline __attribute__((always_inline)) float exp_nonpositive(float x) {
-    const float log2e = 1.44269504f, ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;  // ln2 = hi + lo
-    x = x < -87.0f ? -87.0f : x;
-    float k = floorf(x * log2e + 0.5f);
-    float r = (x - k * ln2_hi) - k * ln2_lo;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    k = k > -127.0f ? k : -127.0f;  // finite x gives k >= -126; a NaN x takes -127 here (and p carries the NaN)
-    float two_k = __builtin_bit_cast(float, (uint32_t)((int)k + 127) << 23);
-    return p * two_k;
-}
+// exp_nonpositive (device.h): libm's exp is a call per element, and the softmax takes 2 of them per logit,
+// ~100M per step at B·T = 2048.
 
 // For each of the N rows (a position), over the first V logits z:
 //   lse = log Σ_v exp(z_v)  (computed as max + log Σ exp(z − max), so it cannot overflow)
