@@ -79,7 +79,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_NUM("--batch", FLAG_INT, batch, "0", 0, 65536, "B, sequences per micro-batch (0: 8 on CPU, 16 on GPU)"),
         FLAG_NUM("--seq-len", FLAG_INT, seq_len, "0", 0, 1 << 20, "T, tokens per sequence, at most the model's context (0: 256 on CPU, 1024 on GPU)"),
         FLAG_NUM("--grad-accum", FLAG_INT, grad_accum, "1", 1, 65536, "micro-batches per optimizer step"),
-        FLAG_NUM("--steps", FLAG_INT, steps, "0", 0, BIG, "optimizer steps (0: 150 on CPU, 600 on GPU)"),
+        FLAG_NUM("--steps", FLAG_INT, steps, "0", 0, BIG, "optimizer steps (0: 80 on CPU, 600 on GPU)"),
         FLAG_STR("--schedule", schedule, "cosine", "cosine|wsd|constant", "learning-rate schedule after warmup: cosine|wsd|constant"),
         FLAG_NUM("--warmup", FLAG_INT, warmup, "10", 0, BIG, "linear warmup steps"),
         FLAG_NUM("--final-lr-frac", FLAG_FLOAT, final_lr_frac, "0.1", 0, 1, "cosine: final lr as a fraction of the peak"),
@@ -312,7 +312,7 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     if (strcmp(rc->model, "auto") == 0) snprintf(rc->model, sizeof(rc->model), "%s", gpu ? "d12" : "d4");
     if (rc->batch == 0) rc->batch = gpu ? 16 : 8;
     if (rc->seq_len == 0) rc->seq_len = gpu ? 1024 : 256;
-    if (rc->steps == 0) rc->steps = gpu ? 600 : 150;
+    if (rc->steps == 0) rc->steps = gpu ? 600 : 80;
     if (rc->eval_every == 0) rc->eval_every = rc->steps / 10 > 0 ? rc->steps / 10 : 1;
     if (rc->health_every == 0) rc->health_every = rc->steps / 8 > 0 ? rc->steps / 8 : 1;
     if (rc->run_name[0] == 0) snprintf(rc->run_name, sizeof(rc->run_name), "%s", rc->optimizer);

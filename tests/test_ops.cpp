@@ -123,6 +123,28 @@ TEST_CASE("gelu: known values") {
     CHECK(fabs(y[2] + 0.0454023f) < 1e-6);   // same at -2.0
 }
 
+TEST_CASE("fast math: exp_nonpositive and tanh_by_exp against libm, over their whole range") {
+    double worst_exp = 0.0, worst_tanh = 0.0, worst_gelu = 0.0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f * i / 200000;  // exp: [-87, 0]
+        double rel = fabs(exp_nonpositive(x) - exp((double)x)) / exp((double)x);
+        worst_exp = rel > worst_exp ? rel : worst_exp;
+        float u = -12.0f + 24.0f * i / 200000;  // tanh and GELU: [-12, 12], through 0
+        double abs_err = fabs(tanh_by_exp(u) - tanh((double)u));
+        worst_tanh = abs_err > worst_tanh ? abs_err : worst_tanh;
+        double g = 0.5 * u * (1.0 + tanh(0.7978845608028654 * (u + 0.044715 * (double)u * u * u)));
+        double gelu_err = fabs(gelu_value(u) - g) / (fabs(u) + 1.0);
+        worst_gelu = gelu_err > worst_gelu ? gelu_err : worst_gelu;
+    }
+    CHECK(worst_exp < 2.5e-7);   // 2 ulp of a float
+    CHECK(worst_tanh < 2e-7);
+    CHECK(worst_gelu < 3e-7);
+    CHECK(tanh_by_exp(0.0f) == 0.0f);
+    CHECK(tanh_by_exp(50.0f) == 1.0f);
+    CHECK(tanh_by_exp(-50.0f) == -1.0f);
+    CHECK(isnan(tanh_by_exp(NAN)));
+}
+
 TEST_CASE("embedding: a token that does not appear gets no gradient") {
     int B = 2, T = 5, C = 6, V = 7;
     int ids[10] = {3, 1, 3, 0, 6, 3, 3, 2, 1, 5};  // token 4 never appears
