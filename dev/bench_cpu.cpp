@@ -189,11 +189,9 @@ static void print_gemm_peak(double gemm_ms, double flops) {
     // vectors the kernel does not use.
     double peak = cores * hz * 2 * 8 * 2;
     printf("  GEMM peak (stated): %d threads x %.2f GHz (measured, all cores busy) x 2 FMA units x 8 lanes x 2 flops"
-           " = %.0f GFLOP/s
-", cores, hz / 1e9, peak / 1e9);
+           " = %.0f GFLOP/s\n", cores, hz / 1e9, peak / 1e9);
     if (gemm_ms > 0)
-        printf("  LM head forward GEMM (2048 x 128 x 50304): %.0f GFLOP/s = %.0f%% of that peak
-",
+        printf("  LM head forward GEMM (2048 x 128 x 50304): %.0f GFLOP/s = %.0f%% of that peak\n",
                flops / (gemm_ms / 1e3) / 1e9, 100.0 * flops / (gemm_ms / 1e3) / peak);
 }
 
