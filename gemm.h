@@ -15,13 +15,20 @@
 // op(A)[i, k] = trans_a ? A[k*M + i] : A[i*K + k];  op(B)[k, j] = trans_b ? B[j*K + k] : B[k*N + j].
 // Blocking: a KC x NC slab of op(B) is packed once into NR-wide panels and the KC columns of op(A) into MR-tall
 // panels (both shared by the threads); each task runs the MR x NR micro-kernel over an MC x JC block of Cm.
-// The micro-kernel keeps an MR x NR tile of sums in registers (6 x 16 floats = 12 AVX2 registers).
-// Every element of Cm is one thread's: the sums run in the same order whatever the thread count.
+// The micro-kernel keeps an MR x NR tile of sums in registers: 6 rows of two vectors, 12 registers, of 8 floats
+// (AVX2: NR = 16) or, where the build targets AVX-512 (-march=native on such a CPU), of 16 floats (NR = 32).
+// KC keeps one NR-wide panel of op(B) (KC x NR floats, 16 KiB) in a 32 KiB L1 cache while the panels of op(A)
+// stream past it. Every element of Cm is one thread's: the sums run in the same order whatever the thread count.
 
+#ifdef __AVX512F__
+#define GEMM_LANES 16
+#else
+#define GEMM_LANES 8
+#endif
 #define GEMM_MR 6
-#define GEMM_NR 16
+#define GEMM_NR (2 * GEMM_LANES)
 #define GEMM_MC 96
-#define GEMM_KC 256
+#define GEMM_KC (4096 / GEMM_NR)
 #define GEMM_NC 4096
 #define GEMM_JC 256  // columns per task inside an NC slab: enough tasks for the threads even when M is small
 
@@ -59,20 +66,21 @@ static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, i
 }
 
 // acc (MR x NR) = Σ_k Ap[k, :]ᵀ Bp[k, :]; then Cm[0:mr, 0:nr] (+)= acc.
-// A row of 16 sums is two 8-float vectors (GCC's vector extension: plain `+` and `*` on vectors), so the
-// compiler keeps all 6 x 16 sums in registers and issues one fused multiply-add per 8 products.
-typedef float float8 __attribute__((vector_size(32)));
+// A row of NR sums is two vectors of GEMM_LANES floats (GCC's vector extension: plain `+` and `*` on vectors),
+// so the compiler keeps all MR x NR sums in registers and issues one fused multiply-add per vector of products.
+typedef float floatv __attribute__((vector_size(4 * GEMM_LANES)));
 
 static void gemm_micro_kernel(int kc, const float* Ap, const float* Bp, float* Cm, int ldc, int mr, int nr,
                               bool overwrite) {
-    float8 acc[GEMM_MR][2];
-    for (int r = 0; r < GEMM_MR; r++) acc[r][0] = acc[r][1] = (float8){0, 0, 0, 0, 0, 0, 0, 0};
+    const floatv zero = {0};
+    floatv acc[GEMM_MR][2];
+    for (int r = 0; r < GEMM_MR; r++) acc[r][0] = acc[r][1] = zero;
     for (int k = 0; k < kc; k++) {
-        float8 b0, b1;
+        floatv b0, b1;
         memcpy(&b0, Bp + k * GEMM_NR, sizeof(b0));
-        memcpy(&b1, Bp + k * GEMM_NR + 8, sizeof(b1));
+        memcpy(&b1, Bp + k * GEMM_NR + GEMM_LANES, sizeof(b1));
         for (int r = 0; r < GEMM_MR; r++) {
-            float a = Ap[k * GEMM_MR + r];  // broadcast to all 8 lanes by the vector-scalar product
+            float a = Ap[k * GEMM_MR + r];  // broadcast to every lane by the vector-scalar product
             acc[r][0] += a * b0;
             acc[r][1] += a * b1;
         }
@@ -80,10 +88,10 @@ static void gemm_micro_kernel(int kc, const float* Ap, const float* Bp, float* C
     if (mr == GEMM_MR && nr == GEMM_NR) {  // a whole tile: vector loads and stores
         for (int r = 0; r < GEMM_MR; r++)
             for (int h = 0; h < 2; h++) {
-                float* dst = Cm + (size_t)r * ldc + 8 * h;
-                float8 c = acc[r][h];
+                float* dst = Cm + (size_t)r * ldc + GEMM_LANES * h;
+                floatv c = acc[r][h];
                 if (!overwrite) {
-                    float8 old;
+                    floatv old;
                     memcpy(&old, dst, sizeof(old));
                     c += old;
                 }
@@ -94,7 +102,7 @@ static void gemm_micro_kernel(int kc, const float* Ap, const float* Bp, float* C
     for (int r = 0; r < mr; r++) {
         float row[GEMM_NR];
         memcpy(row, &acc[r][0], sizeof(acc[r][0]));
-        memcpy(row + 8, &acc[r][1], sizeof(acc[r][1]));
+        memcpy(row + GEMM_LANES, &acc[r][1], sizeof(acc[r][1]));
         float* dst = Cm + (size_t)r * ldc;
         for (int c = 0; c < nr; c++) dst[c] = overwrite ? row[c] : dst[c] + row[c];
     }

@@ -184,11 +184,11 @@ static double measure_clock_hz() {
 static void print_gemm_peak(double gemm_ms, double flops) {
     int cores = omp_get_max_threads();
     double hz = measure_clock_hz();
-    // the micro-kernel's vectors are 8 floats (gemm.h's float8: AVX2 with FMA); 2 FMA units per core is what
-    // Zen and Intel's big cores have. Cores with two 512-bit units (AVX-512 Xeons) peak at twice this, with
-    // vectors the kernel does not use.
+    // 2 FMA units per core, 256 bits (8 floats) wide: AVX2 on Zen and Intel's big cores, and also AVX-512 on
+    // Zen 4, which runs a 512-bit FMA as two halves. Xeons with two full 512-bit units peak at twice this,
+    // which the kernel's 16-lane build (gemm.h, GEMM_LANES) can use.
     double peak = cores * hz * 2 * 8 * 2;
-    printf("  GEMM peak (stated): %d threads x %.2f GHz (measured, all cores busy) x 2 FMA units x 8 lanes x 2 flops"
+    printf("  GEMM peak (stated): %d threads x %.2f GHz (measured, all cores busy) x 2 FMA units x 8 lanes (256 bits) x 2 flops"
            " = %.0f GFLOP/s\n", cores, hz / 1e9, peak / 1e9);
     if (gemm_ms > 0)
         printf("  LM head forward GEMM (2048 x 128 x 50304): %.0f GFLOP/s = %.0f%% of that peak\n",

@@ -10,13 +10,48 @@
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
 
+// Σ_i a[i]·b[i]: 8 lanes (lane l sums the i ≡ l mod 8 in order, one vector register), the lanes added in a
+// fixed tree 3 deep (a simd reduction's epilogue adds them one after another), then the last n mod 8 terms
+static inline float attention_dot(const float* a, const float* b, int n) {
+    float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i0 = 0;
+    for (; i0 + 8 <= n; i0 += 8)
+        for (int l = 0; l < 8; l++) lane[l] += a[i0 + l] * b[i0 + l];
+    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (; i0 < n; i0++) s += a[i0] * b[i0];
+    return s;
+}
+
+// y[0 : n] += Σ_{j < count} w[j] · x[j·stride + 0 : n], each entry summed over j in order (so the bits do not
+// depend on how it is computed). The sums sit in registers 32 entries at a time, two or four independent vector
+// chains (a sum kept in y itself would wait for its own store at every j); the rest one entry at a time.
+static inline void attention_add_weighted_rows(float* y, const float* w, const float* x, size_t stride, int count,
+                                               int n) {
+    int i0 = 0;
+    for (; i0 + 32 <= n; i0 += 32) {
+        float acc[32];
+        for (int i = 0; i < 32; i++) acc[i] = y[i0 + i];
+        for (int j = 0; j < count; j++) {
+            const float* xj = x + j * stride + i0;
+#pragma omp simd
+            for (int i = 0; i < 32; i++) acc[i] += w[j] * xj[i];
+        }
+        for (int i = 0; i < 32; i++) y[i0 + i] = acc[i];
+    }
+    for (; i0 < n; i0++) {
+        float acc = y[i0];
+        for (int j = 0; j < count; j++) acc += w[j] * x[j * stride + i0];
+        y[i0] = acc;
+    }
+}
+
 // For each batch b, head h and query position t:
 //   s[t2]   = q_t · k_t2 / sqrt(HS)          for t2 ≤ t (causal: a position sees only the past)
 //   att[t2] = exp(s[t2] − max s) / Σ exp(s − max s),  0 for t2 > t
 //   out_t   = Σ_t2 att[t2] · v_t2
 // att (B, NH, T, T) is kept for the backward; only the softmax output is needed there. The dot products and
-// sums run as `omp simd` reductions (partial sums per vector lane, then added in a fixed order: the same bits
-// every run, on any thread count), the exponentials by exp_nonpositive (device.h).
+// sums run in vector lanes added in a fixed order (attention_dot, `omp simd` reductions): the same bits every
+// run, on any thread count; the exponentials by exp_nonpositive (device.h).
 static void attention_forward_cpu(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -29,10 +64,7 @@ static void attention_forward_cpu(float* out, float* att, const float* qkv, int 
                 float maxv = -INFINITY;
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
-                    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < HS; i++) s += q[i] * k[i];
-                    s *= scale;
+                    float s = attention_dot(q, k, HS) * scale;
                     a[t2] = s;
                     if (s > maxv) maxv = s;
                 }
@@ -47,11 +79,8 @@ static void attention_forward_cpu(float* out, float* att, const float* qkv, int 
                 for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
                 float* o = out + ((size_t)b * T + t) * C + h * HS;
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
-#pragma omp simd
-                    for (int i = 0; i < HS; i++) o[i] += a[t2] * v[i];
-                }
+                attention_add_weighted_rows(o, a, qkv + (size_t)b * T * 3 * C + 2 * C + h * HS, 3 * (size_t)C, t + 1,
+                                            HS);
             }
 }
 
@@ -79,25 +108,21 @@ static void attention_backward_cpu(float* dqkv, float* scratch, const float* dou
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
                     float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
-                    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < HS; i++) {
-                        s += d[i] * v[i];
-                        dv[i] += a[t2] * d[i];
-                    }
+                    float s = attention_dot(d, v, HS);
+#pragma omp simd
+                    for (int i = 0; i < HS; i++) dv[i] += a[t2] * d[i];
                     datt[t2] = s;
                     dot += a[t2] * s;
                 }
                 for (int t2 = 0; t2 <= t; t2++) {
                     float ds = a[t2] * (datt[t2] - dot) * scale;
-                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
+                    datt[t2] = ds;  // datt[t2] is done with: it now holds ds[t2] for dq below
                     float* dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
 #pragma omp simd
-                    for (int i = 0; i < HS; i++) {  // dq (row t, channels of q) and dk (row t2, of k) never overlap
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                    }
+                    for (int i = 0; i < HS; i++) dk[i] += ds * q[i];
                 }
+                attention_add_weighted_rows(dq, datt, qkv + (size_t)b * T * 3 * C + C + h * HS, 3 * (size_t)C, t + 1,
+                                            HS);
             }
         }
 }
