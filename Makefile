@@ -8,6 +8,7 @@
 #   make bench      Google Benchmark: kernels, a training step, tokens/s
 #   make sanitize   compute-sanitizer memcheck + racecheck on a tiny GPU run
 #   make experiments  the papers' controlled experiments (fp64, CPU)
+#   make study      Muon against AdamW, tuned and over seeds, and the papers' claims on the GPT (about an hour, CPU)
 # Dependencies are Debian packages; `make deps` installs them (as root) or names what is missing.
 
 CXX   ?= g++
@@ -40,7 +41,7 @@ else
   LINK_LIBS  = $(LDLIBS)
 endif
 
-.PHONY: all train test sanitize-cpu bench sanitize experiments deps clean
+.PHONY: all train test sanitize-cpu bench sanitize experiments study deps clean
 SHELL := /bin/bash
 all: deps build/train
 	@ln -f build/train train
@@ -132,7 +133,7 @@ $(eval $(call emu_build,build/emu/asan,$(EMU_SAN_FLAGS),$(EMU_SAN_FLAGS)))
 $(eval $(call emu_build,build/emu/tsan,-O1 -fsanitize=thread,-O1 -DEMU_TSAN -fsanitize=thread -fno-sanitize=thread))
 
 # Both suites, then one line each: what ran, and what skipped (the real-GPU cases, without a GPU).
-test: all build/test build/emu/plain/test
+test: all build/test build/study build/emu/plain/test
 	@set -o pipefail; cpu=0; emu=0; \
 	./build/test 2>&1 | tee build/test.log || cpu=1; \
 	echo "---- the GPU tests again, on the CPU emulation of CUDA (tests/emu) ----"; \
@@ -206,6 +207,20 @@ experiments: all build/experiments
 	./build/experiments --seeds $(EXP_SEEDS) --out $(EXP_OUT)/linear
 	./train compare --optimizers spectral $(EXP_GPT) --out $(EXP_OUT)/spectral
 	@echo "experiments: tables and plots in $(EXP_OUT)/linear/ and $(EXP_OUT)/spectral/"
+
+# ---- the study: dev/study.cpp drives ./train over lr sweeps, seeds, the spectral family and the decay rules ----
+# Resumable (the same command continues an interrupted study); tables, plots and summary.md in STUDY_OUT.
+# STUDY_MODEL sets every part's model, STUDY_BUDGET multiplies every part's steps; on a GPU, e.g.
+#   make study STUDY_MODEL=d12 STUDY_BUDGET=8 STUDY_FLAGS="--batch 16 --seq-len 1024 --train-flags '--device cuda'"
+STUDY_OUT    ?= out/study
+STUDY_MODEL  ?=
+STUDY_BUDGET ?= 1
+STUDY_FLAGS  ?=
+build/study: dev/study.cpp | deps
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
+study: all build/study
+	./build/study --out $(STUDY_OUT) --budget $(STUDY_BUDGET) $(if $(STUDY_MODEL),--model $(STUDY_MODEL)) $(STUDY_FLAGS)
 
 # ---- fuzzing (tests/fuzz): libFuzzer targets under AddressSanitizer + UBSan ---------------------------------
 # make fuzz        builds build/fuzz/<target> for each tests/fuzz/fuzz_*.cpp (clang++ and its libFuzzer runtime:

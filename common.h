@@ -105,7 +105,15 @@ static double rng_normal(Rng* r) {
 }
 
 // ----------------------------------------------------------------------------------------------------
-// wall clock in seconds (monotonic)
+// time: the wall clock in seconds (monotonic), and durations as people read them
+
+// "1h05m", "3m20s", "42s": an ETA or an elapsed time
+static void format_duration(double seconds, char* out, size_t size) {
+    int s = (int)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, size, "%dh%02dm", s / 3600, s / 60 % 60);
+    else if (s >= 60) snprintf(out, size, "%dm%02ds", s / 60, s % 60);
+    else snprintf(out, size, "%ds", s);
+}
 
 static double now_seconds() {
     struct timespec ts;

@@ -421,3 +421,17 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
     if (health) optimizer_health(opt, params, grads);
     return norm;
 }
+
+// The RMS of the hidden matrices' weights taken together, sqrt(Σ w² / n): the quantity the weight-decay rule
+// sets at steady state (arXiv 2512.08217). One norm pass per matrix, logged every step (log.csv's matrix_rms).
+static double hidden_matrix_rms(const Optimizer* opt, const float* params) {
+    double sum_sq = 0.0, count = 0.0;
+    for (int i = 0; i < opt->num_slots; i++) {
+        const ParamSlot* s = &opt->slots[i];
+        if (s->kind != PARAM_MATRIX) continue;
+        double norm = grad_norm(opt->device, params + s->offset, (size_t)s->rows * s->cols);
+        sum_sq += norm * norm;
+        count += (double)s->rows * s->cols;
+    }
+    return count > 0 ? sqrt(sum_sq / count) : 0.0;
+}

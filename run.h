@@ -274,6 +274,7 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     // the updated parameters, checked before any checkpoint can hold them (one pass, a norm's cost)
     double params = grad_norm(r->dev, r->model.params[0].data, r->model.num_parameters);
     if (!isfinite(params)) return run_diverged(r, res, step + 1, "norm of the updated parameters", params, err);
+    double matrix_rms = hidden_matrix_rms(&r->opt, r->model.params[0].data);
     // the health measurement is not training time
     double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum;
     if (health) runlog_health(&r->log, res, step + 1, &r->opt);
@@ -281,8 +282,8 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     r->st.tokens += tokens;
     res->optimizer_seconds += t2 - t1 - r->opt.health_seconds;
     res->final_train_loss = loss;
-    runlog_step(&r->log, res, step, c->steps, loss, lr_mult * r->oc.lr, lr_mult, norm, dt, tokens, r->st.tokens,
-                r->st.train_seconds, gpt2_flops_per_token(&r->cfg, T), r->dev);
+    runlog_step(&r->log, res, step, c->steps, loss, lr_mult * r->oc.lr, lr_mult, norm, matrix_rms, dt, tokens,
+                r->st.tokens, r->st.train_seconds, gpt2_flops_per_token(&r->cfg, T), r->dev);
     return 0;
 }
 

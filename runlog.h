@@ -79,7 +79,7 @@ static int runlog_open(RunLog* log, const char* run_dir, int64_t resume_step, ch
     bool fresh = resume_step < 0;
     const char* names[2] = {"log.csv", "health.csv"};
     const char* headers[2] = {
-        "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds\n",
+        "step,tokens,train_loss,val_loss,lr_mult,grad_norm,ms,tokens_per_s,train_seconds,matrix_rms\n",
         "step,matrix,optimizer,stable_rank,effective_rank,ortho_error,grad_cosine,update_rms,weight_spectral_norm\n"};
     FILE** files[2] = {&log->csv, &log->health_csv};
     for (int k = 0; k < 2; k++) {
@@ -98,13 +98,6 @@ static void runlog_close(RunLog* log) {
     if (log->csv) fclose(log->csv);
     if (log->health_csv) fclose(log->health_csv);
     log->csv = log->health_csv = NULL;
-}
-
-static void format_duration(double seconds, char* out, size_t size) {
-    int s = (int)(seconds + 0.5);
-    if (s >= 3600) snprintf(out, size, "%dh%02dm", s / 3600, s / 60 % 60);
-    else if (s >= 60) snprintf(out, size, "%dm%02ds", s / 60, s % 60);
-    else snprintf(out, size, "%ds", s);
 }
 
 // The start-up lines: the run's shape and budget, the memory it holds, and which optimizer updates what.
@@ -134,15 +127,15 @@ static void runlog_eval(RunLog* log, RunResult* res, int64_t step, float val_los
         res->eval_loss[e] = val_loss;
     }
     printf("step %lld val_loss %.4f tokens %.0f train_time %.1fs\n", (long long)step, val_loss, tokens, train_seconds);
-    fprintf(log->csv, "%lld,%.0f,,%.6f,,,,,%.3f\n", (long long)step, tokens, val_loss, train_seconds);
+    fprintf(log->csv, "%lld,%.0f,,%.6f,,,,,%.3f,\n", (long long)step, tokens, val_loss, train_seconds);
     fflush(log->csv);
 }
 
 // A training step took dt seconds for `tokens` tokens: the step line (with the moving tokens/s, MFU against the
 // device's peak and the ETA over `steps_left`), the CSV row, and the GPU's peak memory.
 static void runlog_step(RunLog* log, RunResult* res, int64_t step, int steps, float loss, float lr, float lr_mult,
-                        double norm, double dt, double tokens, double total_tokens, double train_seconds,
-                        double flops_per_token, Device dev) {
+                        double norm, double matrix_rms, double dt, double tokens, double total_tokens,
+                        double train_seconds, double flops_per_token, Device dev) {
     log->window_tokens += tokens;
     log->window_seconds += dt;
     char eta[32], mfu[32] = "";
@@ -154,8 +147,8 @@ static void runlog_step(RunLog* log, RunResult* res, int64_t step, int steps, fl
     if (in_use > res->peak_memory) res->peak_memory = in_use;
     printf("step %lld/%d loss %.4f lr %.2e norm %.3f ms %.1f tok/s %.0f%s eta %s\n", (long long)step + 1, steps, loss,
            lr, norm, dt * 1e3, log->window_tokens / log->window_seconds, mfu, eta);
-    fprintf(log->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f\n", (long long)step + 1, total_tokens, loss, lr_mult,
-            norm, dt * 1e3, tokens / dt, train_seconds);
+    fprintf(log->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f,%.6f\n", (long long)step + 1, total_tokens, loss,
+            lr_mult, norm, dt * 1e3, tokens / dt, train_seconds, matrix_rms);
     fflush(log->csv);
     if (log->window_seconds > 30) log->window_tokens = log->window_seconds = 0;
 }

@@ -13,68 +13,32 @@
 #include <errno.h>
 #include <omp.h>
 #include <sys/stat.h>
+#include "dev/cli.h"
 #include "dev/experiments_linear.h"
 #include "../report/plot.h"
 
 // ----------------------------------------------------------------------------------------------------
-// command line: one table gives the flags, their defaults and the --help text
+// command line (dev/cli.h's table)
 
 struct ExpArgs {
     int seeds;         // how many seeds (each a fresh target A, start W1_0 and phase-2 start)
     int first_seed;    // seeds first_seed .. first_seed + seeds - 1
-    const char* out;   // output folder, created if missing
+    std::string out;   // output folder, created if missing
     int threads;       // OpenMP threads; 0 = OpenMP's default (OMP_NUM_THREADS or the core count)
 };
-
-struct ExpFlag {
-    const char* name;
-    int* ival;
-    const char** sval;
-    int lo, hi;  // range of an int flag
-    const char* help;
-};
-
-static void usage(const ExpFlag* flags, int n) {
-    printf("usage: experiments [flags]\n");
-    for (int i = 0; i < n; i++) {
-        if (flags[i].ival) printf("  %-14s %-18d %s\n", flags[i].name, *flags[i].ival, flags[i].help);
-        else printf("  %-14s %-18s %s\n", flags[i].name, *flags[i].sval, flags[i].help);
-    }
-}
 
 static int parse_args(int argc, char** argv, ExpArgs* a, char* err) {
     a->seeds = 20;
     a->first_seed = 0;
     a->out = "out/experiments";
     a->threads = 0;
-    ExpFlag flags[] = {
-        {"--seeds", &a->seeds, NULL, 1, 100000, "number of seeds"},
-        {"--first-seed", &a->first_seed, NULL, 0, 1000000000, "the first seed"},
-        {"--out", NULL, &a->out, 0, 0, "output folder (created)"},
-        {"--threads", &a->threads, NULL, 0, 1024, "OpenMP threads (0: OpenMP's default)"},
+    const DevFlag flags[] = {
+        {"--seeds", DEV_INT, &a->seeds, 1, 100000, "number of seeds"},
+        {"--first-seed", DEV_INT, &a->first_seed, 0, 1000000000, "the first seed"},
+        {"--out", DEV_STRING, &a->out, 0, 0, "output folder (created)"},
+        {"--threads", DEV_INT, &a->threads, 0, 1024, "OpenMP threads (0: OpenMP's default)"},
     };
-    int nflags = sizeof(flags) / sizeof(flags[0]);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(flags, nflags);
-            exit(0);
-        }
-        int f = 0;
-        while (f < nflags && strcmp(argv[i], flags[f].name)) f++;
-        if (f == nflags) return fail(err, "unknown flag %s (see --help)", argv[i]);
-        if (i + 1 >= argc) return fail(err, "flag %s needs a value", argv[i]);
-        const char* v = argv[++i];
-        if (flags[f].sval) {
-            *flags[f].sval = v;
-            continue;
-        }
-        char* end;
-        long x = strtol(v, &end, 10);
-        if (*end || end == v || x < flags[f].lo || x > flags[f].hi)
-            return fail(err, "flag %s: '%s' is not an integer in [%d, %d]", flags[f].name, v, flags[f].lo, flags[f].hi);
-        *flags[f].ival = (int)x;
-    }
-    return 0;
+    return dev_parse("experiments", argc, argv, flags, sizeof(flags) / sizeof(flags[0]), err);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -503,7 +467,7 @@ int main(int argc, char** argv) {
     char err[ERR_LEN];
     ExpArgs a;
     if (parse_args(argc, argv, &a, err)) die("%s", err);
-    if (make_dirs(a.out, err)) die("%s", err);
+    if (make_dirs(a.out.c_str(), err)) die("%s", err);
     if (a.threads > 0) omp_set_num_threads(a.threads);
     LinConfig cfg = lin_config_default();
 
@@ -521,7 +485,8 @@ int main(int argc, char** argv) {
     experiment_alloc(&three, &cfg, a.seeds);
 
     int threads = omp_get_max_threads();
-    printf("experiments: D %d, %d seeds from %d, %d threads, output %s/\n", cfg.D, a.seeds, a.first_seed, threads, a.out);
+    printf("experiments: D %d, %d seeds from %d, %d threads, output %s/\n", cfg.D, a.seeds, a.first_seed, threads,
+           a.out.c_str());
     double t0 = now_seconds();
     int jobs = 2 * a.seeds, done = 0;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -543,17 +508,17 @@ int main(int argc, char** argv) {
     Experiment* order[2] = {&two, &three};
     RuleSummary* sums[2] = {sum_two, sum_three};
     char path[1100];
-    snprintf(path, sizeof path, "%s/results.md", a.out);
+    snprintf(path, sizeof path, "%s/results.md", a.out.c_str());
     if (write_markdown(path, order, 2, sums, &cfg, &a, seconds, threads, err)) die("%s", err);
-    if (write_csvs(a.out, order, 2, sums, &a, err)) die("%s", err);
-    if (plot_experiment(&two, &cfg, a.seeds, a.out, err)) die("%s", err);
-    if (plot_experiment(&three, &cfg, a.seeds, a.out, err)) die("%s", err);
+    if (write_csvs(a.out.c_str(), order, 2, sums, &a, err)) die("%s", err);
+    if (plot_experiment(&two, &cfg, a.seeds, a.out.c_str(), err)) die("%s", err);
+    if (plot_experiment(&three, &cfg, a.seeds, a.out.c_str(), err)) die("%s", err);
 
     print_summary(&two, sum_two, a.seeds);
     print_summary(&three, sum_three, a.seeds);
     print_why(&two, sum_two, a.seeds);
     printf("\nran in %.1f s on %d threads; wrote %s/results.md, results.csv, summary.csv and 10 PNG plots\n", seconds,
-           threads, a.out);
+           threads, a.out.c_str());
     experiment_free(&two);
     experiment_free(&three);
     return 0;

@@ -37,6 +37,18 @@ static void expect_one_line_error(const std::string& args, const char* must_cont
     CHECK(r.text.find(must_contain) != std::string::npos);
 }
 
+// a whole file as text ("" when it cannot be read)
+static std::string file_text(const std::string& path) {
+    std::string text;
+    FILE* f = fopen(path.c_str(), "rb");
+    if (!f) return text;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+    fclose(f);
+    return text;
+}
+
 static std::string temp_dir() {
     char tmpl[] = "/tmp/muongpt_cli_XXXXXX";
     return mkdtemp(tmpl);
