@@ -14,62 +14,51 @@ static double run_tokens(const StudySettings* s, const StudyRun* r) {
     return (double)c->batch * c->seq_len * c->steps;
 }
 
-// The progress line before a run: its place, what it is, and the ETA from this invocation's seconds per token
-// (per model: a d2 token is cheaper than a d4 one) over the tokens still to train, the seeds part included.
+// The progress line before a run: its place, what it is, and the ETA: this invocation's seconds per token (per
+// model: a d2 token is cheaper than a d4 one) times the tokens still to train, the runs not yet planned counted
+// at the sweep's size.
 struct Progress {
     double t0;
     double seconds[2], tokens[2];  // measured here: [0] the sweep's model, [1] the other parts'
     int done, total;
 };
 
+static double seconds_per_token(const Progress* p, int k) {
+    double all = p->tokens[0] + p->tokens[1] > 0 ? (p->seconds[0] + p->seconds[1]) / (p->tokens[0] + p->tokens[1]) : 0;
+    return p->tokens[k] > 0 ? p->seconds[k] / p->tokens[k] : all;
+}
+
 static void progress_line(const StudySettings* s, const std::vector<StudyRun>& plan, const Progress* p,
-                          const StudyRun* next, int seeds_to_plan) {
+                          const StudyRun* next) {
     double left = 0;
-    double overall = p->tokens[0] + p->tokens[1] > 0 ? (p->seconds[0] + p->seconds[1]) / (p->tokens[0] + p->tokens[1]) : 0;
-    for (const StudyRun& r : plan) {
-        if (r.status != RUN_TODO) continue;
-        int k = strcmp(s->scale[r.part].model, s->scale[PART_SWEEP].model) != 0;
-        left += run_tokens(s, &r) * (p->tokens[k] > 0 ? p->seconds[k] / p->tokens[k] : overall);
-    }
-    StudyRun seeds_run = *next;
-    seeds_run.part = PART_SEEDS;
-    left += seeds_to_plan * run_tokens(s, &seeds_run) * (p->tokens[0] > 0 ? p->seconds[0] / p->tokens[0] : overall);
+    for (const StudyRun& r : plan)
+        if (r.status == RUN_TODO)
+            left += run_tokens(s, &r) * seconds_per_token(p, strcmp(s->scale[r.part].model, s->scale[PART_SWEEP].model) != 0);
+    StudyRun unplanned = *next;
+    unplanned.part = PART_SWEEP;
+    left += (p->total - (int)plan.size()) * run_tokens(s, &unplanned) * seconds_per_token(p, 0);
     char elapsed[32], eta[32];
     format_duration(now_seconds() - p->t0, elapsed, sizeof(elapsed));
     format_duration(left, eta, sizeof(eta));
-    printf("study [%d/%d] %s: %s lr %.4g seed %lld (elapsed %s, eta %s)\n", p->done + 1, p->total,
-           study_part_name[next->part], next->optimizer.c_str(), next->lr, s->first_seed + next->seed_index, elapsed,
-           overall > 0 ? eta : "after the first run");
+    printf("study [%d/%d] %s: %s lr %.4g%s seed %lld (elapsed %s, eta %s)\n", p->done + 1, p->total,
+           study_part_name[next->part], next->optimizer.c_str(), next->lr,
+           next->adam_lr >= 0 ? (" (AdamW group " + std::to_string(next->adam_lr).substr(0, 7) + ")").c_str() : "",
+           s->first_seed + next->seed_index, elapsed, seconds_per_token(p, 0) > 0 ? eta : "after the first run");
     fflush(stdout);
 }
 
-// runs every run of `part` still to run; 1 when interrupted, -1 on an error
-static int run_part(const StudySettings* s, std::vector<StudyRun>* plan, StudyPart part, Progress* p,
-                    int seeds_to_plan, char* err) {
-    for (StudyRun& r : *plan) {
-        if (r.part != part || r.status != RUN_TODO) continue;
-        progress_line(s, *plan, p, &r, part == PART_SWEEP ? seeds_to_plan : 0);
-        double t = now_seconds();
-        int st = study_execute(s, &r, err);
-        if (st) return st;
-        double dt = now_seconds() - t;
-        int k = strcmp(s->scale[part].model, s->scale[PART_SWEEP].model) != 0;
-        p->seconds[k] += dt;
-        p->tokens[k] += run_tokens(s, &r);
-        p->done++;
-        if (r.status == RUN_OK) printf("  final val loss %.4f (%.0f s)\n", study_final_loss(&r), dt);
-        else printf("  %s: %s\n", study_status_name(r.status), r.message.c_str());
-    }
-    return 0;
-}
-
-// plans the seeds part (once the sweep is done) and loads what an earlier study finished of it: how many
-static int plan_seeds(const StudySettings* s, std::vector<StudyRun>* plan) {
+// Plans what can be planned now and loads what an earlier study finished of it; returns the next run to do, in
+// the parts' order (sweep, seeds, decay, delving; within a part, as planned), or NULL when all are done.
+static StudyRun* next_run(const StudySettings* s, std::vector<StudyRun>* plan, Progress* p) {
     size_t before = plan->size();
-    study_plan_seeds(s, plan);
-    int done = 0;
-    for (size_t i = before; i < plan->size(); i++) done += study_load_done(s, &(*plan)[i]);
-    return done;
+    study_plan_ready(s, plan);
+    for (size_t i = before; i < plan->size(); i++) p->done += study_load_done(s, &(*plan)[i]);
+    if (plan->size() > before) return next_run(s, plan, p);  // runs done earlier may let more be planned
+    const StudyPart order[4] = {PART_SWEEP, PART_SEEDS, PART_DECAY, PART_DELVING};
+    for (StudyPart part : order)
+        for (StudyRun& r : *plan)
+            if (r.part == part && r.status == RUN_TODO) return &r;
+    return NULL;
 }
 
 int main(int argc, char** argv) {
@@ -112,32 +101,31 @@ int main(int argc, char** argv) {
     std::vector<StudyRun> plan;
     if (study_plan(&s, &plan, err)) die("%s", err);
     if (make_dirs((s.out + "/runs").c_str(), err)) die("%s", err);
-    int earlier = 0;
-    for (StudyRun& r : plan) earlier += study_load_done(&s, &r);
-    bool sweep_done = true;
-    for (const StudyRun& r : plan) sweep_done = sweep_done && (r.part != PART_SWEEP || r.status != RUN_TODO);
-    if (sweep_done) earlier += plan_seeds(&s, &plan);
-    if (dry_run) {
-        for (const StudyRun& r : plan) printf("%s\n", study_command(&s, &r, false).c_str());
+    Progress prog = {now_seconds(), {0, 0}, {0, 0}, 0, study_expected_runs(&s)};
+    for (StudyRun& r : plan) prog.done += study_load_done(&s, &r);
+    StudyRun* r = next_run(&s, &plan, &prog);
+    if (dry_run) {  // what is planned so far (the runs that wait on others' results are not)
+        for (const StudyRun& run : plan) printf("%s\n", study_command(&s, &run, false).c_str());
         return 0;
     }
-    int seed_runs = sweep_done ? 0 : (int)study_split(s.optimizers).size() * (s.seeds - 1);
-    Progress prog = {now_seconds(), {0, 0}, {0, 0}, earlier, (int)plan.size() + seed_runs};
     printf("study: %d runs (%d done earlier), output %s/; each run's output in its folder's stdout.log\n",
-           prog.total, earlier, s.out.c_str());
-    // the seeds part needs the sweep's best lrs: sweep, then seeds, then the rest
-    const StudyPart order[4] = {PART_SWEEP, PART_SEEDS, PART_DECAY, PART_DELVING};
-    for (StudyPart part : order) {
-        if (part == PART_SEEDS) {
-            prog.done += plan_seeds(&s, &plan);
-            prog.total = (int)plan.size();
-        }
-        int st = run_part(&s, &plan, part, &prog, seed_runs, err);
+           prog.total, prog.done, s.out.c_str());
+    for (; r; r = next_run(&s, &plan, &prog)) {
+        progress_line(&s, plan, &prog, r);
+        double t = now_seconds();
+        int st = study_execute(&s, r, err);
         if (st < 0) die("%s", err);
         if (st > 0) {
             printf("study: interrupted; the same command resumes it (%d of %d runs done)\n", prog.done, prog.total);
             return 130;
         }
+        double dt = now_seconds() - t;
+        int k = strcmp(s.scale[r->part].model, s.scale[PART_SWEEP].model) != 0;
+        prog.seconds[k] += dt;
+        prog.tokens[k] += run_tokens(&s, r);
+        prog.done++;
+        if (r->status == RUN_OK) printf("  final val loss %.4f (%.0f s)\n", study_final_loss(r), dt);
+        else printf("  %s: %s\n", study_status_name(r->status), r->message.c_str());
     }
     char machine[256];
     device_describe(DEV_CPU, machine, sizeof(machine));
@@ -145,7 +133,7 @@ int main(int argc, char** argv) {
     if (study_report(&s, plan, where.c_str(), err)) die("%s", err);
     int failed = 0;
     for (const StudyRun& r : plan) failed += r.status == RUN_FAILED;
-    printf("study: wrote %s/summary.md, %s/runs.csv and the plots%s\n", s.out.c_str(), s.out.c_str(),
+    printf("study: wrote %s/summary.md, runs.csv, seeds.csv, delving.csv and the plots%s\n", s.out.c_str(),
            failed ? "; some runs failed (see their stdout.log)" : "");
     return failed ? 1 : 0;
 }

@@ -2,13 +2,18 @@
 // Four parts, each a list of ./train runs at a fixed token budget:
 //   sweep    every optimizer at lr_points peak lrs, log-spaced by 2 around its default, seed 0;
 //   seeds    each optimizer again at its best lr of the sweep, with seeds 1 .. seeds-1 (seed 0 is the sweep's run);
+//   decay    Muon at three lrs with decay ∝ lr and with decay ∝ lr², the hidden matrices' RMS logged every step;
 //   delving  U Σ^p Vᵀ for p in {0, ¼, ½, 1} on the momentum and on Adam's RMS base (and AdamW beside them),
-//            each over an lr grid spanning `delving_span` (30x or more), with delving_seeds seeds;
-//   decay    Muon at three lrs with decay ∝ lr and with decay ∝ lr², the hidden matrices' RMS logged every step.
+//            each over an lr grid spanning `delving_span` (30x or more), with delving_seeds seeds.
 // Seed k is the same for every optimizer (./train --seed: initial weights and data order), so runs pair by seed.
+// A Muon-family run also has an AdamW group (embeddings, the tied head, gains, biases: most of a small model's
+// parameters). In the sweep and delving parts AdamW runs first, and that group then takes AdamW's best lr of the
+// same part, so the comparison is of what updates the hidden matrices, not of an untuned embedding lr. The plan
+// therefore grows as runs finish (study_plan_ready): AdamW's runs, then the others', then the seeds part.
 // Every run has its own folder, OUT/runs/NAME/, and is done when NAME/result exists: a study run again skips the
 // done ones and resumes an interrupted one from its checkpoint.
-// Flow: StudySettings -> study_plan -> (./train per run) -> study_load_run -> the tables of dev/study_report.h.
+// Flow: StudySettings -> study_plan -> (./train per run, study_plan_ready after each) -> study_load_curves -> the
+// tables of dev/study_report.h.
 #pragma once
 #include <signal.h>
 #include <sys/wait.h>
@@ -45,16 +50,18 @@ struct StudySettings {
     std::string train_flags;          // passed to every run (e.g. --device cuda --threads 2)
 };
 
-// The defaults: sized so the whole study takes about an hour on 2 CPU cores (d4 and d2, 1,024-token steps).
+// The defaults: sized so the whole study takes about an hour on 2 CPU cores (d4 with 1,024-token steps for the
+// sweep and seeds, d2 with 512-token steps for the rest). The sweep's 7 lrs span 64x: at so short a budget the
+// best lr can sit well above an optimizer's default.
 static StudySettings study_defaults() {
     StudySettings s;
     s.scale[PART_SWEEP] = {"d4", 8, 128, 32, 4, "cosine", 4, 8};
     s.scale[PART_SEEDS] = s.scale[PART_SWEEP];
-    s.scale[PART_DELVING] = {"d2", 4, 128, 40, 4, "cosine", 10, -1};
+    s.scale[PART_DELVING] = {"d2", 4, 128, 32, 4, "cosine", 8, -1};
     s.scale[PART_DECAY] = {"d2", 4, 128, 100, 3, "constant", 25, -1};
     s.optimizers = "adamw,muon,polar,normuon,muon+lr2";
     s.delving_rules = "adamw,p=0,p=0.25,p=0.5,p=1,rms-p=0,rms-p=0.25,rms-p=0.5,rms-p=1";
-    s.lr_points = 5;
+    s.lr_points = 7;
     s.delving_lr_points = 5;
     s.delving_span = 32.0;
     s.seeds = 3;
@@ -110,6 +117,7 @@ struct StudyRun {
     std::string optimizer;   // as ./train --optimizer takes it
     double lr;               // peak lr (the hidden matrices'; everything's in an AdamW run)
     double wd;               // hidden matrices' weight decay; < 0: the optimizer's default
+    double adam_lr;          // a Muon-family run's AdamW-group peak lr; < 0: the optimizer's default
     int lr_index;            // position in its grid
     int seed_index;          // seed first_seed + seed_index
     std::string name;        // folder under OUT/runs/
@@ -120,52 +128,24 @@ struct StudyRun {
 };
 
 static StudyRun study_run(const StudySettings* s, StudyPart part, const std::string& opt, double lr, double wd,
-                          int lr_index, int seed_index) {
+                          double adam_lr, int lr_index, int seed_index) {
     StudyRun r;
     r.part = part;
     r.optimizer = opt;
     r.lr = lr;
     r.wd = wd;
+    r.adam_lr = adam_lr;
     r.lr_index = lr_index;
     r.seed_index = seed_index;
     r.status = RUN_TODO;
     r.wall_seconds = 0;
-    char name[160], wd_text[32] = "";
+    char name[160], wd_text[32] = "", adam_text[32] = "";
     if (wd >= 0) snprintf(wd_text, sizeof(wd_text), "-wd%.4g", wd);
-    snprintf(name, sizeof(name), "%s-%s-lr%.4g%s-s%lld", study_part_name[part == PART_SEEDS ? PART_SWEEP : part],
-             opt.c_str(), lr, wd_text, s->first_seed + seed_index);
+    if (adam_lr >= 0) snprintf(adam_text, sizeof(adam_text), "-alr%.4g", adam_lr);
+    snprintf(name, sizeof(name), "%s-%s-lr%.4g%s%s-s%lld", study_part_name[part == PART_SEEDS ? PART_SWEEP : part],
+             opt.c_str(), lr, wd_text, adam_text, s->first_seed + seed_index);
     r.name = name;
     return r;
-}
-
-// The sweep's optimizers decide the seeds part's runs only once the sweep is done; the rest is fixed up front.
-// Returns 0, or -1 naming an unknown optimizer or a bad setting.
-static int study_plan(const StudySettings* s, std::vector<StudyRun>* plan, char* err) {
-    if (s->lr_points < 1 || s->delving_lr_points < 1 || s->seeds < 1 || s->delving_seeds < 1)
-        return fail(err, "study: lr points and seeds must be at least 1");
-    for (const std::string& o : study_split(s->optimizers)) {
-        double lr;
-        if (study_default_lr(o.c_str(), &lr, err)) return -1;
-        std::vector<double> grid = study_lr_grid(lr, s->lr_points, pow(2.0, s->lr_points - 1));
-        for (int i = 0; i < s->lr_points; i++) plan->push_back(study_run(s, PART_SWEEP, o, grid[i], -1, i, 0));
-    }
-    // decay: d at the middle lr for both rules. ∝ lr: wd = d / lr_mid at every lr (decay d·lr/lr_mid);
-    // ∝ lr²: ./train's +lr2 decays by wd·lr²/lr_max, so wd = (d / lr_mid²)·lr keeps the factor c·lr² with one c.
-    for (int i = 0; i < 3; i++) {
-        double lr = s->decay_lr * pow(2.0, i - 1);
-        plan->push_back(study_run(s, PART_DECAY, "muon", lr, s->decay_per_step / s->decay_lr, i, 0));
-        plan->push_back(study_run(s, PART_DECAY, "muon+lr2", lr, s->decay_per_step / (s->decay_lr * s->decay_lr) * lr, i,
-                                  0));
-    }
-    for (const std::string& o : study_split(s->delving_rules)) {
-        double lr;
-        if (study_default_lr(o.c_str(), &lr, err)) return -1;
-        std::vector<double> grid = study_lr_grid(lr, s->delving_lr_points, s->delving_span);
-        for (int i = 0; i < s->delving_lr_points; i++)
-            for (int k = 0; k < s->delving_seeds; k++)
-                plan->push_back(study_run(s, PART_DELVING, o, grid[i], -1, i, k));
-    }
-    return 0;
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -338,18 +318,6 @@ static const StudyRun* study_find(const std::vector<StudyRun>& plan, StudyPart p
     return NULL;
 }
 
-// the seeds part, once the sweep is done: each optimizer at its best lr with seeds 1 .. seeds-1
-static void study_plan_seeds(const StudySettings* s, std::vector<StudyRun>* plan) {
-    for (const std::string& o : study_split(s->optimizers)) {
-        double loss;
-        int best = study_best_index(*plan, PART_SWEEP, o, 0, &loss);
-        if (best < 0) continue;  // every lr diverged: nothing to repeat
-        const StudyRun* at = study_find(*plan, PART_SWEEP, o, best, 0);
-        for (int k = 1; k < s->seeds; k++)
-            if (!study_find(*plan, PART_SEEDS, o, best, k)) plan->push_back(study_run(s, PART_SEEDS, o, at->lr, -1, best, k));
-    }
-}
-
 struct MeanStd {
     double mean, std;  // std: sample standard deviation (n - 1), 0 for one value
     int n;
@@ -392,6 +360,112 @@ static int study_stable_count(const std::vector<StudyRun>& plan, const StudySett
     return count;
 }
 
+// ----------------------------------------------------------------------------------------------------
+// the plan
+
+static bool study_has(const std::vector<std::string>& list, const char* name) {
+    for (const std::string& x : list)
+        if (x == name) return true;
+    return false;
+}
+
+// whether every planned run of (part, optimizer) is done, and at least one is planned
+static bool study_done(const std::vector<StudyRun>& plan, StudyPart part, const std::string& opt) {
+    int n = 0;
+    for (const StudyRun& r : plan)
+        if (r.part == part && r.optimizer == opt) {
+            if (r.status == RUN_TODO) return false;
+            n++;
+        }
+    return n > 0;
+}
+
+// AdamW's best lr in a part (sweep: seed 0; delving: the lowest mean over seeds), -1 if none finished
+static double study_adamw_best_lr(const StudySettings* s, const std::vector<StudyRun>& plan, StudyPart part) {
+    int best = -1;
+    if (part == PART_SWEEP) {
+        double loss;
+        best = study_best_index(plan, PART_SWEEP, "adamw", 0, &loss);
+    } else {
+        std::vector<double> mean;
+        study_stable_count(plan, s, "adamw", &mean);
+        for (int i = 0; i < (int)mean.size(); i++)
+            if (isfinite(mean[i]) && (best < 0 || mean[i] < mean[best])) best = i;
+    }
+    const StudyRun* r = best >= 0 ? study_find(plan, part, "adamw", best, 0) : NULL;
+    return r ? r->lr : -1.0;
+}
+
+// adds the runs of (part, optimizer) over its lr grid (and seeds), unless planned already
+static void study_plan_grid(const StudySettings* s, std::vector<StudyRun>* plan, StudyPart part,
+                            const std::string& opt, double adam_lr) {
+    if (study_find(*plan, part, opt, 0, 0)) return;
+    double lr;
+    char err[ERR_LEN];
+    if (study_default_lr(opt.c_str(), &lr, err)) return;  // study_plan checked every name
+    bool sweep = part == PART_SWEEP;
+    int points = sweep ? s->lr_points : s->delving_lr_points, seeds = sweep ? 1 : s->delving_seeds;
+    std::vector<double> grid = study_lr_grid(lr, points, sweep ? pow(2.0, points - 1) : s->delving_span);
+    for (int i = 0; i < points; i++)
+        for (int k = 0; k < seeds; k++) plan->push_back(study_run(s, part, opt, grid[i], -1, adam_lr, i, k));
+}
+
+// Plans every run that can be planned now (a call after each run; what is planned stays): AdamW's grids and
+// the decay part at once; the others' grids once AdamW's of the same part are done (their AdamW group at its best
+// lr); the seeds part once the whole sweep is done (each optimizer at its best lr, seeds 1 .. seeds-1).
+static void study_plan_ready(const StudySettings* s, std::vector<StudyRun>* plan) {
+    const StudyPart grids[2] = {PART_SWEEP, PART_DELVING};
+    for (StudyPart part : grids) {
+        std::vector<std::string> opts = study_split(part == PART_SWEEP ? s->optimizers : s->delving_rules);
+        bool with_adamw = study_has(opts, "adamw");
+        if (with_adamw) study_plan_grid(s, plan, part, "adamw", -1);
+        if (with_adamw && !study_done(*plan, part, "adamw")) continue;
+        double adam_lr = with_adamw ? study_adamw_best_lr(s, *plan, part) : -1;
+        for (const std::string& o : opts)
+            if (o != "adamw") study_plan_grid(s, plan, part, o, adam_lr);
+    }
+    // decay: d at the middle lr for both rules. ∝ lr: wd = d / lr_mid at every lr (decay d·lr/lr_mid);
+    // ∝ lr²: ./train's +lr2 decays by wd·lr²/lr_max, so wd = (d / lr_mid²)·lr keeps the factor c·lr² with one c.
+    if (!study_find(*plan, PART_DECAY, "muon", 0, 0))
+        for (int i = 0; i < 3; i++) {
+            double lr = s->decay_lr * pow(2.0, i - 1);
+            plan->push_back(study_run(s, PART_DECAY, "muon", lr, s->decay_per_step / s->decay_lr, -1, i, 0));
+            plan->push_back(study_run(s, PART_DECAY, "muon+lr2", lr,
+                                      s->decay_per_step / (s->decay_lr * s->decay_lr) * lr, -1, i, 0));
+        }
+    std::vector<std::string> opts = study_split(s->optimizers);
+    for (const std::string& o : opts)
+        if (!study_done(*plan, PART_SWEEP, o)) return;
+    for (const std::string& o : opts) {
+        double loss;
+        int best = study_best_index(*plan, PART_SWEEP, o, 0, &loss);
+        if (best < 0) continue;  // every lr diverged: nothing to repeat
+        const StudyRun* at = study_find(*plan, PART_SWEEP, o, best, 0);
+        StudyRun base = *at;
+        for (int k = 1; k < s->seeds; k++)
+            if (!study_find(*plan, PART_SEEDS, o, best, k))
+                plan->push_back(study_run(s, PART_SEEDS, o, base.lr, -1, base.adam_lr, best, k));
+    }
+}
+
+// Checks the settings and every optimizer's name, then plans what can be planned now. 0, or -1 naming the problem.
+static int study_plan(const StudySettings* s, std::vector<StudyRun>* plan, char* err) {
+    if (s->lr_points < 1 || s->delving_lr_points < 1 || s->seeds < 1 || s->delving_seeds < 1)
+        return fail(err, "study: lr points and seeds must be at least 1");
+    double lr;
+    for (const std::string& list : {s->optimizers, s->delving_rules})
+        for (const std::string& o : study_split(list))
+            if (study_default_lr(o.c_str(), &lr, err)) return -1;
+    study_plan_ready(s, plan);
+    return 0;
+}
+
+// how many runs the whole study has (the seeds part counted in full)
+static int study_expected_runs(const StudySettings* s) {
+    int opts = (int)study_split(s->optimizers).size(), rules = (int)study_split(s->delving_rules).size();
+    return opts * s->lr_points + opts * (s->seeds - 1) + 6 + rules * s->delving_lr_points * s->delving_seeds;
+}
+
 // The decay part's verdict input: a run's matrix RMS at its end (mean over the last tenth of the steps) and its
 // drift over the last fifth (relative change), which says whether it has settled.
 static void study_rms_end(const RunCurves* c, double* end, double* drift) {
@@ -419,7 +493,7 @@ static int study_scaled(int n, double budget) { return n < 0 ? n : (int)fmax(1.0
 static std::string study_command(const StudySettings* s, const StudyRun* r, bool resume) {
     const StudyScale* sc = &s->scale[r->part];
     std::string dir = study_run_dir(s, r);
-    char buf[2048], wd[48] = "";
+    char buf[2048], wd[96] = "";
     int every = (int)fmax(1, (sc->steps + 3) / 4);
     if (resume) {
         snprintf(buf, sizeof(buf), "%s --resume '%s/checkpoint.bin' --out '%s/runs' --run-name '%s' --checkpoint-every %d %s",
@@ -427,6 +501,7 @@ static std::string study_command(const StudySettings* s, const StudyRun* r, bool
         return buf;
     }
     if (r->wd >= 0) snprintf(wd, sizeof(wd), " --wd %.6g", r->wd);
+    if (r->adam_lr >= 0) snprintf(wd + strlen(wd), sizeof(wd) - strlen(wd), " --adam-lr %.6g", r->adam_lr);
     snprintf(buf, sizeof(buf),
              "%s --model %s --batch %d --seq-len %d --steps %d --warmup %d --schedule %s --eval-every %d "
              "--health-every %d --optimizer '%s' --lr %.6g%s --seed %lld --out '%s/runs' --run-name '%s' "

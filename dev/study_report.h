@@ -1,5 +1,5 @@
-// dev/study_report.h: what the study writes once its runs are done: OUT/runs.csv (one row per run), and in
-// OUT/summary.md the tables of the four parts with a verdict on each published claim, computed from the numbers
+// dev/study_report.h: what the study writes once its runs are done: OUT/runs.csv (one row per run), seeds.csv and
+// delving.csv (the tables of those parts), and in OUT/summary.md the tables of the four parts with a verdict on each published claim, computed from the numbers
 // by the rules stated beside them; PNG plots beside it. The numbers come from the runs' own logs (dev/study.h).
 // Flow: dev/study.cpp -> study_report -> summary.md, *.csv, *.png (README's "Study" section quotes them).
 #pragma once
@@ -118,6 +118,11 @@ static void study_report_seeds(const StudySettings* s, const std::vector<StudyRu
     int adamw = -1;
     for (size_t o = 0; o < opts.size(); o++)
         if (opts[o] == "adamw") adamw = (int)o;
+    std::string csv_path = std::string(dir) + "/seeds.csv";
+    FILE* csv = fopen(csv_path.c_str(), "w");
+    if (csv) fprintf(csv, "optimizer,lr,target,seeds,final_mean,final_std,reached,tokens_to_target_mean,"
+                          "tokens_to_target_std,seconds_to_target_mean,seconds_to_target_std,adamw_tokens_ratio_mean,"
+                          "adamw_tokens_ratio_std\n");
     std::vector<PlotSeries> series;
     std::vector<std::vector<double>> keep(2 * opts.size());  // the plot's mean curves (tokens, loss) per optimizer
     for (size_t o = 0; o < opts.size(); o++) {
@@ -146,6 +151,11 @@ static void study_report_seeds(const StudySettings* s, const std::vector<StudyRu
                 fmt_ms(finals[o], "%.4f").c_str(), fmt_ms(mean_std(tok), "%.0f").c_str(),
                 (fmt_ms(mean_std(sec), "%.1f") + " s").c_str(), tok.size(), s->seeds,
                 ratio.empty() ? "-" : fmt_ms(rt, "%.2f").c_str());
+        MeanStd mt = mean_std(tok), ms = mean_std(sec);
+        if (csv)
+            fprintf(csv, "%s,%g,%.6f,%d,%.6f,%.6f,%zu,%.1f,%.1f,%.3f,%.3f,%.4f,%.4f\n", opts[o].c_str(), b ? b->lr : NAN,
+                    target, s->seeds, finals[o].mean, finals[o].std, tok.size(), mt.mean, mt.std, ms.mean, ms.std,
+                    rt.mean, rt.std);
         if (opts[o] == "muon") {
             *muon_ratio = rt;
             *muon_loss = finals[o];
@@ -154,6 +164,7 @@ static void study_report_seeds(const StudySettings* s, const std::vector<StudyRu
         if (!keep[2 * o].empty())
             series.push_back({opts[o].c_str(), keep[2 * o].data(), keep[2 * o + 1].data(), (int)keep[2 * o].size()});
     }
+    if (csv) fclose(csv);
     study_plot(dir, "seeds_val_loss.png", "Validation loss at the best lr (mean over seeds)", "tokens", "val loss", 0,
                series);
     fprintf(md, "\n![validation loss at the best lr](seeds_val_loss.png)\n\n");
@@ -205,6 +216,9 @@ static DelvingVerdict study_report_delving(const StudySettings* s, const std::ve
     fprintf(md, " stable lrs |\n|---|");
     for (int i = 0; i <= n; i++) fprintf(md, "---|");
     fprintf(md, "\n");
+    std::string csv_path = std::string(dir) + "/delving.csv";
+    FILE* csv = fopen(csv_path.c_str(), "w");
+    if (csv) fprintf(csv, "rule,default_lr,lr_factor,lr,mean_final_val_loss,stable\n");
     for (const std::string& rule : rules) {
         std::vector<double> mean;
         int stable = study_stable_count(plan, s, rule, &mean);
@@ -217,6 +231,11 @@ static DelvingVerdict study_report_delving(const StudySettings* s, const std::ve
             else fprintf(md, " div |");
         }
         fprintf(md, " %d/%d |\n", stable, n);
+        double best = INFINITY;
+        for (double m : mean) best = fmin(best, m);  // fmin skips the NaN of a diverged cell
+        for (int i = 0; csv && i < n; i++)
+            fprintf(csv, "%s,%g,%g,%g,%.6f,%d\n", rule.c_str(), lr, mult[i], lr * mult[i], mean[i],
+                    isfinite(mean[i]) && mean[i] <= best + s->good_margin);
         cells.insert(cells.end(), mean.begin(), mean.end());
         row_text.push_back(rule);
         bool rms = rule.rfind("rms-p=", 0) == 0, mom = rule.rfind("p=", 0) == 0;
@@ -229,6 +248,7 @@ static DelvingVerdict study_report_delving(const StudySettings* s, const std::ve
             v.rules_momentum++;
         }
     }
+    if (csv) fclose(csv);
     // p = 0 against AdamW, each at its own best lr of the grid, seed by seed
     for (int k = 0; k < s->delving_seeds; k++) {
         double best[3];
@@ -330,9 +350,12 @@ static int study_report(const StudySettings* s, const std::vector<StudyRun>& pla
                 "and schedule shape (warmup, then %s); each optimizer's lr is tuned on the same grid density (a "
                 "factor 2 between neighbours, centred on its own default); every evaluation uses the same fixed "
                 "validation batches. Sweep and seeds: %s, %d x %d tokens x %d steps = %d tokens per run. The AdamW "
-                "group of the Muon-family runs (embeddings, head, gains, biases) keeps its default lr.\n\n",
+                "group of the Muon-family runs (embeddings, the tied head, gains, biases) takes AdamW's best lr of "
+                "the same part (sweep %.3g, spectral family %.3g), so what differs is what updates the hidden "
+                "matrices.\n\n",
             plan.size(), machine, counts[RUN_OK], counts[RUN_DIVERGED], counts[RUN_FAILED], wall_seconds / 60,
-            sw->schedule, sw->model, sw->batch, sw->seq_len, sw->steps, sw->batch * sw->seq_len * sw->steps);
+            sw->schedule, sw->model, sw->batch, sw->seq_len, sw->steps, sw->batch * sw->seq_len * sw->steps,
+            study_adamw_best_lr(s, plan, PART_SWEEP), study_adamw_best_lr(s, plan, PART_DELVING));
     std::vector<std::string> opts = study_split(s->optimizers);
     std::vector<int> best = study_report_sweep(s, plan, opts, md, dir);
     MeanStd ratio = {NAN, NAN, 0}, muon_loss = {NAN, NAN, 0}, adamw_loss = {NAN, NAN, 0};

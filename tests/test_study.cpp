@@ -18,30 +18,56 @@ TEST_CASE("study: lr grids are log-spaced around the default and span what they 
     CHECK(study_lr_grid(0.3, 1, 32.0)[0] == 0.3);
 }
 
+// a finished run with a validation curve (tokens 0, 100, 200, ...)
+static void finish(StudyRun* r, std::vector<double> losses) {
+    r->status = RUN_OK;
+    r->curves = RunCurves();
+    for (size_t i = 0; i < losses.size(); i++) {
+        r->curves.eval_tokens.push_back(100.0 * i);
+        r->curves.eval_seconds.push_back(2.0 * i);
+        r->curves.eval_loss.push_back(losses[i]);
+    }
+}
+
 TEST_CASE("study: the plan pairs seeds across optimizers, names every run apart, and sets the decay rules") {
     StudySettings s = study_defaults();
     std::vector<StudyRun> plan;
     char err[ERR_LEN];
     REQUIRE(study_plan(&s, &plan, err) == 0);
+    size_t opts = study_split(s.optimizers).size(), rules = study_split(s.delving_rules).size();
     int per_part[NUM_PARTS] = {0, 0, 0, 0};
+    for (const StudyRun& r : plan) {
+        per_part[r.part]++;
+        CHECK((r.part == PART_DECAY || r.optimizer == "adamw"));  // at first: AdamW's grids and the decay part
+    }
+    CHECK(per_part[PART_SWEEP] == s.lr_points);
+    CHECK(per_part[PART_DELVING] == s.delving_lr_points * s.delving_seeds);
+    CHECK(per_part[PART_DECAY] == 6);
+    // AdamW done (its best: the third lr of each grid): the others follow, their AdamW group at that lr
+    for (StudyRun& r : plan)
+        if (r.optimizer == "adamw") finish(&r, {10.0, r.lr_index == 2 ? 6.0 : 7.0});
+    study_plan_ready(&s, &plan);
+    double sweep_best = study_find(plan, PART_SWEEP, "adamw", 2, 0)->lr;
+    double delving_best = study_find(plan, PART_DELVING, "adamw", 2, 0)->lr;
+    memset(per_part, 0, sizeof(per_part));
     std::set<std::string> names;
     for (const StudyRun& r : plan) {
         per_part[r.part]++;
         names.insert(r.name);
-    }
-    size_t opts = study_split(s.optimizers).size(), rules = study_split(s.delving_rules).size();
-    CHECK(per_part[PART_SWEEP] == (int)opts * s.lr_points);
-    CHECK(per_part[PART_SEEDS] == 0);  // chosen once the sweep is done
-    CHECK(per_part[PART_DELVING] == (int)rules * s.delving_lr_points * s.delving_seeds);
-    CHECK(per_part[PART_DECAY] == 6);
-    CHECK(names.size() == plan.size());
-    // every sweep run is seed 0; every delving cell has each seed once
-    for (const StudyRun& r : plan) {
+        if (r.optimizer != "adamw" && r.part == PART_SWEEP) CHECK(r.adam_lr == sweep_best);
+        if (r.optimizer != "adamw" && r.part == PART_DELVING) CHECK(r.adam_lr == delving_best);
         if (r.part == PART_SWEEP) CHECK(r.seed_index == 0);
-        if (r.part == PART_DELVING)
+        if (r.part == PART_DELVING)  // every delving cell has each seed once
             for (int k = 0; k < s.delving_seeds; k++) CHECK(study_find(plan, PART_DELVING, r.optimizer, r.lr_index, k));
     }
-    // the command of seed k carries --seed first_seed + k, whatever the optimizer
+    CHECK(per_part[PART_SWEEP] == (int)opts * s.lr_points);
+    CHECK(per_part[PART_SEEDS] == 0);  // chosen once the whole sweep is done
+    CHECK(per_part[PART_DELVING] == (int)rules * s.delving_lr_points * s.delving_seeds);
+    CHECK(names.size() == plan.size());
+    CHECK((int)plan.size() + (int)opts * (s.seeds - 1) == study_expected_runs(&s));
+    study_plan_ready(&s, &plan);  // planning again adds nothing
+    CHECK((int)plan.size() + (int)opts * (s.seeds - 1) == study_expected_runs(&s));
+    // the command of seed k carries --seed first_seed + k, whatever the optimizer; the AdamW group its lr
     const StudyRun* a = study_find(plan, PART_DELVING, "adamw", 1, 1);
     const StudyRun* b = study_find(plan, PART_DELVING, "rms-p=0.5", 3, 1);
     REQUIRE(a);
@@ -49,6 +75,8 @@ TEST_CASE("study: the plan pairs seeds across optimizers, names every run apart,
     std::string seed = "--seed " + std::to_string(s.first_seed + 1) + " ";
     CHECK(study_command(&s, a, false).find(seed) != std::string::npos);
     CHECK(study_command(&s, b, false).find(seed) != std::string::npos);
+    CHECK(study_command(&s, a, false).find("--adam-lr") == std::string::npos);
+    CHECK(study_command(&s, b, false).find("--adam-lr") != std::string::npos);
     // decay: at the middle lr both rules decay by d per step; ∝ lr keeps wd, ∝ lr² keeps wd / lr
     for (int i = 0; i < 3; i++) {
         const StudyRun* lin = study_find(plan, PART_DECAY, "muon", i, 0);
@@ -61,21 +89,10 @@ TEST_CASE("study: the plan pairs seeds across optimizers, names every run apart,
         if (i == 1) CHECK(sq->wd * sq->lr == doctest::Approx(s.decay_per_step));  // +lr2 at its peak: wd·lr²/lr
     }
     StudySettings bad = s;
-    bad.optimizers = "adamw,nosuch";
+    bad.delving_rules = "adamw,nosuch";
     std::vector<StudyRun> none;
     CHECK(study_plan(&bad, &none, err) != 0);
     CHECK(std::string(err).find("nosuch") != std::string::npos);
-}
-
-// a finished run with a validation curve (tokens 0, 100, 200, ...)
-static void finish(StudyRun* r, std::vector<double> losses) {
-    r->status = RUN_OK;
-    r->curves = RunCurves();
-    for (size_t i = 0; i < losses.size(); i++) {
-        r->curves.eval_tokens.push_back(100.0 * i);
-        r->curves.eval_seconds.push_back(2.0 * i);
-        r->curves.eval_loss.push_back(losses[i]);
-    }
 }
 
 TEST_CASE("study: tokens to a target are interpolated between evaluations; never reached is -1") {
@@ -101,25 +118,33 @@ TEST_CASE("study: the best lr skips diverged runs; the seeds part repeats it wit
     char err[ERR_LEN];
     REQUIRE(study_plan(&s, &plan, err) == 0);
     const double adamw_final[3] = {7.0, 6.5, NAN}, muon_final[3] = {NAN, 6.9, 6.2};
-    for (StudyRun& r : plan) {
-        if (r.part != PART_SWEEP) continue;
-        double l = (r.optimizer == "adamw" ? adamw_final : muon_final)[r.lr_index];
-        if (std::isnan(l)) r.status = RUN_DIVERGED;
-        else finish(&r, {10.0, l});
+    for (int pass = 0; pass < 2; pass++) {  // AdamW's sweep, then Muon's (planned once AdamW's is done)
+        for (StudyRun& r : plan) {
+            if (r.part != PART_SWEEP || r.status != RUN_TODO) continue;
+            double l = (r.optimizer == "adamw" ? adamw_final : muon_final)[r.lr_index];
+            if (std::isnan(l)) r.status = RUN_DIVERGED;
+            else finish(&r, {10.0, l});
+        }
+        if (pass == 0) CHECK(!study_find(plan, PART_SEEDS, "adamw", 1, 1));  // Muon's sweep is still to run
+        study_plan_ready(&s, &plan);
     }
     double loss;
     CHECK(study_best_index(plan, PART_SWEEP, "adamw", 0, &loss) == 1);
     CHECK(loss == 6.5);
     CHECK(study_best_index(plan, PART_SWEEP, "muon", 0, &loss) == 2);
-    size_t before = plan.size();
-    study_plan_seeds(&s, &plan);
-    REQUIRE(plan.size() == before + 4);  // 2 optimizers x seeds 1, 2
+    int seeds = 0;
+    for (const StudyRun& r : plan) seeds += r.part == PART_SEEDS;
+    REQUIRE(seeds == 4);  // 2 optimizers x seeds 1, 2
     const StudyRun* m2 = study_find(plan, PART_SEEDS, "muon", 2, 2);
     REQUIRE(m2);
-    CHECK(m2->lr == study_find(plan, PART_SWEEP, "muon", 2, 0)->lr);
-    CHECK(study_find(plan, PART_SEEDS, "muon", 2, 0) == study_find(plan, PART_SWEEP, "muon", 2, 0));  // seed 0
-    study_plan_seeds(&s, &plan);
-    CHECK(plan.size() == before + 4);  // planned once
+    const StudyRun* m0 = study_find(plan, PART_SWEEP, "muon", 2, 0);
+    CHECK(m2->lr == m0->lr);
+    CHECK(m2->adam_lr == m0->adam_lr);
+    CHECK(m0->adam_lr == study_find(plan, PART_SWEEP, "adamw", 1, 0)->lr);  // AdamW's best, not its diverged lr
+    CHECK(study_find(plan, PART_SEEDS, "muon", 2, 0) == m0);  // seed 0 is the sweep's run
+    size_t before = plan.size();
+    study_plan_ready(&s, &plan);
+    CHECK(plan.size() == before);  // planned once
 }
 
 TEST_CASE("study: a rule's stable lrs are those with no diverged seed within the margin of its best") {
@@ -217,15 +242,17 @@ TEST_CASE("study: a whole tiny study, run again (nothing reruns) and with a run 
     CHECK(again.text.find("study: 16 runs (16 done earlier)") != std::string::npos);
     CHECK(again.text.find("study [") == std::string::npos);  // no run started
     // interrupt one: its folder as a kill leaves it (a checkpoint at step 2, no result), then the study resumes it
-    std::string run = dir + "/runs/sweep-muon-lr0.01414-s1337";
-    std::string uninterrupted = final_val_text(run);
-    REQUIRE(!uninterrupted.empty());
-    REQUIRE(system(("rm -rf '" + run + "'").c_str()) == 0);
     CommandResult plan = run_command(study + " --dry-run 1", "2>&1");
-    size_t at = plan.text.find("--run-name 'sweep-muon-lr0.01414-s1337'");
+    size_t at = plan.text.find("--run-name 'sweep-muon-lr");
     REQUIRE(at != std::string::npos);
     std::string cmd = plan.text.substr(plan.text.rfind('\n', at) + 1);
     cmd = cmd.substr(0, cmd.find('\n'));
+    std::string name = plan.text.substr(at + 12, plan.text.find('\'', at + 12) - (at + 12));
+    CHECK(name.find("-alr") != std::string::npos);  // its AdamW group at AdamW's best lr
+    std::string run = dir + "/runs/" + name;
+    std::string uninterrupted = final_val_text(run);
+    REQUIRE(!uninterrupted.empty());
+    REQUIRE(system(("rm -rf '" + run + "'").c_str()) == 0);
     REQUIRE(run_command(cmd + " --stop-at 2", "2>&1").status == 0);
     REQUIRE(access((run + "/checkpoint.bin").c_str(), R_OK) == 0);
     CommandResult resumed = run_command(study, "2>&1");
