@@ -31,14 +31,22 @@ NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp,-march=nat
 LDLIBS    := -lpcre2-8
 CUDA_LIBS := -lcublas -lcublasLt -lcusolver
 
+# MPI (OpenMPI), for data parallel runs across processes (dist.h): built in where mpicxx is found, and NCCL with it
+# under nvcc where its header is. Read when a recipe runs (after `make deps` may have installed MPI), not when
+# this file is parsed. Without MPI the binary is built single-process (./train --help says which).
+MPI_CFLAGS = $(shell command -v mpicxx >/dev/null 2>&1 && echo -DUSE_MPI $$(mpicxx --showme:incdirs | sed 's/[^ ][^ ]*/-I&/g'))
+MPI_LIBS   = $(shell command -v mpicxx >/dev/null 2>&1 && echo $$(mpicxx --showme:libdirs | sed 's/[^ ][^ ]*/-L&/g') -lmpi)
+NCCL_FLAG  = $(if $(MPI_CFLAGS),$(shell echo '\#include <nccl.h>' | $(NVCC) -E -x cu - >/dev/null 2>&1 && echo -DUSE_NCCL))
+MPIRUN     = mpirun $(if $(filter 0,$(shell id -u)),--allow-run-as-root) --oversubscribe -q
+
 ifneq ($(HAVE_NVCC),)
-  CU_COMPILE = $(NVCC) $(NVCCFLAGS)
+  CU_COMPILE = $(NVCC) $(NVCCFLAGS) $(MPI_CFLAGS) $(NCCL_FLAG)
   LINK       = $(NVCC) $(NVCCFLAGS) -Xcompiler -fopenmp
-  LINK_LIBS  = $(LDLIBS) $(CUDA_LIBS) -lgomp
+  LINK_LIBS  = $(LDLIBS) $(CUDA_LIBS) $(MPI_LIBS) $(if $(NCCL_FLAG),-lnccl) -lgomp
 else
-  CU_COMPILE = $(CXX) $(CXXFLAGS) -x c++
+  CU_COMPILE = $(CXX) $(CXXFLAGS) $(MPI_CFLAGS) -x c++
   LINK       = $(CXX) $(CXXFLAGS)
-  LINK_LIBS  = $(LDLIBS)
+  LINK_LIBS  = $(LDLIBS) $(MPI_LIBS)
 endif
 
 .PHONY: all train test sanitize-cpu bench sanitize experiments study deps clean
@@ -53,6 +61,8 @@ DEP_HEADERS := doctest/doctest.h:doctest-dev stb/stb_image_write.h:libstb-dev \
                benchmark/benchmark.h:libbenchmark-dev pcre2.h:libpcre2-dev
 DEP_LIBS    := lapack:liblapack-dev
 DEP_TOOLS   := perl:perl
+# optional: without them the build is single-process (dist.h)
+MPI_PACKAGES := libopenmpi-dev openmpi-bin
 deps: build/.deps-ok
 build/.deps-ok:
 	@mkdir -p build
@@ -68,6 +78,12 @@ build/.deps-ok:
 	      { echo "error: could not install:$$missing (try: sudo apt-get install$$missing)"; exit 1; }; \
 	  else echo "error: missing Debian packages:$$missing (install with: sudo apt-get install$$missing)"; exit 1; fi; fi
 	@[ -n "$(HAVE_NVCC)" ] || echo "note: nvcc not found: building the CPU-only binary with $(CXX) (install the CUDA toolkit for the GPU path)"
+	@if ! command -v mpicxx >/dev/null || ! command -v mpirun >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $(MPI_PACKAGES)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MPI_PACKAGES) >/dev/null || \
+	      echo "note: could not install $(MPI_PACKAGES): building single-process (no mpirun)"; \
+	  else echo "note: MPI not found: building single-process (for mpirun -np N: sudo apt-get install $(MPI_PACKAGES))"; fi; fi
 	@touch $@
 
 # ---- the binary -------------------------------------------------------------------------------------
@@ -84,7 +100,7 @@ ifneq ($(HAVE_NVCC),)
 endif
 build/tests/%.o: tests/%.cpp | deps
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) -c $< -o $@
 build/tests/%.o: tests/%.cu | deps
 	@mkdir -p $(dir $@)
 	$(CU_COMPILE) -c $< -o $@
@@ -132,16 +148,29 @@ $(eval $(call emu_build,build/emu/plain,-O2 -fopenmp,-O2 -fopenmp))
 $(eval $(call emu_build,build/emu/asan,$(EMU_SAN_FLAGS),$(EMU_SAN_FLAGS)))
 $(eval $(call emu_build,build/emu/tsan,-O1 -fsanitize=thread,-O1 -DEMU_TSAN -fsanitize=thread -fno-sanitize=thread))
 
-# Both suites, then one line each: what ran, and what skipped (the real-GPU cases, without a GPU).
+# ---- the data-parallel tests inside one job of 2 ranks (tests/mpi; make test runs them under mpirun) ----------
+build/test_ranks: tests/mpi/test_ranks.cpp | deps
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) $< -o $@ $(LDLIBS) $(MPI_LIBS)
+# under mpirun where the build has MPI; a line saying why not where it has none
+RANKS_TEST = if [ -n "$(MPI_CFLAGS)" ] && command -v mpirun >/dev/null; then \
+	  $(MAKE) --no-print-directory build/test_ranks >/dev/null && \
+	  timeout 600 $(MPIRUN) -np 2 ./build/test_ranks 2>&1 | tee build/test_ranks.log; \
+	else echo "SKIPPED: the data-parallel tests need MPI (make deps installs it as root)" | tee build/test_ranks.log; fi
+
+# The suites, then one line each: what ran, and what skipped (the real-GPU cases, without a GPU).
 test: all build/test build/study build/emu/plain/test
-	@set -o pipefail; cpu=0; emu=0; \
+	@set -o pipefail; cpu=0; emu=0; ranks=0; \
 	./build/test 2>&1 | tee build/test.log || cpu=1; \
 	echo "---- the GPU tests again, on the CPU emulation of CUDA (tests/emu) ----"; \
 	./build/emu/plain/test 2>&1 | tee build/emu/test.log || emu=1; \
+	echo "---- the data-parallel tests, in one job of 2 ranks (tests/mpi) ----"; \
+	$(RANKS_TEST) || ranks=1; \
 	echo; \
 	$(SUMMARY) build/test.log "tests (CPU$(if $(HAVE_NVCC),; the GPU cases run only on a GPU,; built without nvcc: no real-GPU cases))"; \
 	$(SUMMARY) build/emu/test.log "GPU tests on the CPU emulation"; \
-	[ $$cpu -eq 0 ] && [ $$emu -eq 0 ]
+	$(SUMMARY) build/test_ranks.log "data-parallel tests on 2 ranks (mpirun)"; \
+	[ $$cpu -eq 0 ] && [ $$emu -eq 0 ] && [ $$ranks -eq 0 ]
 
 # the emulated GPU tests under the sanitizers (CI runs this after make test)
 sanitize-cpu: build/emu/asan/test build/emu/tsan/test
@@ -169,11 +198,17 @@ build/bench_gpu: dev/bench_gpu.cu | deps
 BENCH_BINS += build/bench_gpu
 endif
 endif
+build/bench_dist: dev/bench_dist.cpp | deps
+	@mkdir -p build
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) $< -o $@ $(LDLIBS) $(MPI_LIBS)
 # the Python with tiktoken and torch, for the comparisons against them
 PYTHON ?= python3
 bench: all $(BENCH_BINS)
 	./build/bench_cpu
 	@if [ -x build/bench_gpu ]; then ./build/bench_gpu; fi
+	@if [ -n "$(MPI_CFLAGS)" ] && command -v mpirun >/dev/null; then \
+	   $(MAKE) --no-print-directory build/bench_dist >/dev/null && $(MPIRUN) -np 2 ./build/bench_dist; \
+	 else echo "optimizer step on 1 and 2 ranks: skipped (needs MPI: make deps installs it as root)"; fi
 	@if $(PYTHON) -c "import tiktoken" 2>/dev/null; then $(PYTHON) dev/bench_tokenizer.py; \
 	 else echo "tokenizer vs tiktoken: skipped (needs $(PYTHON) with tiktoken: pip install tiktoken)"; fi
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then \

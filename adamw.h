@@ -35,10 +35,11 @@ static void adamw_update_cpu(float* param, const float* grad, float* m, float* v
                       bias_correction2_sqrt);
 }
 
-// One contiguous slice of the parameters with its own learning rate and decay (a slot of optim.h): the
-// GPU path updates all of them in one launch; the CPU path loops over them.
+// One contiguous slice of the parameters with its own learning rate and decay (a slot of optim.h, or the part
+// of it this rank updates: partition.h): the GPU path updates all of them in one launch; the CPU path loops.
 struct AdamWSlice {
-    size_t offset, count;  // into the flat parameter / gradient / m / v buffers
+    size_t offset, count;  // into the flat parameter and gradient buffers
+    size_t state;          // where its moments are in m and v (= offset, but for a rank's share of a run's)
     float lr, weight_decay;
 };
 
@@ -46,7 +47,7 @@ static void adamw_update_slices_cpu(float* params, const float* grads, float* m,
                                     int num_slices, float beta1, float beta2, float eps, float grad_scale, int t) {
     for (int i = 0; i < num_slices; i++) {
         const AdamWSlice* s = &slices[i];
-        adamw_update_cpu(params + s->offset, grads + s->offset, m + s->offset, v + s->offset, s->count, s->lr, beta1,
+        adamw_update_cpu(params + s->offset, grads + s->offset, m + s->state, v + s->state, s->count, s->lr, beta1,
                          beta2, eps, s->weight_decay, grad_scale, t);
     }
 }
@@ -87,7 +88,7 @@ static float clip_scale(double norm, float max_norm) {
 // A slice as the kernel sees it: the per-slice constants of adamw_update_cpu, computed on the host in the
 // same float arithmetic, and the first block that works on it.
 struct AdamWSliceGPU {
-    size_t offset, count;
+    size_t offset, count, state;
     float step_size, decay, bias_correction2_sqrt;
     int first_block;
 };
@@ -108,8 +109,8 @@ static __global__ void adamw_update_kernel(float* params, const float* grads, fl
     size_t begin = (size_t)(blockIdx.x - s.first_block) * ADAMW_CHUNK;
     size_t end = begin + ADAMW_CHUNK < s.count ? begin + ADAMW_CHUNK : s.count;
     for (size_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
-        size_t i = s.offset + j;
-        adamw_element(&params[i], &m[i], &v[i], grads[i] * grad_scale, beta1, beta2, eps, s.step_size, s.decay,
+        size_t i = s.offset + j, k = s.state + j;
+        adamw_element(&params[i], &m[k], &v[k], grads[i] * grad_scale, beta1, beta2, eps, s.step_size, s.decay,
                       s.bias_correction2_sqrt);
     }
 }
@@ -135,6 +136,7 @@ static void adamw_update_slices_cuda(float* params, const float* grads, float* m
         AdamWSliceGPU* g = &table[i];
         g->offset = slices[i].offset;
         g->count = slices[i].count;
+        g->state = slices[i].state;
         g->step_size = slices[i].lr / bias_correction1;
         g->decay = 1.0f - slices[i].lr * slices[i].weight_decay;
         g->bias_correction2_sqrt = bias_correction2_sqrt;

@@ -4,8 +4,10 @@
 // A checkpoint is a model file followed by the training state: a second 256-int32 header ([0] 20261123,
 // [1] version 2, [2] sizeof(TrainState), [3] sizeof of the run's settings, [4] sizeof(OptimizerConfig),
 // [5..6] the checksum of the model part, [7..8] that of the state after this header), the TrainState, the
-// run's settings, the optimizer settings, then the optimizer's m and v. llm.c reads the front part as a model
-// and ignores the rest, so a checkpoint is also an llm.c model file. Every read of a model file checks the
+// run's settings (with a run of N ranks, its --batch is the global batch, N × each rank's), the optimizer
+// settings, then the optimizer's m and v, whole, in the parameters' layout (a run of several ranks gathers every
+// rank's share first: any number of ranks resumes it). llm.c reads the front part as a model and ignores the
+// rest, so a checkpoint is also an llm.c model file. Every read of a model file checks the
 // sizes against the file's length and, in a checkpoint, both checksums, before anything is allocated or loaded;
 // parameters and moments must be finite.
 // Flow: training loop -> checkpoint_save every N steps -> checkpoint_load on --resume.
@@ -275,16 +277,14 @@ static int model_read_params(FILE* f, const char* path, GPT2* m, int version, ch
 // ----------------------------------------------------------------------------------------------------
 // checkpoints: the model file, then the training state
 
-static int checkpoint_save(const char* path, const GPT2* m, const Optimizer* opt, const TrainState* st,
-                           const void* run_config, size_t run_config_size, char* err) {
+// The file: the model part, then the state header and the state; `host` is the whole optimizer state.
+static int checkpoint_write(const char* path, const GPT2* m, const Optimizer* opt, const float* host,
+                            const TrainState* st, const void* run_config, size_t run_config_size, char* err) {
     AtomicFile af;
     if (atomic_open(&af, path, err)) return -1;
     write_model_part(&af, m);
     uint64_t model_sum = checksum_end(af.sum);
     size_t n = opt->num_parameters;
-    float* host = (float*)xmalloc(2 * n * sizeof(float));
-    copy_to_host(opt->device, host, opt->m, n * sizeof(float));
-    copy_to_host(opt->device, host + n, opt->v, n * sizeof(float));
     Checksum state = checksum_start();  // the header holds the state's checksum, so it is summed first
     checksum_add(&state, st, sizeof(*st));
     checksum_add(&state, run_config, run_config_size);
@@ -306,8 +306,36 @@ static int checkpoint_save(const char* path, const GPT2* m, const Optimizer* opt
     atomic_write(&af, run_config, run_config_size);
     atomic_write(&af, &opt->cfg, sizeof(opt->cfg));
     atomic_write(&af, host, 2 * n * sizeof(float));
-    free(host);
     return atomic_commit(&af, err);
+}
+
+// The whole optimizer state in the parameters' layout, m then v (2 × num_parameters floats, host), on rank 0:
+// each rank's packed pieces gathered (partition.h); every rank calls it, the others get NULL.
+static float* optimizer_state_gather(const Optimizer* opt) {
+    size_t n = opt->num_parameters, mine = opt->part.floats[opt->part.rank];
+    float* packed = (float*)xmalloc(2 * mine * sizeof(float));
+    copy_to_host(opt->device, packed, opt->m, mine * sizeof(float));
+    copy_to_host(opt->device, packed + mine, opt->v, mine * sizeof(float));
+    float* whole = dist_root() ? (float*)xcalloc(2 * n, sizeof(float)) : NULL;
+    partition_gather_state(&opt->part, packed, whole);
+    partition_gather_state(&opt->part, packed + mine, whole ? whole + n : NULL);
+    free(packed);
+    return whole;
+}
+
+// Every rank calls it; rank 0 writes the file (the parameters are the same on every rank), and every rank
+// returns its outcome.
+static int checkpoint_save(const char* path, const GPT2* m, const Optimizer* opt, const TrainState* st,
+                           const void* run_config, size_t run_config_size, char* err) {
+    float* host = optimizer_state_gather(opt);
+    int rc = 0;
+    if (dist_root()) {
+        rc = checkpoint_write(path, m, opt, host, st, run_config, run_config_size, err);
+        free(host);
+    }
+    dist_broadcast(&rc, sizeof(rc));
+    if (rc) dist_broadcast(err, ERR_LEN);
+    return rc;
 }
 
 // Opens a checkpoint at its training-state header (read into header): its sizes and checksums checked, and the
@@ -362,12 +390,12 @@ static int checkpoint_peek(const char* path, GPT2Config* cfg, void* run_config, 
 }
 
 // Second half: parameters, optimizer moments and state into a model and optimizer built from the peeked
-// configs.
+// configs. Every rank of a run reads the file itself (it must be where each rank can read it).
 static int checkpoint_load(const char* path, GPT2* m, Optimizer* opt, TrainState* st, char* err) {
     FILE* f = fopen(path, "rb");
     if (!f) return fail(err, "%s: cannot open checkpoint (%s)", path, strerror(errno));
     GPT2Config cfg;
-    int version, has_state = 0, header[256];
+    int version = 0, has_state = 0, header[256];
     int rc = model_read_header(f, path, &cfg, &version, err, &has_state);
     if (rc == 0 && !has_state) rc = fail(err, "%s: a model file without training state (not a checkpoint)", path);
     if (rc == 0 && memcmp(&cfg, &m->config, sizeof(cfg)) != 0) rc = fail(err, "%s: model config differs", path);
@@ -382,9 +410,14 @@ static int checkpoint_load(const char* path, GPT2* m, Optimizer* opt, TrainState
         rc = fail(err, "%s: truncated optimizer state", path);
     long long bad = rc == 0 ? first_non_finite(host, 2 * n) : -1;
     if (bad >= 0) rc = fail(err, "%s: optimizer moment %lld is not finite: the file holds a diverged or corrupted state", path, bad);
-    if (rc == 0) {
-        copy_to_device(opt->device, opt->m, host, n * sizeof(float));
-        copy_to_device(opt->device, opt->v, host + n, n * sizeof(float));
+    if (rc == 0) {  // this rank's pieces of the whole state (all of it with one rank)
+        size_t mine = opt->part.floats[opt->part.rank];
+        float* packed = (float*)xmalloc(2 * mine * sizeof(float));
+        partition_take_own(&opt->part, host, packed);
+        partition_take_own(&opt->part, host + n, packed + mine);
+        copy_to_device(opt->device, opt->m, packed, mine * sizeof(float));
+        copy_to_device(opt->device, opt->v, packed + mine, mine * sizeof(float));
+        free(packed);
         opt->t = (int)st->opt_t;
     }
     free(host);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 // ----------------------------------------------------------------------------------------------------
 // errors
@@ -31,13 +32,23 @@ static int fail(char* err, const char* fmt, ...) {
     return -1;
 }
 
+// In a run of several ranks (dist.h) an error ends every rank (die_exit: MPI_Abort), and rank 0 speaks first:
+// another rank waits 2 s before it prints, so an error every rank meets (a bad flag, a diverged loss) is one
+// line, rank 0's, while an error of that rank alone (its data file) still comes out, naming the rank.
+static int die_rank = 0;
+static void (*die_exit)(int) = exit;
+
 static void die(const char* fmt, ...) {
+    if (die_rank > 0) sleep(2);
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "error: ");
+    if (die_rank > 0) fprintf(stderr, "rank %d: ", die_rank);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
+    fflush(stderr);
+    die_exit(1);
     exit(1);
 }
 

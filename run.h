@@ -2,6 +2,8 @@
 // resumed state), the step loop (forward, backward, optimizer; evaluation, samples, checkpoints), close. What it
 // reports goes through runlog.h. `./train` runs one; `./train compare` (report/compare.h) runs several with the
 // same data and initial weights.
+// With several ranks (dist.h) every rank runs this same loop on its slice of each batch; the gradients and losses
+// are summed across ranks, and rank 0 alone writes the logs, samples and checkpoints.
 // Flow: RunConfig -> run_training: [data -> model -> loss -> backward -> optimizer] x steps -> RunResult.
 #pragma once
 #include <sys/stat.h>
@@ -11,11 +13,15 @@
 #include "runlog.h"
 #include "sample.h"
 
-// The training and validation shard patterns for --data / --val-data.
+// The training and validation shard patterns for --data / --val-data. A .txt is tokenized by rank 0 first; the
+// other ranks then find its shards made.
 static int resolve_data(const RunConfig* rc, char* train_pattern, char* val_pattern, char* err) {
     size_t n = strlen(rc->data);
     if (n > 4 && strcmp(rc->data + n - 4, ".txt") == 0) {
-        if (dataset_from_text(rc->data, rc->cache_dir, train_pattern, val_pattern, err)) return -1;
+        int status = dist_root() ? dataset_from_text(rc->data, rc->cache_dir, train_pattern, val_pattern, err) : 0;
+        dist_broadcast(&status, sizeof(status));
+        if (status || (!dist_root() && dataset_from_text(rc->data, rc->cache_dir, train_pattern, val_pattern, err)))
+            return -1;
     } else {
         snprintf(train_pattern, DATA_PATH_LEN, "%.1000s", rc->data);
         const char* at = strstr(rc->data, "train");
@@ -28,7 +34,8 @@ static int resolve_data(const RunConfig* rc, char* train_pattern, char* val_patt
     return 0;
 }
 
-// Mean loss over the first `batches` validation batches (the same ones every time). Runs the forward only.
+// Mean loss over the first `batches` validation batches (the same ones every time), over every rank's rows.
+// Runs the forward only.
 static float evaluate(GPT2* model, DataLoader* val, int batches, char* err) {
     dataloader_reset(val);
     bool recording = model->tape.recording;
@@ -41,7 +48,8 @@ static float evaluate(GPT2* model, DataLoader* val, int batches, char* err) {
         done++;
     }
     model->tape.recording = recording;
-    return done ? (float)(sum / done) : NAN;
+    dist_sum_doubles(&sum, 1);
+    return done ? (float)(sum / done / dist.ranks) : NAN;
 }
 
 // Everything one run holds while it trains.
@@ -115,8 +123,13 @@ static int run_memory_check(const Run* r, Device dev, char* err) {
 }
 
 // --resume: the checkpoint's settings, checked, with the command line's where it may change them (RESUMABLE).
+// Its --batch is the global batch: each of this run's ranks takes its share (any rank count that divides it).
 static int run_resume_settings(Run* r, const RunConfig* given, char* err) {
     if (checkpoint_peek(given->resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, &r->st, err)) return -1;
+    if (r->rc.batch % dist.ranks != 0)
+        return fail(err, "--resume %s: the checkpoint's global batch of %d sequences does not split among %d ranks "
+                    "(resume with a number of ranks that divides it)", given->resume, r->rc.batch, dist.ranks);
+    r->rc.batch /= dist.ranks;
     char where[600];
     snprintf(where, sizeof(where), "checkpoint %s: setting ", given->resume);
     if (run_config_check(&r->rc, where, err)) return -1;
@@ -127,7 +140,31 @@ static int run_resume_settings(Run* r, const RunConfig* given, char* err) {
     return 0;
 }
 
+// The ranks of a run must run the same command on the same data: every setting as it would be typed, then the
+// shards' names and sizes, compared with rank 0's (by hash, dist.h). 0, or -1 naming the first rank that differs.
+static int run_ranks_agree(const RunConfig* rc, const DataLoader* train, const DataLoader* val, char* err) {
+    std::string text;
+    if (!train) {
+        RunConfig copy = *rc;
+        Flag flags[64];
+        char value[600];
+        for (int i = 0, n = run_flags(&copy, flags); i < n; i++) {
+            flag_value_text(&flags[i], value, sizeof(value));
+            text += std::string(flags[i].name) + " " + value + "\n";
+        }
+    }
+    for (const DataLoader* dl : {train, val})
+        for (int i = 0; dl && i < dl->num_shards; i++)
+            text += std::string(dl->paths[i]) + " " + std::to_string(dl->shard_tokens[i]) + "\n";
+    int r = dist_first_differing(text.data(), text.size());
+    if (r > 0 && !train) return fail(err, "rank %d has other settings than rank 0: every rank must run the same command", r);
+    if (r > 0) return fail(err, "rank %d reads other data than rank 0 (the shards' names or sizes differ): every rank "
+                           "must see the same files", r);
+    return 0;
+}
+
 static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Device dev, char* err) {
+    if (run_ranks_agree(rc, NULL, NULL, err)) return -1;  // before any other exchange between ranks
     r->rc = *rc;
     r->oc = *oc;
     r->dev = dev;
@@ -164,12 +201,14 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
 
     char train_pattern[DATA_PATH_LEN], val_pattern[DATA_PATH_LEN];
     if (resolve_data(c, train_pattern, val_pattern, err)) return -1;
-    if (dataloader_init(&r->train, train_pattern, c->batch, c->seq_len, (uint64_t)c->seed, true, err)) return -1;
+    uint64_t seed = (uint64_t)c->seed;
+    if (dataloader_init(&r->train, train_pattern, c->batch, c->seq_len, seed, true, err, dist.rank, dist.ranks)) return -1;
     r->have_train = true;
-    if (dataloader_init(&r->val, val_pattern, c->batch, c->seq_len, (uint64_t)c->seed, false, err)) return -1;
+    if (dataloader_init(&r->val, val_pattern, c->batch, c->seq_len, seed, false, err, dist.rank, dist.ranks)) return -1;
     r->have_val = true;
-    int64_t val_batches = 0;  // whole batches in the validation shards: evaluation never wraps around
-    for (int i = 0; i < r->val.num_shards; i++) val_batches += (r->val.shard_tokens[i] - 1) / ((int64_t)c->batch * c->seq_len);
+    if (run_ranks_agree(c, &r->train, &r->val, err)) return -1;
+    int64_t val_batches = 0, global = (int64_t)c->batch * dist.ranks * c->seq_len;  // whole batches: evaluation never wraps
+    for (int i = 0; i < r->val.num_shards; i++) val_batches += (r->val.shard_tokens[i] - 1) / global;
     if (val_batches < r->rc.eval_batches) {
         printf("validation holds %lld batches of %d x %d: evaluating on those (not %d)\n", (long long)val_batches,
                c->batch, c->seq_len, r->rc.eval_batches);
@@ -179,7 +218,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
     Kernels kernels = {GEMM_CUBLAS, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
     gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, kernels);
     r->have_model = true;
-    if (optimizer_init(&r->opt, &r->model, &r->oc, err)) return -1;
+    if (optimizer_init(&r->opt, &r->model, &r->oc, err, dist.rank, dist.ranks)) return -1;
     r->have_opt = true;
     r->rng = rng_make((uint64_t)c->seed + 1);
     if (c->init_from[0] && !c->resume[0] && init_weights_from(c->init_from, &r->model, err)) return -1;
@@ -190,7 +229,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         r->rng.state = r->st.rng_state;
         printf("resumed from %s at step %lld of %d\n", c->resume, (long long)r->st.step, c->steps);
     }
-    if (c->sample_every > 0) {
+    if (c->sample_every > 0 && dist_root()) {
         char tok_err[ERR_LEN];
         r->have_tok = tokenizer_load_default(&r->tok, tok_err) == 0;
         if (!r->have_tok) printf("no samples: %s\n", tok_err);
@@ -198,10 +237,15 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
 
     char run_dir[768];
     snprintf(run_dir, sizeof(run_dir), "%s/%s", c->out_dir, c->run_name);
-    if (make_dirs(run_dir, err)) return -1;
     snprintf(r->ckpt_path, sizeof(r->ckpt_path), "%s/checkpoint.bin", run_dir);
-    // a resumed run appends to its logs, once they are cut back to the checkpoint's step
-    return runlog_open(&r->log, run_dir, c->resume[0] ? r->st.step : -1, err);
+    int status = 0;  // rank 0 writes the files; every rank learns whether it could
+    if (dist_root()) {  // a resumed run appends to its logs, once they are cut back to the checkpoint's step
+        status = make_dirs(run_dir, err);
+        if (status == 0) status = runlog_open(&r->log, run_dir, c->resume[0] ? r->st.step : -1, err);
+    }
+    dist_broadcast(&status, sizeof(status));
+    if (status) dist_broadcast(err, ERR_LEN);
+    return status;
 }
 
 // A diverged run stops, and says truthfully what it leaves: the checkpoint it wrote last (always finite: each
@@ -246,7 +290,9 @@ static int run_checkpoint(Run* r, int64_t step, char* err) {
     st->data_epoch = pos.epoch;
     st->data_shard = pos.shard_index;
     st->data_offset = pos.offset;
-    if (checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &r->rc, sizeof(r->rc), err)) return -1;
+    RunConfig stored = r->rc;  // the global batch: every rank's rows (a checkpoint resumes on any rank count)
+    stored.batch *= dist.ranks;
+    if (checkpoint_save(r->ckpt_path, &r->model, &r->opt, st, &stored, sizeof(stored), err)) return -1;
     r->checkpoint_step = step;
     return 0;
 }
@@ -258,12 +304,14 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     double t0 = device_clock(r->dev);
     gpt2_zero_grad(&r->model);
     double loss_sum = 0.0;
-    for (int micro = 0; micro < c->grad_accum; micro++) {
+    for (int micro = 0; micro < c->grad_accum; micro++) {  // the mean over every rank's B·T tokens of each
         if (dataloader_next(&r->train, err)) return -1;
         loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T);
-        gpt2_backward(&r->model, B, T, 1.0f / ((float)B * T * c->grad_accum));
+        gpt2_backward(&r->model, B, T, 1.0f / ((float)B * T * c->grad_accum * dist.ranks));
     }
-    float loss = (float)(loss_sum / c->grad_accum);
+    dist_sum(r->dev, r->model.params[0].grad, r->model.num_parameters);  // every rank: the whole batch's gradient
+    dist_sum_doubles(&loss_sum, 1);
+    float loss = (float)(loss_sum / c->grad_accum / dist.ranks);
     float lr_mult = lr_multiplier(&r->sched, (int)step);
     bool health = c->health_every > 0 && (step + 1) % c->health_every == 0;
     double t1 = device_clock(r->dev);  // the backward's queued kernels are done: not optimizer time
@@ -276,7 +324,7 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     if (!isfinite(params)) return run_diverged(r, res, step + 1, "norm of the updated parameters", params, err);
     double matrix_rms = hidden_matrix_rms(&r->opt, r->model.params[0].data);
     // the health measurement is not training time
-    double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum;
+    double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum * dist.ranks;
     if (health) runlog_health(&r->log, res, step + 1, &r->opt);
     r->st.train_seconds += dt;
     r->st.tokens += tokens;

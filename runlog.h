@@ -1,7 +1,7 @@
 // runlog.h: what a run reports: the start-up lines (the run, its memory, the optimizer's groups), one greppable
 // line per step (loss, lr, norm, ms, tokens/s, MFU, ETA) and per evaluation and health measurement, the same in
 // OUT/RUN/log.csv and health.csv (each row flushed whole), and RunResult, what the comparison's tables and plots
-// are drawn from.
+// are drawn from. With several ranks, rank 0 alone has the files (the others' RunLog is closed: no rows).
 // Flow: run.h calls these at each step; report/compare.h reads the RunResults.
 #pragma once
 #include <string>
@@ -103,10 +103,21 @@ static void runlog_close(RunLog* log) {
 // The start-up lines: the run's shape and budget, the memory it holds, and which optimizer updates what.
 static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* opt, Device dev) {
     const GPT2Config* cfg = &m->config;
-    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d = %lld tokens/step, "
-           "%d steps, %s schedule, %d warmup, on %s, seed %lld\n", c->run_name, c->model, m->num_parameters / 1e6,
-           cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch, c->seq_len, c->grad_accum,
-           (long long)c->batch * c->seq_len * c->grad_accum, c->steps, c->schedule, c->warmup, device_name(dev), c->seed);
+    char ranks[160] = "";
+    if (dist.ranks > 1) {
+        dist_describe(dev, ranks + 2, sizeof(ranks) - 2);
+        memcpy(ranks, ", ", 2);
+    }
+    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s%s = %lld "
+           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, seed %lld\n", c->run_name, c->model,
+           m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
+           c->seq_len, c->grad_accum, dist.ranks > 1 ? " x " : "", dist.ranks > 1 ? std::to_string(dist.ranks).c_str() : "",
+           (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks, c->steps, c->schedule, c->warmup,
+           device_name(dev), ranks, c->seed);
+    if (dist.ranks > 1)
+        printf("ranks: each rank reads %d of every %d sequences; Muon's matrices are dealt among the ranks by Newton-"
+               "Schulz cost (each orthogonalizes its own), AdamW's moments are split in %d shares (ZeRO-1); the updated "
+               "parameters are gathered after each step\n", c->batch, c->batch * dist.ranks, dist.ranks);
     const char* attention = dev == DEV_CPU ? "the CPU's reference attention"
                             : attention_uses_flash(dev, m->kernels.attention) ? "flash attention, no T x T buffers"
                                                                               : "simple attention, T x T buffers";
@@ -127,6 +138,7 @@ static void runlog_eval(RunLog* log, RunResult* res, int64_t step, float val_los
         res->eval_loss[e] = val_loss;
     }
     printf("step %lld val_loss %.4f tokens %.0f train_time %.1fs\n", (long long)step, val_loss, tokens, train_seconds);
+    if (!log->csv) return;
     fprintf(log->csv, "%lld,%.0f,,%.6f,,,,,%.3f,\n", (long long)step, tokens, val_loss, train_seconds);
     fflush(log->csv);
 }
@@ -141,20 +153,22 @@ static void runlog_step(RunLog* log, RunResult* res, int64_t step, int steps, fl
     char eta[32], mfu[32] = "";
     format_duration((steps - step - 1) * log->window_seconds / (log->window_tokens / tokens), eta, sizeof(eta));
     double peak = device_peak_flops(dev);
-    if (peak > 0) snprintf(mfu, sizeof(mfu), " mfu %.1f%%", 100.0 * flops_per_token * tokens / dt / peak);
+    if (peak > 0) snprintf(mfu, sizeof(mfu), " mfu %.1f%%", 100.0 * flops_per_token * tokens / dt / (peak * dist.ranks));
     else if (dev == DEV_CUDA) snprintf(mfu, sizeof(mfu), " mfu unknown");  // a GPU not in device_peak_flops's table
     double in_use = device_memory_in_use(dev);
     if (in_use > res->peak_memory) res->peak_memory = in_use;
     printf("step %lld/%d loss %.4f lr %.2e norm %.3f ms %.1f tok/s %.0f%s eta %s\n", (long long)step + 1, steps, loss,
            lr, norm, dt * 1e3, log->window_tokens / log->window_seconds, mfu, eta);
+    if (log->window_seconds > 30) log->window_tokens = log->window_seconds = 0;
+    if (!log->csv) return;
     fprintf(log->csv, "%lld,%.0f,%.6f,,%.6f,%.6f,%.3f,%.1f,%.3f,%.6f\n", (long long)step + 1, total_tokens, loss,
             lr_mult, norm, dt * 1e3, tokens / dt, train_seconds, matrix_rms);
     fflush(log->csv);
-    if (log->window_seconds > 30) log->window_tokens = log->window_seconds = 0;
 }
 
 // the health of every hidden matrix's update, measured in this step: health.csv and one summary line
 static void runlog_health(RunLog* log, RunResult* res, int64_t step, const Optimizer* o) {
+    if (!log->health_csv) return;  // measured by rank 0 only
     double sum[4] = {0, 0, 0, 0};
     int count = 0;
     for (int i = 0; i < o->num_slots; i++) {

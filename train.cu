@@ -5,6 +5,7 @@
 //   ./train sample --checkpoint F --prompt TEXT    generate text from a checkpoint or llm.c model file
 // Every flag, its default and its meaning live in one table (settings.h); --help prints it.
 // Built by nvcc it runs on the GPU when there is one, on the CPU otherwise (--device); built by g++, CPU only.
+// Under `mpirun -np N` (a build with MPI: dist.h) train and compare run on N ranks, data parallel.
 #include <omp.h>
 #include "report/compare.h"
 
@@ -23,15 +24,24 @@ static void print_help() {
     printf("\nwith --resume the checkpoint's settings win; these may change: %s\n", RESUMABLE);
     printf("\noptimizers: %s\n\ntheir defaults (a flag left at default keeps them):\n", OPTIMIZER_NAMES_HELP);
     optimizer_print_defaults(stdout);
+    if (dist_build()[0])
+        printf("\nseveral processes (built with %s): mpirun -np N ./train [compare] [flags] trains one model on N ranks,\n"
+               "each reading --batch sequences of every N x --batch (on GPUs: one GPU a rank); rank 0 logs and writes\n",
+               dist_build());
+    else
+        printf("\none process only: this build has no MPI (install libopenmpi-dev, or run make deps as root, and rebuild\n"
+               "for mpirun -np N ./train)\n");
 }
 
 // ----------------------------------------------------------------------------------------------------
 // subcommands
 
-// more threads than cores only slow the step (and libgomp fails on absurd counts): at most one per core
+// more threads than cores only slow the step (and libgomp fails on absurd counts): at most one per core. The
+// ranks on one machine share its cores (mpirun may also have bound each rank to its own).
 static void set_threads(int threads) {
     int cores = omp_get_num_procs();
     if (threads > cores) die("--threads %d: this machine has %d cores (expected 0, all of them, to %d)", threads, cores, cores);
+    if (threads == 0 && dist.local_ranks > 1) threads = cores / dist.local_ranks > 1 ? cores / dist.local_ranks : 1;
     if (threads > 0) omp_set_num_threads(threads);
 }
 
@@ -47,6 +57,7 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
     int ok;
     Device dev = device_resolve(rc.device, err, &ok);
     if (!ok) die("%s", err);
+    if (dev == DEV_CUDA) dist_use_gpu();
     if (compare && rc.resume[0])
         die("--resume: continues one run (./train --resume F); ./train compare starts its runs afresh");
     if (!rc.resume[0]) run_config_resolve(&rc, dev);  // a resumed run takes the checkpoint's (run.h)
@@ -165,8 +176,7 @@ static int cmd_prepare(int argc, char** argv) {
     return 0;
 }
 
-int main(int argc, char** argv) {
-    setvbuf(stdout, NULL, _IOLBF, 0);  // one line at a time, also into a pipe or a log file
+static int run_command(int argc, char** argv) {
     const char* cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "train";
     for (int a = 1; a < argc; a++)
         if ((strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) && strcmp(cmd, "sample") != 0 &&
@@ -177,7 +187,18 @@ int main(int argc, char** argv) {
     int first = argc > 1 && argv[1][0] != '-' ? 2 : 1;
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv, first, false);
     if (strcmp(cmd, "compare") == 0) return cmd_train(argc, argv, first, true);
-    if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc, argv);
-    if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
+    if (strcmp(cmd, "prepare") == 0 || strcmp(cmd, "sample") == 0) {  // one process's work: rank 0 does it
+        if (!dist_root()) return 0;
+        return strcmp(cmd, "prepare") == 0 ? cmd_prepare(argc, argv) : cmd_sample(argc, argv);
+    }
     die("unknown command '%s' (expected train, compare, prepare or sample; see ./train --help)", cmd);
+    return 1;
+}
+
+int main(int argc, char** argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);  // one line at a time, also into a pipe or a log file
+    dist_init(&argc, &argv);
+    int status = run_command(argc, argv);
+    dist_finalize();
+    return status;
 }

@@ -7,7 +7,9 @@
 // (id >= 50257 is an error naming the file and the position); one shard is in memory at a time.
 // Batches, as llm.c: consecutive windows of B*T+1 tokens stepping by B*T within a shard; inputs are the
 // first B*T tokens, targets the same window shifted by one. The tail of a shard too short for a window is
-// skipped. Shards are walked in a per-epoch order: sorted by name, or (shuffle) a permutation drawn from
+// skipped. With N ranks (dist.h) the windows are those of one loader with N·B rows, and rank r takes rows
+// r·B .. r·B + B − 1 of each: together the ranks read exactly what one process with N× the batch reads, and
+// the position is the same on every rank. Shards are walked in a per-epoch order: sorted by name, or (shuffle) a permutation drawn from
 // the seed and the epoch, so a run is reproducible and a checkpoint can resume it exactly from
 // (epoch, shard_index, offset).
 #pragma once
@@ -30,7 +32,8 @@ struct DataPosition {
 };
 
 struct DataLoader {
-    int B, T;                 // batch size, sequence length
+    int B, T;                 // batch size (this rank's rows), sequence length
+    int rank, ranks;          // this rank's slice of every global batch of ranks·B rows
     uint64_t seed;            // shard order of each epoch, when shuffling
     bool shuffle;
     int num_shards;
@@ -125,8 +128,10 @@ static int dataloader_load(DataLoader* dl, int file, char* err) {
     return 0;
 }
 
-// pattern: a shard path or a glob(3) pattern ("out/data/x_train*.bin"); shards are sorted by name
-static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, uint64_t seed, bool shuffle, char* err) {
+// pattern: a shard path or a glob(3) pattern ("out/data/x_train*.bin"); shards are sorted by name. B: this
+// rank's rows, of ranks·B in a global batch.
+static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, uint64_t seed, bool shuffle, char* err,
+                           int rank = 0, int ranks = 1) {
     memset(dl, 0, sizeof *dl);
     if (B < 1 || T < 1) return fail(err, "%s: batch size B=%d and sequence length T=%d must be >= 1", pattern, B, T);
     glob_t g;
@@ -138,6 +143,8 @@ static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, ui
     if (rc != 0) return fail(err, "%s: glob failed (error %d)", pattern, rc);
     dl->B = B;
     dl->T = T;
+    dl->rank = rank;
+    dl->ranks = ranks;
     dl->seed = seed;
     dl->shuffle = shuffle;
     dl->num_shards = (int)g.gl_pathc;
@@ -146,12 +153,12 @@ static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, ui
     dl->order = (int*)xcalloc(dl->num_shards, sizeof(int));
     for (int i = 0; i < dl->num_shards; i++) dl->paths[i] = strdup(g.gl_pathv[i]);
     globfree(&g);
-    int64_t window = (int64_t)B * T + 1, largest = 0;
+    int64_t window = (int64_t)ranks * B * T + 1, largest = 0;
     for (int i = 0; i < dl->num_shards; i++) {
         if (shard_read_header(dl->paths[i], &dl->shard_tokens[i], err)) { dataloader_free(dl); return -1; }
         if (dl->shard_tokens[i] < window) {
             fail(err, "%s: shard has %lld tokens, fewer than one batch of B*T+1 = %d*%d+1 = %lld", dl->paths[i],
-                 (long long)dl->shard_tokens[i], B, T, (long long)window);
+                 (long long)dl->shard_tokens[i], ranks * B, T, (long long)window);
             dataloader_free(dl);
             return -1;
         }
@@ -175,12 +182,13 @@ static void dataloader_reset(DataLoader* dl) {
     dl->pos.epoch = dl->pos.shard_index = dl->pos.offset = 0;  // dataloader_next redraws epoch 0's order
 }
 
-// fills inputs and targets with the next window; moves on to the next shard, and the next epoch, as needed
+// fills inputs and targets with this rank's rows of the next window; moves on to the next shard, and the next
+// epoch, as needed
 static int dataloader_next(DataLoader* dl, char* err) {
-    int64_t n = (int64_t)dl->B * dl->T;
+    int64_t n = (int64_t)dl->B * dl->T, global = n * dl->ranks;
     DataPosition* p = &dl->pos;
     if (p->epoch != dl->order_epoch) dataloader_order(dl, p->epoch);
-    while (p->offset + n + 1 > dl->shard_tokens[dl->order[p->shard_index]]) {  // every shard holds one window
+    while (p->offset + global + 1 > dl->shard_tokens[dl->order[p->shard_index]]) {  // every shard holds one window
         p->offset = 0;
         if (++p->shard_index == dl->num_shards) {
             p->shard_index = 0;
@@ -188,12 +196,12 @@ static int dataloader_next(DataLoader* dl, char* err) {
         }
     }
     if (dataloader_load(dl, dl->order[p->shard_index], err)) return -1;
-    const uint16_t* window = dl->tokens + p->offset;
+    const uint16_t* window = dl->tokens + p->offset + dl->rank * n;
     for (int64_t i = 0; i < n; i++) {
         dl->inputs[i] = window[i];
         dl->targets[i] = window[i + 1];
     }
-    p->offset += n;
+    p->offset += global;
     return 0;
 }
 

@@ -33,13 +33,16 @@ static bool reached(const RunResult* r, double level, double* tokens, double* se
     return false;
 }
 
-// one run of one optimizer under its own folder; a failed run is reported, not fatal
+// one run of one optimizer under its own folder; a failed run is reported, not fatal. With several ranks only a
+// diverged run is (every rank sees the same losses, so every rank goes on to the next run together); any other
+// failure may be one rank's alone, and ends the job.
 static void compare_run(const RunConfig* rc, const OptimizerConfig* oc, const char* run_name, Device dev,
                         CompareEntry* out) {
     RunConfig one = *rc;
     snprintf(one.run_name, sizeof(one.run_name), "%.63s", run_name);
     out->oc = *oc;
     out->failed = run_training(&one, oc, dev, &out->res, out->error) != 0;
+    if (out->failed && out->res.status != 1 && dist.ranks > 1) die("run %s: %s", run_name, out->error);
     if (out->failed) printf("run %s failed: %s\n", run_name, out->error);
 }
 
@@ -235,10 +238,10 @@ static int compare_main(const RunConfig* rc, Device dev) {
         start = comma + 1;
     }
     if (configs.empty()) die("--optimizers: no optimizer named");
-    if (make_dirs(rc->out_dir, err)) die("%s", err);
-    char sweep_path[1024];
+    if (dist_root() && make_dirs(rc->out_dir, err)) die("%s", err);
+    char sweep_path[1024];  // rank 0 writes the files (every rank runs every run)
     snprintf(sweep_path, sizeof(sweep_path), "%s/sweep.md", rc->out_dir);
-    FILE* sweep_log = fopen(sweep_path, "w");
+    FILE* sweep_log = fopen(dist_root() ? sweep_path : "/dev/null", "w");
     if (!sweep_log) die("%s: cannot write", sweep_path);
     fprintf(sweep_log, "| optimizer | lr | final val loss |\n|---|---|---|\n");
 
@@ -247,6 +250,9 @@ static int compare_main(const RunConfig* rc, Device dev) {
     std::vector<CompareEntry> runs(configs.size());
     for (size_t i = 0; i < configs.size(); i++) compare_optimizer(rc, &configs[i], dev, &runs[i], sweep_log);
     fclose(sweep_log);
+    int failed = 0;
+    for (const CompareEntry& e : runs) failed |= e.failed;
+    if (!dist_root()) return failed;
     if (!rc->sweep_lr) remove(sweep_path);
 
     // the common level: the target if given, else the highest of the runs' best losses (all reached it)
@@ -257,13 +263,13 @@ static int compare_main(const RunConfig* rc, Device dev) {
             if (!e.failed && isfinite(e.res.best_val_loss)) level = fmax(level, e.res.best_val_loss);
         if (!isfinite(level)) level = 0;
     }
-    char machine[256];
+    char machine[512];
     device_describe(dev, machine, sizeof(machine));
+    if (dist.ranks > 1)  // the table's batch is each rank's
+        snprintf(machine + strlen(machine), sizeof(machine) - strlen(machine), ", x %d ranks (each its own batch)", dist.ranks);
     compare_write_table(rc, runs, level, rc->out_dir, machine);
     compare_write_spectral_grid(runs, rc->out_dir);
     compare_plots(runs, rc->out_dir);
     printf("wrote %s/compare.md and %s/compare.csv\n", rc->out_dir, rc->out_dir);
-    for (const CompareEntry& e : runs)
-        if (e.failed) return 1;
-    return 0;
+    return failed;
 }

@@ -54,9 +54,11 @@ TEST_CASE("gpu: grad_norm_cuda matches grad_norm_cpu and repeats bit for bit") {
 
 TEST_CASE("gpu: adamw_update_slices_cuda matches the CPU over three steps (gaps, empty and odd-sized slices)") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
-    // slices with gaps between them (left untouched), an empty one, sizes around the 4096-per-block chunk
-    const AdamWSlice slices[] = {{0, 10000, 1e-2f, 0.1f}, {10005, 1, 3e-3f, 0.0f}, {10006, 4096, 1e-3f, 0.5f},
-                                 {14102, 0, 1e-2f, 0.1f}, {14200, 70001, 6e-4f, 0.1f}};
+    // slices with gaps between them (left untouched), an empty one, sizes around the 4096-per-block chunk, one
+    // whose moments lie elsewhere than its parameters (a rank's packed state: partition.h)
+    const AdamWSlice slices[] = {{0, 10000, 0, 1e-2f, 0.1f}, {10005, 1, 10002, 3e-3f, 0.0f},
+                                 {10006, 4096, 10006, 1e-3f, 0.5f}, {14102, 0, 14102, 1e-2f, 0.1f},
+                                 {14200, 70001, 14200, 6e-4f, 0.1f}};
     int num = 5;
     size_t n = 14200 + 70001 + 9;
     std::vector<float> p = random_vector(n, 81), m(n, 0.0f), v(n, 0.0f), p0 = p;
