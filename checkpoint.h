@@ -347,7 +347,7 @@ static FILE* checkpoint_open_state(const char* path, GPT2Config* cfg, int header
         fail(err, "%s: cannot open checkpoint (%s)", path, strerror(errno));
         return NULL;
     }
-    int version, has_state;
+    int version = 0, has_state = 0;
     int rc = model_read_header(f, path, cfg, &version, err, &has_state);
     if (rc == 0 && !has_state) rc = fail(err, "%s: a model file without training state (not a checkpoint)", path);
     if (rc == 0 && fseek(f, (long)(gpt2_num_parameters(cfg) * sizeof(float)), SEEK_CUR) != 0)

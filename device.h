@@ -70,6 +70,18 @@ static HOST_DEVICE FORCE_INLINE float tanh_by_exp(float u) {
     return u < 0.0f ? -t : t;
 }
 
+// x rounded to bfloat16 (the top 16 bits of an fp32: 8 mantissa bits), to nearest even, and widened back: the
+// value a bf16 tensor would hold. Rounding: add half an ulp of bf16 (less one, plus the kept lowest bit: ties go
+// to even), then cut the low 16 bits. A NaN stays a NaN (its low bits could carry into the exponent).
+static HOST_DEVICE FORCE_INLINE float bf16_round(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return x;
+    bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
 enum Device { DEV_CPU = 0, DEV_CUDA = 1 };
 
 static const char* device_name(Device d) { return d == DEV_CUDA ? "cuda" : "cpu"; }

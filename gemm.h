@@ -186,7 +186,9 @@ static void gemm_batched_cuda(GemmLevel level, float* Cm, const float* A, const 
                         batch);
         return;
     }
-    cublasComputeType_t compute = level == GEMM_CUBLAS_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t compute = level == GEMM_CUBLAS_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                  : level == GEMM_CUBLAS_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                              : CUBLAS_COMPUTE_32F;
     // cuBLAS wants every leading dimension >= 1 even where K = 0 leaves it unused
     lda = lda > 1 ? lda : 1;
     ldb = ldb > 1 ? ldb : 1;

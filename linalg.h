@@ -117,25 +117,34 @@ static void set_identity(double* I, int s) {
 // for both devices: `count` same-shaped matrices packed n apart (s x s ones s² apart). The scalar type says
 // which device: double is the CPU's (the fp64 reference, one matrix after another, with the functions above),
 // float the GPU's (batched, below). A "norms" handle comes from mx_norms and goes to the scaling primitives of
-// the same device (on the CPU a host array of the count norms; on the GPU the device's partial sums).
+// the same device (on the CPU a host array of the count norms; on the GPU the device's partial sums). The
+// products take the GPU's GemmLevel: MUON_GEMM (cuBLAS in FP32, whatever the model's level: the tolerances of
+// tests/test_gpu_muon.cu assume FP32), or GEMM_CUBLAS_BF16 for a bf16 iteration (its inputs already bf16 values,
+// the tensor cores give the same sums); the CPU's products are fp64 at any level.
+#define MUON_GEMM GEMM_CUBLAS
 
-static void mx_gram(double* G, const double* X, int rows, int cols, int count) {
+static void mx_gram(double* G, const double* X, int rows, int cols, int count, GemmLevel = MUON_GEMM) {
     int s = rows < cols ? rows : cols;
     for (int m = 0; m < count; m++) gram_small_side(G + (size_t)m * s * s, X + (size_t)m * rows * cols, rows, cols);
 }
-static void mx_apply_small_side(double* out, const double* P, const double* X, int rows, int cols, int count) {
+static void mx_apply_small_side(double* out, const double* P, const double* X, int rows, int cols, int count,
+                                GemmLevel = MUON_GEMM) {
     int s = rows < cols ? rows : cols;
     size_t n = (size_t)rows * cols, ss = (size_t)s * s;
     for (int m = 0; m < count; m++) apply_small_side(out + m * n, P + m * ss, X + m * n, rows, cols);
 }
 // C_m = A_m B_m, s x s each
-static void mx_mul(double* C, const double* A, const double* B, int s, int count) {
+static void mx_mul(double* C, const double* A, const double* B, int s, int count, GemmLevel = MUON_GEMM) {
     size_t ss = (size_t)s * s;
     for (int m = 0; m < count; m++) mat_mul(C + m * ss, A + m * ss, B + m * ss, s, s, s);
 }
 // y = b·x + a·y over `total` entries
 static void mx_axpby(double* y, double a, const double* x, double b, size_t total) {
     for (size_t i = 0; i < total; i++) y[i] = b * x[i] + a * y[i];
+}
+// x = x rounded to bf16, as a bf16 tensor would store it (through fp32: the sum an fp32 accumulator would hold)
+static void mx_round_bf16(double* x, size_t total) {
+    for (size_t i = 0; i < total; i++) x[i] = bf16_round((float)x[i]);
 }
 // y = a·y + x over `total` entries
 static void mx_scale_add(double* y, double a, const double* x, size_t total) {
@@ -208,9 +217,6 @@ static void mx_scale_by_norm_ratio(double* X, size_t n, int count, const double*
 // ----------------------------------------------------------------------------------------------------
 // the GPU's batched fp32 primitives: X holds `count` matrices packed n floats apart; grid (blocks over the n
 // entries of a matrix, count), blockIdx.y is the matrix
-
-#define MUON_GEMM GEMM_CUBLAS            // Muon's products: cuBLAS in FP32, whatever the model's level (the
-                                       // tolerances of tests/test_gpu_muon.cu assume FP32)
 
 #define MUON_NORM_BLOCKS 64            // partial sums per matrix for a Frobenius norm (fixed: deterministic)
 
@@ -289,19 +295,20 @@ static void muon_scale(float* X, size_t n, int count, const double* num, const d
 }
 
 // G_m (s, s) = X_m X_mᵀ (wide or square) or X_mᵀ X_m (tall), for packed X (n apart) and G (s² apart)
-static void mx_gram(float* G, const float* X, int rows, int cols, int count) {
+static void mx_gram(float* G, const float* X, int rows, int cols, int count, GemmLevel level = MUON_GEMM) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
-    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
-    else gemm_batched_cuda(MUON_GEMM, G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+    if (rows <= cols) gemm_batched_cuda(level, G, X, X, s, s, cols, false, true, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
+    else gemm_batched_cuda(level, G, X, X, s, s, rows, true, false, 1.0f, 0.0f, cols, cols, s, n, n, ss, count);
 }
 
 // out_m = P_m X_m (wide or square) or X_m P_m (tall): apply_small_side, batched
-static void mx_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count) {
+static void mx_apply_small_side(float* out, const float* P, const float* X, int rows, int cols, int count,
+                                GemmLevel level = MUON_GEMM) {
     int s = rows < cols ? rows : cols;
     long long n = (long long)rows * cols, ss = (long long)s * s;
-    if (rows <= cols) gemm_batched_cuda(MUON_GEMM, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
-    else gemm_batched_cuda(MUON_GEMM, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
+    if (rows <= cols) gemm_batched_cuda(level, out, P, X, rows, cols, rows, false, false, 1.0f, 0.0f, s, cols, cols, ss, n, n, count);
+    else gemm_batched_cuda(level, out, X, P, rows, cols, cols, false, false, 1.0f, 0.0f, cols, s, cols, n, ss, n, count);
 }
 // the rest of the mx_ primitives on the GPU, with the contracts of the CPU's above
 
@@ -311,12 +318,20 @@ static __global__ void mx_axpby_kernel(float* y, float a, const float* x, float 
     if (i < total) y[i] = b * x[i] + a * y[i];
 }
 
-static void mx_mul(float* C, const float* A, const float* B, int s, int count) {
+static void mx_mul(float* C, const float* A, const float* B, int s, int count, GemmLevel level = MUON_GEMM) {
     long long ss = (long long)s * s;
-    gemm_batched_cuda(MUON_GEMM, C, A, B, s, s, s, false, false, 1.0f, 0.0f, s, s, s, ss, ss, ss, count);
+    gemm_batched_cuda(level, C, A, B, s, s, s, false, false, 1.0f, 0.0f, s, s, s, ss, ss, ss, count);
 }
 static void mx_axpby(float* y, double a, const float* x, double b, size_t total) {
     mx_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, (float)b, total);
+    cudaCheckLaunch();
+}
+static __global__ void mx_round_bf16_kernel(float* x, size_t total) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) x[i] = bf16_round(x[i]);
+}
+static void mx_round_bf16(float* x, size_t total) {
+    mx_round_bf16_kernel<<<cuda_blocks(total, 256), 256>>>(x, total);
     cudaCheckLaunch();
 }
 static void mx_scale_add(float* y, double a, const float* x, size_t total) {

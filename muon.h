@@ -65,6 +65,7 @@ struct MuonHyper {
     int normuon;         // 1: NorMuon's per-row normalization after orthogonalizing (arXiv 2510.05491)
     int adjust;          // lr scale: ADJUST_ORIGINAL, ADJUST_MATCH_RMS_ADAMW, ADJUST_NONE (muon_lr_scale)
     int ns_steps;        // MUON_NS: Newton–Schulz steps, 5
+    int ns_bf16;         // 1: Newton–Schulz and Polar Express in bf16, as torch.optim.Muon (orthogonalize.h)
     float beta2;         // second-moment decay: Adam base and NorMuon, 0.95
     // this step's, set from the optimizer's shared settings at each step
     float lr;            // this step's learning rate (after warmup/decay)
@@ -260,7 +261,7 @@ static void normuon_normalize(double* O, int rows, int cols, float* v_row, doubl
 // One step for `count` same-shaped matrices W = param (rows, cols) lying `stride` floats apart in param, grad,
 // momentum and second (the optimizer state has the parameters' layout), in place. For the defaults (MUON_NS,
 // BASE_MOMENTUM, no NorMuon) this is torch.optim.Muon's step, with the orthogonalization in fp64 (the CPU) or
-// fp32 (the GPU) instead of bf16:
+// fp32 (the GPU), or in bf16 as torch's (ns_bf16):
 //   B <- lerp(B, G, 1-β);  U = nesterov ? lerp(G, B, β) : B;  O = NS(U);  W <- W·decay - lr·scale·O
 // momentum (rows, cols) and second (muon_second_floats) are float state, zero at the start. update_out (count,
 // rows, cols), if not NULL, receives the applied steps lr·scale·O (so W_new = W·decay - update_out).
@@ -278,9 +279,10 @@ static void muon_update_batch(float* param, const float* grad, float* momentum, 
     double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
     mx_muon_base(u, grad, momentum, second, n, count, stride, beta, beta2, bc1, bc2, h->eps, h->nesterov, rms);
     // 2. orthogonalize, or take the spectral power
-    if (h->method == MUON_POLAR) newton_schulz_batch(u, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, scratch);
+    bool bf16 = h->ns_bf16;
+    if (h->method == MUON_POLAR) newton_schulz_batch(u, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, scratch, bf16);
     else if (h->method == MUON_SPECTRAL) spectral_power_batch(u, rows, cols, count, h->p, scratch);
-    else newton_schulz_batch(u, rows, cols, count, NS_ABC, 0, h->ns_steps, 1.0, scratch);
+    else newton_schulz_batch(u, rows, cols, count, NS_ABC, 0, h->ns_steps, 1.0, scratch, bf16);
     // 3. NorMuon: per-neuron step sizes
     if (h->normuon) normuon_batch(u, rows, cols, count, second + (rms ? n : 0), stride, beta2, NORMUON_EPS);
     // 4. decay, then the scaled step

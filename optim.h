@@ -153,8 +153,9 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
         }
         if (count == 0) continue;
         if (group == 1)
-            fprintf(f, "optimizer %s: hidden matrices by %s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
+            fprintf(f, "optimizer %s: hidden matrices by %s%s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
                     c->muon.method == MUON_POLAR ? "Polar Express" : c->muon.method == MUON_SPECTRAL ? "U S^p V^T" : "Newton-Schulz",
+                    c->muon.ns_bf16 && c->muon.method != MUON_SPECTRAL ? " in bf16" : "",
                     c->muon.base == BASE_ADAM_RMS ? " of Adam's RMS-normalized update" : " of the momentum",
                     c->muon.normuon ? " + NorMuon" : "", count / 1e6, c->lr, c->weight_decay, c->lr2_decay ? " x lr^2" : "",
                     c->split_qkv ? ", Q/K/V apart" : "", names);

@@ -148,8 +148,9 @@ static void optimizer_print_defaults(FILE* f) {
                     c.weight_decay, c.beta1, c.beta2, c.eps, c.grad_clip);
             continue;
         }
-        fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, adjust-lr %s%s; the rest "
-                   "AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.muon.momentum, c.muon.nesterov, c.muon.ns_steps,
+        fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, ns-dtype %s, adjust-lr %s%s; "
+                   "the rest AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.muon.momentum, c.muon.nesterov,
+                c.muon.ns_steps, c.muon.ns_bf16 ? "bf16" : "fp32",
                 c.muon.adjust == ADJUST_ORIGINAL ? "original" : c.muon.adjust == ADJUST_MATCH_RMS_ADAMW ? "match_rms_adamw" : "none",
                 c.split_qkv ? ", Q/K/V apart" : "", c.adam_lr, c.adam_weight_decay);
     }
@@ -181,7 +182,7 @@ static int optimizer_config_check(const OptimizerConfig* c, char* err) {
         return fail(err, "optimizer %s: lr %g, adam_lr %g, wd %g, adam_wd %g, beta1 %g, beta2 %g, eps %g, clip %g out of "
                     "range", c->name, c->lr, c->adam_lr, c->weight_decay, c->adam_weight_decay, c->beta1, c->beta2,
                     c->eps, c->grad_clip);
-    const int flags[] = {c->lr2_decay, c->muon.normuon, c->muon.nesterov, c->split_qkv};
+    const int flags[] = {c->lr2_decay, c->muon.normuon, c->muon.nesterov, c->split_qkv, c->muon.ns_bf16};
     for (int f : flags)
         if (f != 0 && f != 1) return fail(err, "optimizer %s: a 0/1 setting holds %d", c->name, f);
     return 0;

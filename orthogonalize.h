@@ -20,22 +20,31 @@ static const double POLAR_EXPRESS_ABC[5][3] = {
 // and X = aX + XB instead: the same map of the singular values (torch's "work on Xᵀ"), with the Gram matrix
 // on the small side. Written once over linalg.h's mx_ primitives, for `count` packed matrices: in double on
 // the CPU, in float on the GPU. work: count·(n + 2s²) of the same type.
+// bf16: as torch.optim.Muon runs it (its bf16 tensors, with addmm's one rounding per B and per X): X, the
+// normalised X, and each A, B and new X rounded to bf16 where they are made; the products accumulate in fp32 on
+// the GPU's tensor cores (GEMM_CUBLAS_BF16), in fp64 on the CPU, both from the same bf16 values.
 template <typename Real>
 static void newton_schulz_batch(Real* X, int rows, int cols, int count, const double* abc, int abc_stride,
-                                int steps, double norm_mult, Real* work) {
+                                int steps, double norm_mult, Real* work, bool bf16 = false) {
     int s = rows < cols ? rows : cols;
     size_t n = (size_t)rows * cols, ss = (size_t)s * s;
     Real* A = work;              // (count, s, s) Gram matrices
     Real* B = A + count * ss;    // (count, s, s) bA + cA²
     Real* BX = B + count * ss;   // (count, rows, cols)
+    GemmLevel level = bf16 ? GEMM_CUBLAS_BF16 : MUON_GEMM;
+    if (bf16) mx_round_bf16(X, count * n);
     if (norm_mult > 0.0) mx_scale_ns(X, n, count, mx_norms(X, n, count, 0), norm_mult);
+    if (bf16) mx_round_bf16(X, count * n);
     for (int t = 0; t < steps; t++) {
         const double* k = abc + (size_t)t * abc_stride;
-        mx_gram(A, X, rows, cols, count);
-        mx_mul(B, A, A, s, count);
+        mx_gram(A, X, rows, cols, count, level);
+        if (bf16) mx_round_bf16(A, count * ss);
+        mx_mul(B, A, A, s, count, level);
         mx_axpby(B, k[2], A, k[1], count * ss);  // B = bA + cA²
-        mx_apply_small_side(BX, B, X, rows, cols, count);
+        if (bf16) mx_round_bf16(B, count * ss);
+        mx_apply_small_side(BX, B, X, rows, cols, count, level);
         mx_scale_add(X, k[0], BX, count * n);    // X = aX + BX
+        if (bf16) mx_round_bf16(X, count * n);
     }
 }
 
@@ -54,14 +63,3 @@ static void ns_quintic(double* X, int rows, int cols, int steps, double* work) {
 static void polar_express(double* X, int rows, int cols, double* work) {
     newton_schulz(X, rows, cols, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, work);
 }
-
-#ifdef __CUDACC__
-// the same for `count` packed matrices on the GPU, in fp32. work: count·(n + 2s²) floats.
-static void ns_quintic_cuda(float* X, int rows, int cols, int count, int steps, float* work) {
-    newton_schulz_batch(X, rows, cols, count, NS_ABC, 0, steps, 1.0, work);
-}
-
-static void polar_express_cuda(float* X, int rows, int cols, int count, float* work) {
-    newton_schulz_batch(X, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, work);
-}
-#endif

@@ -37,6 +37,7 @@ struct RunConfig {
     float momentum;                                 // the Muon family's knobs, named as torch.optim.Muon's
     int nesterov, ns_steps;
     char adjust_lr[24];
+    char ns_dtype[8];
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -116,6 +117,9 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_OPT("--ns-steps", FLAG_INT, ns_steps, 1, 99, "Muon family: Newton-Schulz steps"),
         FLAG_STR("--adjust-lr", adjust_lr, "", "original|match_rms_adamw", "Muon family: lr scale by shape, original (lr sqrt(max(1, rows/cols))) or "
                                                                      "match_rms_adamw (0.2 lr sqrt(max(rows, cols)), with AdamW's lr and wd)"),
+        FLAG_STR("--ns-dtype", ns_dtype, "fp32", "fp32|bf16", "Muon family: Newton-Schulz and Polar Express in fp32 (the device's full "
+                                                             "precision: fp64 on the CPU) or bf16 (as torch.optim.Muon: each matrix rounded to bf16, "
+                                                             "fp32 sums on the GPU's tensor cores)"),
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     for (int i = 0; i < n; i++) f[i] = table[i];
@@ -361,6 +365,7 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
         if (rc->momentum >= 0) c->muon.momentum = rc->momentum;  // the ranges are the flag table's (flag_check)
         if (rc->nesterov >= 0) c->muon.nesterov = rc->nesterov;
         if (rc->ns_steps >= 0) c->muon.ns_steps = rc->ns_steps;
+        c->muon.ns_bf16 = strcmp(rc->ns_dtype, "bf16") == 0;
     }
     const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
                            rc->eps, rc->grad_clip};

@@ -113,8 +113,9 @@ static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, i
 // The CPU has one of each.
 
 // the GPU's matrix products (gemm.h): cuBLAS in FP32; cuBLAS allowed TF32 tensor cores (inputs rounded to 10
-// mantissa bits: faster, not CPU parity); the handwritten teaching kernel (gemm_tiled.h)
-enum GemmLevel { GEMM_CUBLAS = 0, GEMM_CUBLAS_TF32 = 1, GEMM_TILED = 2 };
+// mantissa bits: faster, not CPU parity); the handwritten teaching kernel (gemm_tiled.h); cuBLAS on the bf16
+// tensor cores (fp32 buffers, inputs rounded to bf16, fp32 accumulation: Muon's --ns-dtype bf16)
+enum GemmLevel { GEMM_CUBLAS = 0, GEMM_CUBLAS_TF32 = 1, GEMM_TILED = 2, GEMM_CUBLAS_BF16 = 3 };
 // the GPU's attention (ops/attention.h): cuBLAS products and softmax kernels, saving (B, NH, T, T)
 // probabilities; or the fused flash kernels (ops/attention_flash.h), saving only a logsumexp per row
 enum AttentionPath { ATTENTION_SIMPLE = 0, ATTENTION_FLASH = 1 };

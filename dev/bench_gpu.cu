@@ -189,6 +189,29 @@ static void BM_train_step(benchmark::State& state) {
 }
 BENCHMARK(BM_train_step)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
+// Muon's optimizer step at d12 (48 hidden matrices by Newton–Schulz, 5 steps; AdamW on the rest), with the
+// iteration in fp32 or in bf16 on the tensor cores (--ns-dtype), on fixed random gradients
+static void BM_muon_step(benchmark::State& state, bool bf16) {
+    GPT2Config cfg;
+    char err[ERR_LEN];
+    if (gpt2_config_preset(&cfg, "d12", err)) die("%s", err);
+    GPT2 model;
+    gpt2_build(&model, &cfg, 1, 64, DEV_CUDA, 1);
+    std::vector<float> g(model.num_parameters);
+    Rng rng = rng_make(3);
+    for (float& x : g) x = (float)(1e-3 * rng_normal(&rng));
+    copy_to_device(DEV_CUDA, model.params[0].grad, g.data(), g.size() * sizeof(float));
+    OptimizerConfig oc = optimizer_config_muon();
+    oc.muon.ns_bf16 = bf16;
+    Optimizer opt;
+    if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
+    gpu_timed(state, [&]() { optimizer_step(&opt, &model, 1e-6f, false); });
+    optimizer_free(&opt);
+    gpt2_free(&model);
+}
+BENCHMARK_CAPTURE(BM_muon_step, fp32, false)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_muon_step, bf16, true)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 // ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
 
@@ -230,6 +253,11 @@ int main(int argc, char** argv) {
                BENCH_N / (step / 1e3), flops / (step / 1e3) / 1e12);
         if (peak > 0) printf(", MFU %.1f%% of the bf16 peak", 100.0 * flops / (step / 1e3) / peak);
         printf("\n");
+        double muon32 = ms_of("BM_muon_step/fp32"), muon16 = ms_of("BM_muon_step/bf16");
+        if (muon32 > 0 && muon16 > 0)
+            printf("  Muon's optimizer step (d12, 48 matrices, 5 Newton-Schulz steps): fp32 %.2f ms, bf16 %.2f ms (%.2fx);"
+                   " %.1f%% and %.1f%% of this training step\n", muon32, muon16, muon16 / muon32, 100.0 * muon32 / step,
+                   100.0 * muon16 / step);
         for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs 12 blocks)
             double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)

@@ -151,7 +151,9 @@ TEST_CASE("mpirun: ranks that disagree, a batch that does not split, a wrong che
     std::string local = "--model tiny --seq-len 16 --steps 4 --batch 2 --data train.bin --val-data val.bin --out " + dir + "/x";
     expect_ranks_error(std::string(MPIRUN) + " -np 1 -wdir " + dir + "/a " + cwd + "/train " + local + " : -np 1 -wdir " +
                        dir + "/b " + cwd + "/train " + local, "rank 1 reads other data than rank 0");
-    // a model file without training state, and a damaged checkpoint: refused by every rank
+    // a checkpoint of another model than the command line names, a model file without training state, and a
+    // damaged checkpoint: refused by every rank
+    expect_ranks_error(two + "--resume " + ckpt + " --model d2", "--resume continues the checkpoint's run with its settings");
     std::string bytes = file_text(ckpt);
     write_file(dir + "/model_only.bin", bytes.data(), model_part(ckpt).size());
     expect_ranks_error(two + "--resume " + dir + "/model_only.bin", "a model file without training state");
@@ -224,7 +226,7 @@ TEST_CASE("mpirun -np 2: a rank killed mid-run ends the job in seconds, and the 
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) != 0);
     // the checkpoint left is whole (checksums), and a run resumes from it
-    GPT2Config cfg;
+    GPT2Config cfg = {};
     RunConfig rc;
     OptimizerConfig oc;
     TrainState st;

@@ -77,9 +77,10 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
     RunConfig rc;
     OptimizerConfig c;
     char err[ERR_LEN];
-    REQUIRE(settings_from({"--momentum", "0.9", "--nesterov", "0", "--ns-steps", "3", "--adjust-lr", "match_rms_adamw"},
-                          &rc, err) == 0);
+    REQUIRE(settings_from({"--momentum", "0.9", "--nesterov", "0", "--ns-steps", "3", "--adjust-lr", "match_rms_adamw",
+                           "--ns-dtype", "bf16"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
+    CHECK(c.muon.ns_bf16 == 1);
     CHECK(c.muon.momentum == 0.9f);
     CHECK(c.muon.nesterov == 0);
     CHECK(c.muon.ns_steps == 3);
@@ -88,9 +89,11 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
     CHECK(c.weight_decay == optimizer_config_adamw().weight_decay);
     REQUIRE(optimizer_config_from_run(&rc, "adamw", &c, err) == 0);  // AdamW has no such knobs: untouched
     CHECK(c.muon.momentum == 0.0f);
+    CHECK(c.muon.ns_bf16 == 0);
     REQUIRE(settings_from({"--adjust-lr", "match_rms_adamw", "--lr", "0.05"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
     CHECK(c.lr == 0.05f);  // an explicit --lr wins
+    CHECK(c.muon.ns_bf16 == 0);  // fp32 by default
     REQUIRE(settings_from({"--adjust-lr", "original"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon+match", &c, err) == 0);
     CHECK(c.muon.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
@@ -99,7 +102,8 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
                        {{"--nesterov", "2"}, "--nesterov 2: expected an integer from 0 to 1, or default"},
                        {{"--ns-steps", "0"}, "--ns-steps 0: expected an integer from 1 to 99, or default"},
                        {{"--ns-steps", "100"}, "--ns-steps 100: expected an integer from 1 to 99, or default"},
-                       {{"--adjust-lr", "fast"}, "--adjust-lr: expected one of original|match_rms_adamw, got 'fast'"}};
+                       {{"--adjust-lr", "fast"}, "--adjust-lr: expected one of original|match_rms_adamw, got 'fast'"},
+                       {{"--ns-dtype", "fp16"}, "--ns-dtype: expected one of fp32|bf16, got 'fp16'"}};
     for (const Bad& b : bad) {  // refused as they are parsed, by the flag table's ranges
         CHECK(settings_from(b.args, &rc, err) != 0);
         CHECK(std::string(err) == b.message);
