@@ -103,6 +103,9 @@ static void dist_use_gpu() {
     cudaCheck(cudaGetDeviceCount(&gpus));
     cudaCheck(cudaSetDevice(dist.local_rank % gpus));
 #ifdef DIST_NCCL
+    if (dist.local_ranks > gpus)  // NCCL refuses two ranks on one GPU ("duplicate GPU")
+        die("%d ranks on this machine but %d GPU%s: NCCL needs a GPU for each rank (run mpirun -np %d here, or --device "
+            "cpu)", dist.local_ranks, gpus, gpus == 1 ? "" : "s", gpus);
     ncclUniqueId id;
     if (dist.rank == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     mpi_check(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");

@@ -49,7 +49,7 @@ struct GPT2 {
     BlockActs* acts;       // (L)
     Tensor encoded;        // (B, T, C)
     Tensor lnf, lnf_mean, lnf_rstd;  // (B, T, C), (B, T), (B, T)
-    Tensor logits;         // (B, T, Vp)
+    Tensor logits;         // (B, T, Vp); its grad is its data: after the backward, dlogits
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
     Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
@@ -132,7 +132,8 @@ static void gpt2_layout_acts(GPT2* m) {
     m->lnf = tensor_make("lnf", a, g, B, T, C);
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
-    m->logits = tensor_make("logits", a, g, B, T, Vp);
+    m->logits = tensor_make("logits", a, NULL, B, T, Vp);  // the loss's backward writes dlogits over the logits
+    m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
     if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)

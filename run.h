@@ -106,13 +106,15 @@ static int init_weights_from(const char* path, GPT2* model, char* err) {
     return rc;
 }
 
-// The bytes a run will hold, against the memory there is, before anything is allocated: parameters,
-// gradients and two moments (4 floats each), the activations of one micro-batch. 0, or -1 naming the sizes.
+// The bytes a run will hold, against the memory there is, before anything is allocated: parameters and
+// gradients, two moments (4 floats a parameter; with N ranks each keeps about 1/N of the moments), the activations
+// of one micro-batch; on the CPU the ranks of this machine share its memory. 0, or -1 naming the sizes.
 static int run_memory_check(const Run* r, Device dev, char* err) {
     const RunConfig* c = &r->rc;
-    double weights = 16.0 * (double)gpt2_num_parameters(&r->cfg);
-    double acts = (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev,
-                                                strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
+    double sharing = dev == DEV_CPU ? dist.local_ranks : 1.0;
+    double weights = sharing * (8.0 + 8.0 / dist.ranks) * (double)gpt2_num_parameters(&r->cfg);
+    double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev,
+                                                          strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
     double have = device_memory_total(dev);
     if (have > 0 && weights + acts > have)
         return fail(err, "--model %s --batch %d --seq-len %d: needs %.1f GiB (parameters, gradients and optimizer state "

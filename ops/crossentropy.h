@@ -1,5 +1,7 @@
 // ops/crossentropy.h: the loss. Softmax over the vocabulary and cross-entropy against the next token, fused:
-// the probabilities are never stored, only each row's log-sum-exp; the backward recomputes them.
+// the probabilities are never stored, only each row's log-sum-exp; the backward recomputes them. The loss is the
+// logits' only reader, so its backward sets their gradient (=, where other ops add) and may write it over the
+// logits themselves: the model keeps one (B, T, Vp) buffer for both, its largest activation (model.h).
 // The vocabulary is padded from V = 50257 to Vp = 50304 (a multiple of 64, for fast matmuls); the padded
 // logits take no part in the softmax, so they can never win, and get zero gradient.
 // Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
@@ -40,7 +42,8 @@ static void crossentropy_forward_cpu(float* losses, float* lse, const float* log
 }
 
 // dloss/dz_v = softmax(z)_v − [v == target] for v < V, 0 for the padding:
-//   dlogits[n, v] += dlosses[n] · (exp(z_v − lse) − [v == target])
+//   dlogits[n, v] = dlosses[n] · (exp(z_v − lse) − [v == target])
+// Each entry is read, then written: dlogits may be logits itself.
 static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, const float* logits, const float* lse,
                                       const int* targets, int N, int V, int Vp) {
 #pragma omp parallel for schedule(static)
@@ -49,7 +52,8 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
         float* dz = dlogits + (size_t)n * Vp;
         float d = dlosses[n], l = lse[n];
 #pragma omp simd
-        for (int v = 0; v < V; v++) dz[v] += d * exp_nonpositive(z[v] - l);
+        for (int v = 0; v < V; v++) dz[v] = d * exp_nonpositive(z[v] - l);
+        for (int v = V; v < Vp; v++) dz[v] = 0.0f;
         dz[targets[n]] -= d;
     }
 }
@@ -80,8 +84,8 @@ static __global__ void crossentropy_forward_kernel(float* losses, float* lse, co
 }
 
 // Backward formula above crossentropy_backward_cpu; the softmax is recomputed from the logits and lse.
-// One block per row, threads striding over the first V columns; the Vp − V padded columns are not touched
-// (their gradient stays what it was: zero).
+// One block per row, threads striding over its Vp columns, each entry read by the thread that writes it (so
+// dlogits may be logits); the padded columns get zero.
 static __global__ void crossentropy_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
                                                     const float* lse, const int* targets, int V, int Vp) {
     int n = blockIdx.x;
@@ -89,9 +93,9 @@ static __global__ void crossentropy_backward_kernel(float* dlogits, const float*
     float* dz = dlogits + (size_t)n * Vp;
     float d = dlosses[n], l = lse[n];
     int target = targets[n];
-    for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float g = dz[v] + d * expf(z[v] - l);
-        dz[v] = v == target ? g - d : g;  // the CPU's order: add the softmax term, then subtract at the target
+    for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
+        float g = v < V ? d * expf(z[v] - l) : 0.0f;
+        dz[v] = v == target ? g - d : g;  // the CPU's order: the softmax term, then minus d at the target
     }
 }
 
@@ -141,7 +145,8 @@ static void crossentropy_backward_node(const TapeNode* node) {
 }
 
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
-// lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward.
+// lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward, which sets
+// logits->grad (which may be logits->data: the logits are then gone once the backward has run).
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
                          int Vp) {
     crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp);

@@ -25,7 +25,8 @@ enum OpRole {
     OP_OUTPUT,   // the forward's result; L = Σ output ⊙ dout
     OP_SAVED,    // what the forward keeps for the backward (mean, rstd, att, lse)
     OP_DOUT,     // the upstream gradient dL/doutput: random
-    OP_GRAD,     // the gradient of input `of`; backwards add, so it starts random (zero for finite differences)
+    OP_GRAD,     // the gradient of input `of`; backwards add (the loss's sets), so it starts random (zero for
+                 // finite differences)
     OP_SCRATCH,  // working space
 };
 

@@ -52,12 +52,12 @@ TEST_CASE("gpu reference: forward and backward on the GPU agree with PyTorch (lo
 
     gpt2_zero_grad(&model);
     float loss = gpt2_forward(&model, ids->i32(), targets->i32(), B, T);  // the fixture's first batch
+    size_t nl = (size_t)B * T * cfg.padded_vocab_size;
+    std::vector<float> logits = to_host(model.logits.data, nl);  // before the backward writes dlogits over them
     gpt2_backward(&model, B, T, 1.0f / (B * T));
     CHECK(fabs(loss - ref_loss) <= 1e-5 * ref_loss);
 
-    size_t nl = (size_t)B * T * cfg.padded_vocab_size;
     REQUIRE(logits64->count() == nl);
-    std::vector<float> logits = to_host(model.logits.data, nl);
     double logits_err = relative_error(logits.data(), ref_logits.data(), nl);
     CHECK_MESSAGE(logits_err <= 1e-5, "logits: relative error " << logits_err);
 

@@ -172,7 +172,7 @@ TEST_CASE("attention: causality, rows of att sum to 1") {
     CHECK(max_abs_diff(out.data(), out2.data(), (size_t)(T - 1) * C) == 0.0);
 }
 
-TEST_CASE("crossentropy: padded logits ignored, loss of uniform logits is log V") {
+TEST_CASE("crossentropy: padded logits ignored, loss of uniform logits is log V, the gradient set in place") {
     int N = 4, V = 10, Vp = 16;
     std::vector<float> logits = random_vector((size_t)N * Vp, 26, 2.0f), losses(N), lse(N), dlogits(logits.size());
     int targets[4] = {0, 9, 3, 3};
@@ -181,9 +181,13 @@ TEST_CASE("crossentropy: padded logits ignored, loss of uniform logits is log V"
     std::vector<float> r = random_vector(N, 27);
     crossentropy_forward_cpu(losses.data(), lse.data(), logits.data(), targets, N, V, Vp);
     for (int n = 0; n < N; n++) CHECK(losses[n] < 20.0f);  // with the padding in the softmax they would be ~100
+    for (float& x : dlogits) x = 7.0f;  // the backward sets the gradient, whatever it held
     crossentropy_backward_cpu(dlogits.data(), r.data(), logits.data(), lse.data(), targets, N, V, Vp);
     for (int n = 0; n < N; n++)
         for (int v = V; v < Vp; v++) CHECK(dlogits[(size_t)n * Vp + v] == 0.0f);
+    std::vector<float> in_place = logits;  // as the model runs it: dlogits written over the logits, the same bits
+    crossentropy_backward_cpu(in_place.data(), r.data(), in_place.data(), lse.data(), targets, N, V, Vp);
+    CHECK(in_place == dlogits);
     std::vector<float> flat((size_t)N * Vp, 0.5f);
     crossentropy_forward_cpu(losses.data(), lse.data(), flat.data(), targets, N, V, Vp);
     for (int n = 0; n < N; n++) CHECK(fabs(losses[n] - logf((float)V)) < 1e-5);

@@ -178,6 +178,8 @@ TEST_CASE("reference: forward and backward agree with PyTorch (logits, loss, all
     const int32_t* targets = need(r, "targets", (size_t)r.steps * r.B * r.T)->i32();
     gpt2_zero_grad(&model);
     float loss = gpt2_forward(&model, ids, targets, r.B, r.T);
+    size_t nl = (size_t)r.B * r.T * r.cfg.padded_vocab_size;
+    std::vector<double> ours_logits(model.logits.data, model.logits.data + nl);  // the backward writes over them
     gpt2_backward(&model, r.B, r.T, 1.0f / (r.B * r.T));
 
     // the loss: a mean of 32 float32 losses; 1e-6 relative is ~15 float32 ulp
@@ -186,8 +188,6 @@ TEST_CASE("reference: forward and backward agree with PyTorch (logits, loss, all
     CHECK(fabs(loss - loss64) <= 1e-6 * loss64);
 
     // the logits (B, T, Vp), padded columns included (they are computed; the loss ignores them)
-    size_t nl = (size_t)r.B * r.T * r.cfg.padded_vocab_size;
-    std::vector<double> ours_logits(model.logits.data, model.logits.data + nl);
     for (const char* name : {"logits_f32", "logits_f64"}) {
         std::vector<double> ref = as_doubles(need(r, name, nl));
         double num = 0, den = 0;
