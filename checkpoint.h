@@ -179,9 +179,10 @@ static int checkpoint_verify(FILE* f, const char* path, long model_bytes, const 
 // Reads a model file's header: the config, and where the parameters start. Checks magic, version and sizes
 // against the file's length (in 64 bits, before anyone allocates a model for them); what follows the parameters
 // must be nothing (an llm.c model file) or a training state of exactly its size with matching checksums (a
-// checkpoint: *has_state = 1, the file left at the parameters). has_state may be NULL.
+// checkpoint: *has_state = 1, the file left at the parameters). has_state may be NULL. verify = false skips the
+// checksums (a whole read of the file), for a file whose checksums were checked a moment ago.
 static int model_read_header(FILE* f, const char* path, GPT2Config* cfg, int* version, char* err,
-                             int* has_state = NULL) {
+                             int* has_state = NULL, bool verify = true) {
     struct stat fs;
     if (fstat(fileno(f), &fs) != 0 || !S_ISREG(fs.st_mode)) return fail(err, "%s: not a regular file", path);
     int header[256];
@@ -222,7 +223,7 @@ static int model_read_header(FILE* f, const char* path, GPT2Config* cfg, int* ve
     if (state[2] < 0 || state[3] < 0 || state[4] < 0 || held - need != state_bytes)
         return fail(err, "%s: the training state is %lld bytes, its header describes %lld (%s)", path, held - need,
                     state_bytes, held - need < state_bytes ? "truncated" : "extra bytes at the end");
-    if (checkpoint_verify(f, path, model_bytes, state, err)) return -1;
+    if (verify && checkpoint_verify(f, path, model_bytes, state, err)) return -1;
     if (fseek(f, (long)sizeof(header), SEEK_SET) != 0) return fail(err, "%s: cannot seek", path);
     if (has_state) *has_state = 1;
     return 0;
@@ -390,13 +391,14 @@ static int checkpoint_peek(const char* path, GPT2Config* cfg, void* run_config, 
 }
 
 // Second half: parameters, optimizer moments and state into a model and optimizer built from the peeked
-// configs. Every rank of a run reads the file itself (it must be where each rank can read it).
-static int checkpoint_load(const char* path, GPT2* m, Optimizer* opt, TrainState* st, char* err) {
+// configs. Every rank of a run reads the file itself (it must be where each rank can read it). verify = false:
+// checkpoint_peek has just checked the checksums (a resume reads the file once more, not twice).
+static int checkpoint_load(const char* path, GPT2* m, Optimizer* opt, TrainState* st, char* err, bool verify = true) {
     FILE* f = fopen(path, "rb");
     if (!f) return fail(err, "%s: cannot open checkpoint (%s)", path, strerror(errno));
     GPT2Config cfg;
     int version = 0, has_state = 0, header[256];
-    int rc = model_read_header(f, path, &cfg, &version, err, &has_state);
+    int rc = model_read_header(f, path, &cfg, &version, err, &has_state, verify);
     if (rc == 0 && !has_state) rc = fail(err, "%s: a model file without training state (not a checkpoint)", path);
     if (rc == 0 && memcmp(&cfg, &m->config, sizeof(cfg)) != 0) rc = fail(err, "%s: model config differs", path);
     if (rc == 0) rc = model_read_params(f, path, m, version, err);

@@ -226,7 +226,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
     r->rng = rng_make((uint64_t)c->seed + 1);
     if (c->init_from[0] && !c->resume[0] && init_weights_from(c->init_from, &r->model, err)) return -1;
     if (c->resume[0]) {
-        if (checkpoint_load(c->resume, &r->model, &r->opt, &r->st, err)) return -1;
+        if (checkpoint_load(c->resume, &r->model, &r->opt, &r->st, err, false)) return -1;  // peeked: checksums held
         DataPosition pos = {r->st.data_epoch, r->st.data_shard, r->st.data_offset};
         if (dataloader_seek(&r->train, pos, err)) return -1;
         r->rng.state = r->st.rng_state;
