@@ -82,6 +82,16 @@ static HOST_DEVICE FORCE_INLINE float bf16_round(float x) {
     return x;
 }
 
+// x rounded to TF32 (10 mantissa bits) as the tensor cores take an fp32 input (cvt.rna: ties away from zero)
+static HOST_DEVICE FORCE_INLINE float tf32_round(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    if ((bits & 0x7f800000u) == 0x7f800000u) return x;  // inf and NaN as they are
+    bits = (bits + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
 enum Device { DEV_CPU = 0, DEV_CUDA = 1 };
 
 static const char* device_name(Device d) { return d == DEV_CUDA ? "cuda" : "cpu"; }

@@ -1,6 +1,7 @@
 // gemm.h: every matrix product the project computes, in one place, on either device.
 //  - CPU: gemm_cpu, Cm (M, N) = [Cm +] op(A)·op(B), row-major: the GotoBLAS loop order, packed and blocked for
-//    the caches and vectorized (the naive triple loop in ops/matmul.h is its reference).
+//    the caches and vectorized (the naive triple loop in ops/matmul.h is its reference); at the TF32 and bf16
+//    levels its inputs are rounded as the tensor cores round them, while they are packed (fp32 sums as before).
 //  - GPU: gemm_batched_cuda, Cm = alpha·op(A)·op(B) + beta·Cm with leading dimensions and a batch at fixed
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
 //    TF32 tensor cores, or the teaching kernel of gemm_tiled.h.
@@ -32,9 +33,14 @@
 #define GEMM_NC 4096
 #define GEMM_JC 256  // columns per task inside an NC slab: enough tasks for the threads even when M is small
 
+// an input of a product at `level`, as the GPU's tensor cores take it (--matmul: TF32 or bf16; fp32 as it is)
+static inline float gemm_input(float v, GemmLevel level) {
+    return level == GEMM_CUBLAS_BF16 ? bf16_round(v) : level == GEMM_CUBLAS_TF32 ? tf32_round(v) : v;
+}
+
 // (both packing loops share their panels among the threads of gemm_cpu's parallel region)
 // packs op(A)[0 : M, k0 : k0+kc] as ceil(M/MR) panels, each kc columns of MR values (zero padded)
-static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, int k0, int kc) {
+static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, int k0, int kc, GemmLevel level) {
     int panels = (M + GEMM_MR - 1) / GEMM_MR;
 #pragma omp for schedule(static)
     for (int p = 0; p < panels; p++) {
@@ -44,13 +50,14 @@ static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, i
                 int i = p * GEMM_MR + r;
                 float v = 0.0f;
                 if (i < M) v = trans_a ? A[(size_t)(k0 + k) * M + i] : A[(size_t)i * K + k0 + k];
-                *dst++ = v;
+                *dst++ = gemm_input(v, level);
             }
     }
 }
 
 // packs op(B)[k0 : k0+kc, j0 : j0+nc] as nc/NR panels, each kc rows of NR values (zero padded)
-static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, int k0, int j0, int kc, int nc) {
+static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, int k0, int j0, int kc, int nc,
+                        GemmLevel level) {
     int panels = (nc + GEMM_NR - 1) / GEMM_NR;
 #pragma omp for schedule(static)
     for (int p = 0; p < panels; p++) {
@@ -60,7 +67,7 @@ static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, i
                 int jj = p * GEMM_NR + c;
                 float v = 0.0f;
                 if (jj < nc) v = trans_b ? B[(size_t)(j0 + jj) * K + k0 + k] : B[(size_t)(k0 + k) * N + j0 + jj];
-                *dst++ = v;
+                *dst++ = gemm_input(v, level);
             }
     }
 }
@@ -119,7 +126,7 @@ static float* gemm_pack_buffer(float** buf, size_t* capacity, size_t floats) {
 }
 
 static void gemm_cpu(float* Cm, const float* A, const float* B, int M, int N, int K, bool trans_a, bool trans_b,
-                     bool accumulate) {
+                     bool accumulate, GemmLevel level = GEMM_CUBLAS) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
@@ -139,8 +146,8 @@ static void gemm_cpu(float* Cm, const float* A, const float* B, int M, int N, in
         for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
             int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
             bool overwrite = (k0 == 0) && !accumulate;
-            gemm_pack_b(Bp, B, N, K, trans_b, k0, j0, kc, nc);
-            if (j0 == 0 || K > GEMM_KC) gemm_pack_a(Ap, A, M, K, trans_a, k0, kc);  // one k block: kept for every slab
+            gemm_pack_b(Bp, B, N, K, trans_b, k0, j0, kc, nc, level);
+            if (j0 == 0 || K > GEMM_KC) gemm_pack_a(Ap, A, M, K, trans_a, k0, kc, level);  // one k block: kept for every slab
             int row_blocks = (M + GEMM_MC - 1) / GEMM_MC;
             int col_blocks = (nc + GEMM_JC - 1) / GEMM_JC;
 #pragma omp for collapse(2) schedule(static)

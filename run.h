@@ -218,7 +218,9 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         r->rc.eval_batches = (int)val_batches;
     }
 
-    Kernels kernels = {GEMM_CUBLAS, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
+    GemmLevel products = strcmp(c->matmul, "bf16") == 0 ? GEMM_CUBLAS_BF16 : strcmp(c->matmul, "tf32") == 0 ? GEMM_CUBLAS_TF32
+                                                                                                          : GEMM_CUBLAS;
+    Kernels kernels = {products, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
     gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, kernels);
     r->have_model = true;
     if (optimizer_init(&r->opt, &r->model, &r->oc, err, dist.rank, dist.ranks)) return -1;

@@ -109,11 +109,11 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
         memcpy(ranks, ", ", 2);
     }
     printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s%s = %lld "
-           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, seed %lld\n", c->run_name, c->model,
+           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s products, seed %lld\n", c->run_name, c->model,
            m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
            c->seq_len, c->grad_accum, dist.ranks > 1 ? " x " : "", dist.ranks > 1 ? std::to_string(dist.ranks).c_str() : "",
            (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks, c->steps, c->schedule, c->warmup,
-           device_name(dev), ranks, c->seed);
+           device_name(dev), ranks, c->matmul, c->seed);
     if (dist.ranks > 1)
         printf("ranks: each rank reads %d of every %d sequences; Muon's matrices are dealt among the ranks by Newton-"
                "Schulz cost (each orthogonalizes its own), AdamW's moments are split in %d shares (ZeRO-1); the updated "

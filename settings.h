@@ -38,6 +38,7 @@ struct RunConfig {
     int nesterov, ns_steps;
     char adjust_lr[24];
     char ns_dtype[8];
+    char matmul[8];                                 // the machine: the products' precision
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -108,6 +109,8 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", 0, BIG, "stop after this step as if interrupted, with a checkpoint"),
         FLAG_STR("--device", device, "auto", "cpu|cuda|auto", "cpu|cuda|auto"),
         FLAG_STR("--attention", attention, "simple", "simple|flash", "GPU attention: simple (cuBLAS, T x T scores) or flash (fused, no T x T buffers)"),
+        FLAG_STR("--matmul", matmul, "fp32", "fp32|tf32|bf16", "the layers' matrix products: fp32, or on the GPU's tensor cores with inputs rounded "
+                                                              "to tf32 or bf16 and fp32 sums (the CPU rounds the same inputs)"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", 0, 4096, "CPU threads, at most the cores there are (0: all cores)"),
         FLAG_NUM("--seed", FLAG_INT64, seed, "1337", 1, 0, "initial weights and data order"),
         FLAG_STR("--optimizers", optimizers, "adamw,muon", NULL, "compare: the optimizers to compare"),

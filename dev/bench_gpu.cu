@@ -163,12 +163,12 @@ BENCHMARK_CAPTURE(BM_attention_fwd_bwd, flash, true)->UseManualTime()->Unit(benc
 // ----------------------------------------------------------------------------------------------------
 // a whole d12 training step: forward, backward, AdamW (through optim.h, as the trainer runs it)
 
-static void BM_train_step(benchmark::State& state) {
+static void BM_train_step(benchmark::State& state, GemmLevel products) {
     GPT2Config cfg;
     char err[ERR_LEN];
     if (gpt2_config_preset(&cfg, "d12", err)) die("%s", err);
     GPT2 model;
-    gpt2_build(&model, &cfg, BENCH_B, BENCH_T, DEV_CUDA, 1);
+    gpt2_build(&model, &cfg, BENCH_B, BENCH_T, DEV_CUDA, 1, Kernels{products, ATTENTION_SIMPLE});  // --matmul
     OptimizerConfig oc = optimizer_config_adamw();
     Optimizer opt;
     if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
@@ -187,7 +187,9 @@ static void BM_train_step(benchmark::State& state) {
     optimizer_free(&opt);
     gpt2_free(&model);
 }
-BENCHMARK(BM_train_step)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_train_step, fp32, GEMM_CUBLAS)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_train_step, tf32, GEMM_CUBLAS_TF32)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_train_step, bf16, GEMM_CUBLAS_BF16)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 // Muon's optimizer step at d12 (48 hidden matrices by Newton–Schulz, 5 steps; AdamW on the rest), with the
 // iteration in fp32 or in bf16 on the tensor cores (--ns-dtype), on fixed random gradients
@@ -243,7 +245,7 @@ int main(int argc, char** argv) {
     if (att_simple > 0 && att_flash > 0)
         printf("  attention fwd+bwd (B %d, T %d, C %d, NH %d): flash %.2f ms = %.2fx the simple path's time (%.2f ms)\n",
                BENCH_B, BENCH_T, BENCH_C, BENCH_NH, att_flash, att_flash / att_simple, att_simple);
-    double step = ms_of("BM_train_step");
+    double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16");
     if (step > 0) {
         GPT2Config cfg;
         char err[ERR_LEN];
@@ -253,6 +255,12 @@ int main(int argc, char** argv) {
                BENCH_N / (step / 1e3), flops / (step / 1e3) / 1e12);
         if (peak > 0) printf(", MFU %.1f%% of the bf16 peak", 100.0 * flops / (step / 1e3) / peak);
         printf("\n");
+        for (int k = 0; k < 2; k++) {
+            double ms = k == 0 ? step_tf32 : step_bf16;
+            if (ms > 0)
+                printf("  the same with --matmul %s: %.1f ms = %.0f tokens/s (%.2fx fp32's speed)\n", k == 0 ? "tf32" : "bf16",
+                       ms, BENCH_N / (ms / 1e3), step / ms);
+        }
         double muon32 = ms_of("BM_muon_step/fp32"), muon16 = ms_of("BM_muon_step/bf16");
         if (muon32 > 0 && muon16 > 0)
             printf("  Muon's optimizer step (d12, 48 matrices, 5 Newton-Schulz steps): fp32 %.2f ms, bf16 %.2f ms (%.2fx);"

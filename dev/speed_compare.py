@@ -7,9 +7,10 @@ ratios. Flow: the whole training step (data -> model -> loss -> backward -> opti
   python3 dev/speed_compare.py --device cpu --steps 6 --no-compile
   python3 dev/speed_compare.py --model d12 --batch 16 --seq-len 1024 --device cuda --precision bf16
 
-Precision: ./train computes in FP32 everywhere (cuBLAS in plain FP32, no TF32), so PyTorch runs in FP32 by
-default too, the like-for-like comparison; --precision tf32 or bf16 (autocast) shows what PyTorch's faster
-modes give on a GPU, against the same FP32 ./train.
+Precision: by default both compute in FP32 everywhere (cuBLAS in plain FP32, no TF32), the like-for-like
+comparison. --precision tf32 runs PyTorch's matmuls in TF32 and ./train with --matmul tf32 (the same inputs
+rounded, on the tensor cores); --precision bf16 runs PyTorch under bf16 autocast and ./train with --matmul bf16,
+which rounds only its products' inputs to bf16 (its activations stay fp32: not yet bf16 mixed precision).
 
 Timing: each step from zeroing the gradients to the end of the optimizer step (the GPU synchronized), the
 first --skip steps left out (warm-up: allocation, torch.compile's compilation, cuBLAS heuristics); the
@@ -87,6 +88,8 @@ def time_train(args, device, threads):
         cmd += ["--threads", str(threads)]
     if "--health-every" in help_text:
         cmd += ["--health-every", "-1"]  # no optimizer-health SVDs inside the timed steps
+    if "--matmul" in help_text:
+        cmd += ["--matmul", args.precision]
     print("  " + " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     times, reported, tail = [], None, []
@@ -145,7 +148,7 @@ def main():
     print(f"model {args.model} (L {cfg.num_layers}, NH {cfg.num_heads}, C {cfg.channels}; "
           f"{num_parameters(cfg) / 1e6:.2f}M parameters), batch {args.batch} x {args.seq_len} = {tokens} tokens/step, "
           f"{args.steps} steps (first {args.skip} not timed), {where}; PyTorch {torch.__version__} in {args.precision}, "
-          f"./train in fp32")
+          f"./train with --matmul {args.precision}")
 
     rows = []
     print("./train:")

@@ -253,11 +253,17 @@ static void attention_backward_cuda(GemmLevel gemm, float* dqkv, float* scratch,
 // att: what the forward saves for the backward (attention_saved_floats); scratch: the backward's working space
 // (attention_scratch_floats); out, the forward's output, is read by the flash backward.
 
+// The simple path's products stay fp32 at --matmul tf32 or bf16 (the teaching level aside): the CPU's attention
+// and the flash kernels compute in fp32, and the scores go through a softmax.
+static GemmLevel attention_gemm(GemmLevel model_level) {
+    return model_level == GEMM_TILED ? GEMM_TILED : GEMM_CUBLAS;
+}
+
 static void attention_forward(Device d, Kernels k, float* out, float* att, const float* qkv, int B, int T, int C,
                               int NH) {
 #ifdef __CUDACC__
     if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH);
-    if (d == DEV_CUDA) return attention_forward_cuda(k.gemm, out, att, qkv, B, T, C, NH);
+    if (d == DEV_CUDA) return attention_forward_cuda(attention_gemm(k.gemm), out, att, qkv, B, T, C, NH);
 #endif
     attention_forward_cpu(out, att, qkv, B, T, C, NH);
 }
@@ -267,7 +273,7 @@ static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch,
 #ifdef __CUDACC__
     if (attention_uses_flash(d, k.attention))
         return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH);
-    if (d == DEV_CUDA) return attention_backward_cuda(k.gemm, dqkv, scratch, dout, qkv, att, B, T, C, NH);
+    if (d == DEV_CUDA) return attention_backward_cuda(attention_gemm(k.gemm), dqkv, scratch, dout, qkv, att, B, T, C, NH);
 #endif
     attention_backward_cpu(dqkv, scratch, dout, qkv, att, B, T, C, NH);
 }

@@ -40,19 +40,19 @@ static void matmul_backward_cpu_naive(float* dinp, float* dweight, float* dbias,
 
 // the layer on the CPU, through gemm_cpu
 static void matmul_forward_cpu(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
-                               int OC) {
+                               int OC, GemmLevel level = GEMM_CUBLAS) {
     if (bias) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
     }
-    gemm_cpu(out, inp, weight, N, OC, C, false, true, bias != NULL);  // out (N,OC) (+)= inp (N,C) · Wᵀ
+    gemm_cpu(out, inp, weight, N, OC, C, false, true, bias != NULL, level);  // out (N,OC) (+)= inp (N,C) · Wᵀ
 }
 
 // backward formulas as in matmul_backward_cpu_naive above
 static void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                const float* weight, int N, int C, int OC) {
-    if (dinp) gemm_cpu(dinp, dout, weight, N, C, OC, false, false, true);  // (N,C) += (N,OC)·(OC,C)
-    gemm_cpu(dweight, dout, inp, OC, C, N, true, false, true);             // (OC,C) += (N,OC)ᵀ·(N,C)
+                                const float* weight, int N, int C, int OC, GemmLevel level = GEMM_CUBLAS) {
+    if (dinp) gemm_cpu(dinp, dout, weight, N, C, OC, false, false, true, level);  // (N,C) += (N,OC)·(OC,C)
+    gemm_cpu(dweight, dout, inp, OC, C, N, true, false, true, level);             // (OC,C) += (N,OC)ᵀ·(N,C)
     if (dbias) {
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < OC; o++) {
@@ -122,14 +122,15 @@ static void matmul_backward_cuda(GemmLevel gemm, float* dinp, float* dweight, fl
 #endif
 
 // ----------------------------------------------------------------------------------------------------
-// by device: the one place that picks the CPU or the CUDA code (`gemm` only matters on the GPU)
+// by device: the one place that picks the CPU or the CUDA code (`gemm`: the product level; the CPU rounds its
+// inputs as the GPU's tensor cores would at TF32 and bf16, and computes the other levels in fp32)
 
 static void matmul_forward(Device d, GemmLevel gemm, float* out, const float* inp, const float* weight,
                            const float* bias, int N, int C, int OC) {
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return matmul_forward_cuda(gemm, out, inp, weight, bias, N, C, OC);
 #endif
-    matmul_forward_cpu(out, inp, weight, bias, N, C, OC);
+    matmul_forward_cpu(out, inp, weight, bias, N, C, OC, gemm);
 }
 
 static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweight, float* dbias, const float* dout,
@@ -137,7 +138,7 @@ static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweigh
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return matmul_backward_cuda(gemm, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 #endif
-    matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, N, C, OC, gemm);
 }
 
 // ----------------------------------------------------------------------------------------------------

@@ -48,6 +48,27 @@ TEST_CASE("gpu: every op's forward and backward match the CPU, and the same bits
     }
 }
 
+TEST_CASE("gpu: matmul at --matmul tf32 and bf16 (tensor cores) matches the CPU's product of the same rounded inputs") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    for (GemmLevel level : {GEMM_CUBLAS_TF32, GEMM_CUBLAS_BF16}) {
+        Kernels k = {level, ATTENTION_SIMPLE};
+        for (const OpCase& c : op_cases_gpu()) {
+            if (c.name.rfind("matmul", 0) != 0) continue;
+            CAPTURE(c.name);
+            CAPTURE(level);
+            std::vector<std::vector<float>> h = op_case_inputs(c, 7, false);
+            // both round every input as the tensor cores do; their products are exact in fp32, so only the order
+            // of the fp32 sums differs, as at the fp32 level: the case's own tolerances
+            std::vector<std::vector<float>> cpu = op_case_run(c, DEV_CPU, k, h), gpu = op_case_run(c, DEV_CUDA, k, h);
+            for (size_t i = 0; i < c.bufs.size(); i++) {
+                const OpBuf& b = c.bufs[i];
+                if ((b.role == OP_OUTPUT || b.role == OP_GRAD) && b.gpu_tol > 0)
+                    check_close((c.name + " " + b.name).c_str(), gpu[i], cpu[i], b.gpu_tol);
+            }
+        }
+    }
+}
+
 TEST_CASE("gpu: residual's backward skips a NULL gradient, as on the CPU") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     size_t n = 3 * 37 * 1001;

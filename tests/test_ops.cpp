@@ -49,6 +49,29 @@ TEST_CASE("matmul: blocked gemm equals the naive definition, every transpose, aw
     }
 }
 
+TEST_CASE("gemm_cpu at the tf32 and bf16 levels: the fp32 product of the inputs rounded as the tensor cores round them") {
+    int M = 37, N = 70, K = 300;  // K > GEMM_KC for AVX-512 builds: more than one k block
+    std::vector<float> A = random_vector((size_t)M * K, 61), B = random_vector((size_t)K * N, 62);
+    for (GemmLevel level : {GEMM_CUBLAS_TF32, GEMM_CUBLAS_BF16}) {
+        std::vector<float> Ar(A), Br(B), got((size_t)M * N), want((size_t)M * N), plain((size_t)M * N);
+        for (float& x : Ar) x = level == GEMM_CUBLAS_BF16 ? bf16_round(x) : tf32_round(x);
+        for (float& x : Br) x = level == GEMM_CUBLAS_BF16 ? bf16_round(x) : tf32_round(x);
+        gemm_cpu(got.data(), A.data(), B.data(), M, N, K, false, false, false, level);
+        gemm_cpu(want.data(), Ar.data(), Br.data(), M, N, K, false, false, false);
+        gemm_cpu(plain.data(), A.data(), B.data(), M, N, K, false, false, false);
+        CAPTURE(level);
+        CHECK(got == want);  // the same sums, in the same order, of the rounded inputs
+        // and the rounding is there: a bf16 input is 2^-9 relative from its fp32 value, a tf32 one 2^-11
+        double diff = max_abs_diff(got.data(), plain.data(), got.size());
+        CHECK(diff > (level == GEMM_CUBLAS_BF16 ? 1e-3 : 1e-4));
+        CHECK(diff < (level == GEMM_CUBLAS_BF16 ? 0.5 : 0.1));
+    }
+    CHECK(bf16_round(1.0f + 1.0f / 256) == 1.0f);            // a tie: to even (the last kept bit is 0)
+    CHECK(bf16_round(1.0f + 3.0f / 256) == 1.0f + 4.0f / 256);  // a tie: to even (up)
+    CHECK(tf32_round(1.0f + 1.0f / 2048) == 1.0f + 1.0f / 1024);  // a tie: away from zero
+    CHECK(std::isnan(bf16_round(NAN)));
+}
+
 TEST_CASE("matmul: fast forward and backward equal the naive reference") {
     int N = 45, C = 70, OC = 33;
     std::vector<float> inp = random_vector((size_t)N * C, 4), w = random_vector((size_t)OC * C, 5),

@@ -103,7 +103,8 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
                        {{"--ns-steps", "0"}, "--ns-steps 0: expected an integer from 1 to 99, or default"},
                        {{"--ns-steps", "100"}, "--ns-steps 100: expected an integer from 1 to 99, or default"},
                        {{"--adjust-lr", "fast"}, "--adjust-lr: expected one of original|match_rms_adamw, got 'fast'"},
-                       {{"--ns-dtype", "fp16"}, "--ns-dtype: expected one of fp32|bf16, got 'fp16'"}};
+                       {{"--ns-dtype", "fp16"}, "--ns-dtype: expected one of fp32|bf16, got 'fp16'"},
+                       {{"--matmul", "fp16"}, "--matmul: expected one of fp32|tf32|bf16, got 'fp16'"}};
     for (const Bad& b : bad) {  // refused as they are parsed, by the flag table's ranges
         CHECK(settings_from(b.args, &rc, err) != 0);
         CHECK(std::string(err) == b.message);
