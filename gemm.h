@@ -33,9 +33,13 @@
 #define GEMM_NC 4096
 #define GEMM_JC 256  // columns per task inside an NC slab: enough tasks for the threads even when M is small
 
-// an input of a product at `level`, as the GPU's tensor cores take it (--matmul: TF32 or bf16; fp32 as it is)
-static inline float gemm_input(float v, GemmLevel level) {
-    return level == GEMM_CUBLAS_BF16 ? bf16_round(v) : level == GEMM_CUBLAS_TF32 ? tf32_round(v) : v;
+// a packed panel's inputs at `level`, as the GPU's tensor cores take them (--matmul: TF32 or bf16), rounded in a
+// pass of their own after packing, so the fp32 packing loops stay as they are
+static void gemm_round_inputs(float* panel, size_t n, GemmLevel level) {
+    if (level == GEMM_CUBLAS_BF16)
+        for (size_t i = 0; i < n; i++) panel[i] = bf16_round(panel[i]);
+    else if (level == GEMM_CUBLAS_TF32)
+        for (size_t i = 0; i < n; i++) panel[i] = tf32_round(panel[i]);
 }
 
 // (both packing loops share their panels among the threads of gemm_cpu's parallel region)
@@ -50,8 +54,9 @@ static void gemm_pack_a(float* Ap, const float* A, int M, int K, bool trans_a, i
                 int i = p * GEMM_MR + r;
                 float v = 0.0f;
                 if (i < M) v = trans_a ? A[(size_t)(k0 + k) * M + i] : A[(size_t)i * K + k0 + k];
-                *dst++ = gemm_input(v, level);
+                *dst++ = v;
             }
+        gemm_round_inputs(Ap + (size_t)p * kc * GEMM_MR, (size_t)kc * GEMM_MR, level);
     }
 }
 
@@ -67,8 +72,9 @@ static void gemm_pack_b(float* Bp, const float* B, int N, int K, bool trans_b, i
                 int jj = p * GEMM_NR + c;
                 float v = 0.0f;
                 if (jj < nc) v = trans_b ? B[(size_t)(j0 + jj) * K + k0 + k] : B[(size_t)(k0 + k) * N + j0 + jj];
-                *dst++ = gemm_input(v, level);
+                *dst++ = v;
             }
+        gemm_round_inputs(Bp + (size_t)p * kc * GEMM_NR, (size_t)kc * GEMM_NR, level);
     }
 }
 
