@@ -1,7 +1,8 @@
 # muongpt: one binary, ./train, built with nvcc (CPU + CUDA) or, where nvcc is missing, with g++ (CPU only).
 #   make            build ./train
 #   make train      the default job: Muon vs AdamW on the embedded corpus (./train compare)
-#   make test       build and run the doctest suite: on the CPU, then the GPU tests on the CPU emulation of CUDA
+#   make test       build and run the doctest suite: on the CPU, then the GPU tests on the CPU emulation of CUDA,
+#                   then the data-parallel tests in a job of 2 ranks under mpirun (where MPI is installed)
 #   make sanitize-cpu  the emulated GPU tests under AddressSanitizer + UBSan, and under ThreadSanitizer
 #   make fuzz-run   the libFuzzer targets of tests/fuzz (tokenizer, shards, model files and checkpoints, flags),
 #                   FUZZ_SECONDS (20) each from the committed seeds, under ASan + UBSan (CI runs it)
