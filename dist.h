@@ -115,7 +115,7 @@ static void dist_use_gpu() {
 #endif
 }
 
-// "2 ranks (MPI, cpu)", for the start-up lines
+// "2 ranks over MPI (2 on this machine, CPU)", for the start-up lines
 static void dist_describe(Device d, char* out, size_t size) {
 #ifdef DIST_NCCL
     const char* via = d == DEV_CUDA ? "NCCL" : "MPI";
