@@ -85,6 +85,46 @@ static int make_dirs(const char* path, char* err) {
 }
 
 // ----------------------------------------------------------------------------------------------------
+// checksums (checkpoint.h's files, dist.h's comparison of the ranks' settings)
+
+// A checksum over a byte stream, the same whatever pieces it is fed in: FNV-1a over 8-byte words (the tail
+// padded), then the length. Each word goes through a bijection of the running value, so any change to one word
+// always changes the sum. An integrity check against corruption, not a cryptographic hash.
+struct Checksum {
+    uint64_t h, total;
+    uint8_t pending[8];
+    int npending;
+};
+static Checksum checksum_start() { return Checksum{0xcbf29ce484222325ull, 0, {0}, 0}; }
+static void checksum_word(Checksum* c, uint64_t w) { c->h = (c->h ^ w) * 0x100000001b3ull; }
+static void checksum_add(Checksum* c, const void* data, size_t n) {
+    const uint8_t* p = (const uint8_t*)data;
+    c->total += n;
+    while (n > 0 && c->npending > 0 && c->npending < 8) { c->pending[c->npending++] = *p++; n--; }
+    if (c->npending == 8) {
+        uint64_t w;
+        memcpy(&w, c->pending, 8);
+        checksum_word(c, w);
+        c->npending = 0;
+    }
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        checksum_word(c, w);
+    }
+    while (n > 0) { c->pending[c->npending++] = *p++; n--; }
+}
+static uint64_t checksum_end(Checksum c) {
+    if (c.npending > 0) {
+        uint64_t w = 0;
+        memcpy(&w, c.pending, c.npending);
+        checksum_word(&c, w);
+    }
+    checksum_word(&c, c.total);
+    return c.h;
+}
+
+// ----------------------------------------------------------------------------------------------------
 // random numbers: xorshift64* (as llm.c), whose whole state is one uint64, saved in checkpoints
 
 struct Rng {

@@ -167,13 +167,14 @@ static void dist_broadcast(void* data, size_t bytes) {
 #endif
 }
 
-// The first rank whose `bytes` differ from rank 0's (by a 64-bit FNV-1a hash of them), or -1 when all agree.
+// The first rank whose `bytes` differ from rank 0's (by their checksum, common.h), or -1 when all agree.
 // Every rank gets the same answer, so every rank can stop on it.
 static int dist_first_differing(const void* data, size_t bytes) {
     if (dist.ranks == 1) return -1;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < bytes; i++) h = (h ^ ((const uint8_t*)data)[i]) * 0x100000001b3ull;
 #ifdef USE_MPI
+    Checksum sum = checksum_start();
+    checksum_add(&sum, data, bytes);
+    uint64_t h = checksum_end(sum);
     uint64_t* all = (uint64_t*)xmalloc(sizeof(uint64_t) * dist.ranks);
     mpi_check(MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
     int first = -1;

@@ -123,6 +123,11 @@ static void partition_gather_params(Partition* p, float* params) {
 // A packed per-rank state (this rank's `mine`, floats[rank] floats, host) as the whole state in the parameters'
 // layout, on rank 0 (`whole`: as many floats as parameters; untouched elsewhere). Every rank calls it.
 static void partition_gather_state(const Partition* p, const float* mine, float* whole) {
+    if (p->ranks == 1) {  // one rank: unpacked straight from `mine`, no exchange and no buffers
+        for (int k = 0; k < p->first[1]; k++)
+            memcpy(whole + p->pieces[k].offset, mine + p->pieces[k].state, p->pieces[k].count * sizeof(float));
+        return;
+    }
     float* block = (float*)xcalloc(p->share, sizeof(float));
     float* all = dist_root() ? (float*)xmalloc(sizeof(float) * p->share * p->ranks) : NULL;
     memcpy(block, mine, sizeof(float) * p->floats[p->rank]);

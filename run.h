@@ -129,13 +129,13 @@ static int run_memory_check(const Run* r, Device dev, char* err) {
 // Its --batch is the global batch: each of this run's ranks takes its share (any rank count that divides it).
 static int run_resume_settings(Run* r, const RunConfig* given, char* err) {
     if (checkpoint_peek(given->resume, &r->cfg, &r->rc, sizeof(r->rc), &r->oc, &r->st, err)) return -1;
+    char where[600];
+    snprintf(where, sizeof(where), "checkpoint %s: setting ", given->resume);
+    if (run_config_check(&r->rc, where, err)) return -1;  // as stored: the global batch
     if (r->rc.batch % dist.ranks != 0)
         return fail(err, "--resume %s: the checkpoint's global batch of %d sequences does not split among %d ranks "
                     "(resume with a number of ranks that divides it)", given->resume, r->rc.batch, dist.ranks);
     r->rc.batch /= dist.ranks;
-    char where[600];
-    snprintf(where, sizeof(where), "checkpoint %s: setting ", given->resume);
-    if (run_config_check(&r->rc, where, err)) return -1;
     if (run_config_resume(&r->rc, given, err)) return -1;
     if (r->rc.steps != 0 && r->st.step >= r->rc.steps)
         return fail(err, "--resume %s: the run is at step %lld of its %d: give --steps above %lld to train it further",

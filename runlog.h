@@ -103,17 +103,18 @@ static void runlog_close(RunLog* log) {
 // The start-up lines: the run's shape and budget, the memory it holds, and which optimizer updates what.
 static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* opt, Device dev) {
     const GPT2Config* cfg = &m->config;
-    char ranks[160] = "";
+    char ranks[160] = "", ranks_batch[32] = "";  // with several ranks: ", 2 ranks over MPI (...)" and " x 2"
     if (dist.ranks > 1) {
-        dist_describe(dev, ranks + 2, sizeof(ranks) - 2);
-        memcpy(ranks, ", ", 2);
+        char described[150];
+        dist_describe(dev, described, sizeof(described));
+        snprintf(ranks, sizeof(ranks), ", %s", described);
+        snprintf(ranks_batch, sizeof(ranks_batch), " x %d", dist.ranks);
     }
-    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s%s = %lld "
+    printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s = %lld "
            "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s products, seed %lld\n", c->run_name, c->model,
            m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
-           c->seq_len, c->grad_accum, dist.ranks > 1 ? " x " : "", dist.ranks > 1 ? std::to_string(dist.ranks).c_str() : "",
-           (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks, c->steps, c->schedule, c->warmup,
-           device_name(dev), ranks, c->matmul, c->seed);
+           c->seq_len, c->grad_accum, ranks_batch, (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks,
+           c->steps, c->schedule, c->warmup, device_name(dev), ranks, c->matmul, c->seed);
     if (dist.ranks > 1)
         printf("ranks: each rank reads %d of every %d sequences; Muon's matrices are dealt among the ranks by Newton-"
                "Schulz cost (each orthogonalizes its own), AdamW's moments are split in %d shares (ZeRO-1); the updated "

@@ -198,6 +198,14 @@ TEST_CASE("hostile: a checkpoint's settings, optimizer and state are validated b
          "optimizer: unknown method 7"},
         {"beta", [](GPT2Config*, RunConfig*, OptimizerConfig* o, TrainState*) { o->beta2 = 1.0f; },
          "out of range"},
+        {"matmul", [](GPT2Config*, RunConfig* r, OptimizerConfig*, TrainState*) { snprintf(r->matmul, 8, "fp8"); },
+         "setting --matmul: expected one of fp32|tf32|bf16, got 'fp8'"},
+        {"ns_dtype", [](GPT2Config*, RunConfig* r, OptimizerConfig*, TrainState*) { snprintf(r->ns_dtype, 8, "fp16"); },
+         "setting --ns-dtype: expected one of fp32|bf16, got 'fp16'"},
+        {"ns_bf16", [](GPT2Config*, RunConfig*, OptimizerConfig* o, TrainState*) { o->muon.ns_bf16 = 2; },
+         "a 0/1 setting holds 2"},
+        {"batch", [](GPT2Config*, RunConfig* r, OptimizerConfig*, TrainState*) { r->batch = -4; },
+         "setting --batch -4: expected an integer from 0 to"},
     };
     for (const Case& c : cases) {
         std::string err = resume_error(data, edited_checkpoint(data, c.name, c.edit));
