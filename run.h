@@ -114,8 +114,7 @@ static int run_memory_check(const Run* r, Device dev, char* err) {
     const RunConfig* c = &r->rc;
     double sharing = dev == DEV_CPU ? dist.local_ranks : 1.0, n = dist.ranks;
     double weights = sharing * (8.0 + 8.0 / n + (n > 1 ? 4.0 + 4.0 / n : 0.0)) * (double)gpt2_num_parameters(&r->cfg);
-    double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev,
-                                                          strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE);
+    double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev, run_kernels(c).attention);
     double have = device_memory_total(dev);
     if (have > 0 && weights + acts > have)
         return fail(err, "--model %s --batch %d --seq-len %d: needs %.1f GiB (parameters, gradients and optimizer state "
@@ -195,8 +194,6 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
                     GPT2_VOCAB_SIZE);
     if (c->seq_len > r->cfg.max_seq_len)
         return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
-    if (strcmp(c->attention, "flash") == 0 && dev == DEV_CPU)
-        printf("--attention flash: a GPU kernel; the CPU runs its one reference attention\n");
     if (run_memory_check(r, dev, err)) return -1;
     r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
     if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;  // the names are the flag table's
@@ -218,10 +215,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
         r->rc.eval_batches = (int)val_batches;
     }
 
-    GemmLevel products = strcmp(c->matmul, "bf16") == 0 ? GEMM_CUBLAS_BF16 : strcmp(c->matmul, "tf32") == 0 ? GEMM_CUBLAS_TF32
-                                                                                                          : GEMM_CUBLAS;
-    Kernels kernels = {products, strcmp(c->attention, "flash") == 0 ? ATTENTION_FLASH : ATTENTION_SIMPLE};
-    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, kernels);
+    gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, run_kernels(c));
     r->have_model = true;
     if (optimizer_init(&r->opt, &r->model, &r->oc, err, dist.rank, dist.ranks)) return -1;
     r->have_opt = true;

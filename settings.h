@@ -108,7 +108,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_STR("--init-from", init_from, "", NULL, "start from a model file's weights (llm.c's gpt2_124M.bin, a checkpoint)"),
         FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", 0, BIG, "stop after this step as if interrupted, with a checkpoint"),
         FLAG_STR("--device", device, "auto", "cpu|cuda|auto", "cpu|cuda|auto"),
-        FLAG_STR("--attention", attention, "simple", "simple|flash", "GPU attention: simple (cuBLAS, T x T scores) or flash (fused, no T x T buffers)"),
+        FLAG_STR("--attention", attention, "flash", "flash|simple", "GPU attention: flash (fused kernels, no T x T buffers) or simple (cuBLAS products, T x T scores kept); the CPU has one attention"),
         FLAG_STR("--matmul", matmul, "fp32", "fp32|tf32|bf16", "the layers' matrix products: fp32, or on the GPU's tensor cores with inputs rounded "
                                                               "to tf32 or bf16 and fp32 sums (the CPU rounds the same inputs)"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", 0, 4096, "CPU threads, at most the cores there are (0: all cores)"),
@@ -323,6 +323,15 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     if (rc->eval_every == 0) rc->eval_every = rc->steps / 10 > 0 ? rc->steps / 10 : 1;
     if (rc->health_every == 0) rc->health_every = rc->steps / 8 > 0 ? rc->steps / 8 : 1;
     if (rc->run_name[0] == 0) snprintf(rc->run_name, sizeof(rc->run_name), "%s", rc->optimizer);
+}
+
+// the GPU kernels the flags choose (tensor.h's Kernels): --matmul's product level and --attention's path
+static Kernels run_kernels(const RunConfig* rc) {
+    Kernels k;
+    k.gemm = strcmp(rc->matmul, "bf16") == 0 ? GEMM_CUBLAS_BF16 : strcmp(rc->matmul, "tf32") == 0 ? GEMM_CUBLAS_TF32
+                                                                                                : GEMM_CUBLAS;
+    k.attention = strcmp(rc->attention, "simple") == 0 ? ATTENTION_SIMPLE : ATTENTION_FLASH;
+    return k;
 }
 
 static Device device_resolve(const char* name, char* err, int* ok) {

@@ -134,7 +134,8 @@ struct TapeNode {
     const char* op;        // "layernorm", "matmul", ...: for messages and profiles
     BackwardFn backward;   // the op's backward; it dispatches to the CPU or CUDA kernel by device
     Tensor* out;           // the output: out->grad holds dLoss/dout when backward runs
-    Tensor* in[3];         // the inputs: backward adds into in[i]->grad (skipped where it is NULL)
+    Tensor* out2;          // a second output, or NULL (residual_layernorm's sum: its grad, too, is complete)
+    Tensor* in[4];         // the inputs: backward adds into in[i]->grad (skipped where it is NULL)
     Tensor* saved[2];      // what the forward kept for the backward (layernorm's mean and rstd, ...)
     const int* ids;        // integer inputs (token ids, targets) on the tensors' device
     const int* aux;        // integer data the backward needs besides (embedding on the GPU: positions by token)
@@ -185,4 +186,15 @@ static TapeNode tape_node(const char* op, BackwardFn backward, Tensor* out) {
     n.backward = backward;
     n.out = out;
     return n;
+}
+
+static void zero_grad_node(const TapeNode* node) {
+    device_zero(node->out->device, node->out->grad, node->out->size * sizeof(float));
+}
+
+// Records a node whose backward sets t's gradient to zero: buffers reused by several tensors (model.h's
+// activation-gradient sets) are cleared between users, at the point of the backward walk the node was recorded at.
+static void tape_zero_grad(Tape* tape, Tensor* t) {
+    TapeNode n = tape_node("zero_grad", zero_grad_node, t);
+    tape_push(tape, &n);
 }

@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
         if (opt_muon > 0)
             printf("  Muon step (Newton-Schulz, fp64): %.1f ms, %.1f%% of a training step with it\n", opt_muon,
                    100.0 * opt_muon / (step_adamw - opt_adamw + opt_muon));
+        int N = OP_B * OP_T;
+        print_fusion_summary(residual_layernorm_case(N, OP_C).name, residual_case((size_t)N * OP_C).name,
+                             layernorm_case(N, OP_C).name, N, OP_C, 0.0);
         for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs L blocks)
             double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)

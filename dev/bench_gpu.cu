@@ -133,6 +133,16 @@ static void register_op_benchmarks() {
                 ->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
+// The ceiling for kernels that only move bytes: a device-to-device copy of 1 GiB (read once, written once).
+static void BM_device_copy(benchmark::State& state) {
+    size_t n = (size_t)1 << 28;
+    float *src = bench_buffer(n, 51), *dst = bench_buffer(n, 52);
+    gpu_timed(state, [&]() { cudaCheck(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice)); });
+    state.counters["GB/s"] = benchmark::Counter(2.0 * n * sizeof(float) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    for (float* p : {src, dst}) device_free(DEV_CUDA, p);
+}
+BENCHMARK(BM_device_copy)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 // The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
 // path keeps in att, so only the pair compares like with like). TFLOP/s counts the causal half only:
 // 6 products of (T²/2) x HS per (b, h) (2 forward, 4 backward) = 6·B·T²·C flops, llm.c's 6LCT per token.
@@ -168,7 +178,7 @@ static void BM_train_step(benchmark::State& state, GemmLevel products) {
     char err[ERR_LEN];
     if (gpt2_config_preset(&cfg, "d12", err)) die("%s", err);
     GPT2 model;
-    gpt2_build(&model, &cfg, BENCH_B, BENCH_T, DEV_CUDA, 1, Kernels{products, ATTENTION_SIMPLE});  // --matmul
+    gpt2_build(&model, &cfg, BENCH_B, BENCH_T, DEV_CUDA, 1, Kernels{products, ATTENTION_FLASH});  // ./train's default, at --matmul
     OptimizerConfig oc = optimizer_config_adamw();
     Optimizer opt;
     if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
@@ -266,6 +276,10 @@ int main(int argc, char** argv) {
             printf("  Muon's optimizer step (d12, 48 matrices, 5 Newton-Schulz steps): fp32 %.2f ms, bf16 %.2f ms (%.2fx);"
                    " %.1f%% and %.1f%% of this training step\n", muon32, muon16, muon16 / muon32, 100.0 * muon32 / step,
                    100.0 * muon16 / step);
+        double copy_ms = ms_of("BM_device_copy");
+        print_fusion_summary(residual_layernorm_case(BENCH_N, BENCH_C).name, residual_case((size_t)BENCH_N * BENCH_C).name,
+                             layernorm_case(BENCH_N, BENCH_C).name, BENCH_N, BENCH_C,
+                             copy_ms > 0 ? 2.0 * ((size_t)1 << 28) * sizeof(float) / 1e9 / (copy_ms / 1e3) : 0.0);
         for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs 12 blocks)
             double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)

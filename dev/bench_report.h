@@ -22,3 +22,23 @@ static double ms_of(const std::string& prefix) {
         if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
     return -1.0;
 }
+
+// The fused residual add + layernorm (what the model runs) against the plain add and the plain layernorm it
+// replaces, forward and backward, from this run's op timings (names as tests/opcases.h gives them), with the bytes
+// each side must move at the least: forward, unfused a, b -> sum; sum -> out (5 N·C floats), fused a, b -> sum,
+// out (4); backward, unfused dout, x, dx (rw) for dx, dout, x for dw and db, dx, da (rw), db (rw) (11), fused
+// dsum, dout, x, da (rw), db (rw), and dout, x again (9). copy_gbs > 0: a device copy's GB/s, the ceiling.
+static void print_fusion_summary(const std::string& fused, const std::string& add, const std::string& ln, double N,
+                                 double C, double copy_gbs) {
+    for (int backward = 0; backward < 2; backward++) {
+        const char* dir = backward ? "/backward" : "/forward";
+        double f = ms_of("op/" + fused + dir), u = ms_of("op/" + add + dir) + ms_of("op/" + ln + dir);
+        if (f <= 0 || u <= 0) continue;
+        double fused_gb = (backward ? 9 : 4) * N * C * 4 / 1e9, plain_gb = (backward ? 11 : 5) * N * C * 4 / 1e9;
+        printf("  residual + layernorm %s (N %.0f, C %.0f): fused %.3f ms = %.2fx the unfused pair's time (%.3f ms);"
+               " %.0f vs %.0f GB/s", dir + 1, N, C, f, f / u, u, fused_gb / (f / 1e3), plain_gb / (u / 1e3));
+        if (copy_gbs > 0) printf(" (%.0f%% and %.0f%% of a device copy's)", 100 * fused_gb / (f / 1e3) / copy_gbs,
+                                 100 * plain_gb / (u / 1e3) / copy_gbs);
+        printf("\n");
+    }
+}

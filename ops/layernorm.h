@@ -1,6 +1,10 @@
-// ops/layernorm.h: layer normalization over the channels of each position, y = w · (x − μ)/σ + b.
-// GPT-2 applies it before attention, before the MLP (pre-LN) and once more before the LM head.
-// Flow: residual stream -> layernorm -> matmul.
+// ops/layernorm.h: layer normalization over the channels of each position, y = w · (x − μ)/σ + b, alone or fused
+// with the residual add before it (x = a + b, both outputs written in one pass over the rows).
+// GPT-2 applies it before attention, before the MLP (pre-LN) and once more before the LM head; every one of them
+// but the first reads a stream just made by a residual add, so the model runs those as residual_layernorm: the
+// sum is written once and normalised while its row is still in cache, instead of written by one kernel and read
+// back by the next (ops/residual.h keeps the plain add, the reference the fused op is tested and timed against).
+// Flow: residual stream (+ block output) -> layernorm -> matmul.
 #pragma once
 #include "../tensor.h"
 
@@ -9,12 +13,19 @@
 
 // For each of the N rows x (C): μ = mean(x), rstd = 1/sqrt(var(x) + 1e-5) (biased variance, as PyTorch),
 // x̂ = (x − μ)·rstd, out = w ⊙ x̂ + b. μ and rstd (N) are kept for the backward.
+// Fused (add != NULL): the row is x = inp + add, first stored in `sum` (the residual stream the next block reads);
+// the same float additions as residual_forward_cpu, so fused and unfused give the same bits.
 static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                  const float* bias, int N, int C) {
+                                  const float* bias, int N, int C, const float* add = NULL, float* sum = NULL) {
     const float eps = 1e-5f;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float* x = inp + (size_t)n * C;
+        if (add) {
+            float* r = sum + (size_t)n * C;
+            for (int c = 0; c < C; c++) r[c] = x[c] + add[(size_t)n * C + c];
+            x = r;
+        }
         float m = 0.0f;
         for (int c = 0; c < C; c++) m += x[c];
         m /= C;
@@ -34,9 +45,14 @@ static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const fl
 //   dw += Σ_rows dout ⊙ x̂          db += Σ_rows dout
 // dx is independent per row (parallel over rows); dw and db sum over rows, so they are computed in a second
 // pass parallel over channels, each channel summing its rows in order (deterministic).
+// Fused (x = a + b): dx_before is the gradient x already has from its other readers (the next residual add), the
+// total dx = dx_before + the line above goes to da and db (d(a + b)/da = d(a + b)/db = 1) and dinp is NULL:
+// the sum's gradient is never stored. Unfused: dx_before = dinp, and the total is stored back (+=).
 static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                   const float* weight, const float* mean, const float* rstd, int N, int C) {
-    if (dinp) {
+                                   const float* weight, const float* mean, const float* rstd, int N, int C,
+                                   const float* dx_before = NULL, float* da = NULL, float* db = NULL) {
+    if (!dx_before) dx_before = dinp;
+    if (dx_before && (dinp || da || db)) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) {
             const float* x = inp + (size_t)n * C;
@@ -50,10 +66,13 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
             }
             g_mean /= C;
             gx_mean /= C;
-            float* dx = dinp + (size_t)n * C;
+            size_t row = (size_t)n * C;
             for (int c = 0; c < C; c++) {
                 float xhat = (x[c] - m) * s;
-                dx[c] += s * (d[c] * weight[c] - g_mean - xhat * gx_mean);
+                float dx = dx_before[row + c] + s * (d[c] * weight[c] - g_mean - xhat * gx_mean);
+                if (dinp) dinp[row + c] = dx;
+                if (da) da[row + c] += dx;
+                if (db) db[row + c] += dx;
             }
         }
     }
@@ -61,18 +80,18 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
 #pragma omp parallel for schedule(static)
     for (int c0 = 0; c0 < C; c0 += chunk) {
         int c1 = c0 + chunk < C ? c0 + chunk : C;
-        float dw[16] = {0}, db[16] = {0};
+        float w_sum[16] = {0}, b_sum[16] = {0};
         for (int n = 0; n < N; n++) {
             const float* x = inp + (size_t)n * C;
             const float* d = dout + (size_t)n * C;
             for (int c = c0; c < c1; c++) {
-                dw[c - c0] += d[c] * (x[c] - mean[n]) * rstd[n];
-                db[c - c0] += d[c];
+                w_sum[c - c0] += d[c] * (x[c] - mean[n]) * rstd[n];
+                b_sum[c - c0] += d[c];
             }
         }
         for (int c = c0; c < c1; c++) {
-            dweight[c] += dw[c - c0];
-            dbias[c] += db[c - c0];
+            dweight[c] += w_sum[c - c0];
+            dbias[c] += b_sum[c - c0];
         }
     }
 }
@@ -86,18 +105,31 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
 
 // One warp per row; blocks of 8 warps. Lane l reads channels l, l+32, ...; mean and variance by two
 // passes over the row (as the CPU), each finished with a butterfly sum, so every lane holds the same μ, rstd.
+// Fused (add != NULL): the first pass forms x = inp + add, stores it in `sum` and adds it up; the later passes
+// read back what the same lane wrote (from cache), so the row crosses global memory once in and once out.
 static __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
-                                                const float* weight, const float* bias, int N, int C) {
+                                                const float* weight, const float* bias, int N, int C,
+                                                const float* add, float* sum) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
-    const float* x = inp + (size_t)n * C;
-    float sum = 0.0f;
-    for (int c = lane; c < C; c += 32) sum += x[c];
-    float m = warp_reduce_sum(sum) / C;
+    size_t row = (size_t)n * C;
+    const float* x = inp + row;
+    float total = 0.0f;
+    if (add) {
+        for (int c = lane; c < C; c += 32) {
+            float v = x[c] + add[row + c];
+            sum[row + c] = v;
+            total += v;
+        }
+        x = sum + row;
+    } else {
+        for (int c = lane; c < C; c += 32) total += x[c];
+    }
+    float m = warp_reduce_sum(total) / C;
     float var = 0.0f;
     for (int c = lane; c < C; c += 32) var += (x[c] - m) * (x[c] - m);
     float s = 1.0f / sqrtf(warp_reduce_sum(var) / C + 1e-5f);
-    float* y = out + (size_t)n * C;
+    float* y = out + row;
     for (int c = lane; c < C; c += 32) y[c] = (x[c] - m) * s * weight[c] + bias[c];
     if (lane == 0) {
         mean[n] = m;
@@ -105,14 +137,16 @@ static __global__ void layernorm_forward_kernel(float* out, float* mean, float* 
     }
 }
 
-// dx, backward formula above layernorm_backward_cpu. One warp per row, as the forward.
+// dx, backward formula above layernorm_backward_cpu (dx_before, dinp, da, db as there). One warp per row, as the
+// forward.
 static __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp,
                                                       const float* weight, const float* mean, const float* rstd,
-                                                      int N, int C) {
+                                                      int N, int C, const float* dx_before, float* da, float* db) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
-    const float* x = inp + (size_t)n * C;
-    const float* d = dout + (size_t)n * C;
+    size_t row = (size_t)n * C;
+    const float* x = inp + row;
+    const float* d = dout + row;
     float m = mean[n], s = rstd[n];
     float g_sum = 0.0f, gx_sum = 0.0f;
     for (int c = lane; c < C; c += 32) {
@@ -121,10 +155,12 @@ static __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* 
         gx_sum += g * (x[c] - m) * s;
     }
     float g_mean = warp_reduce_sum(g_sum) / C, gx_mean = warp_reduce_sum(gx_sum) / C;
-    float* dx = dinp + (size_t)n * C;
     for (int c = lane; c < C; c += 32) {
         float xhat = (x[c] - m) * s;
-        dx[c] += s * (d[c] * weight[c] - g_mean - xhat * gx_mean);
+        float dx = dx_before[row + c] + s * (d[c] * weight[c] - g_mean - xhat * gx_mean);
+        if (dinp) dinp[row + c] = dx;
+        if (da) da[row + c] += dx;
+        if (db) db[row + c] += dx;
     }
 }
 
@@ -165,17 +201,20 @@ static __global__ void layernorm_backward_params_kernel(float* dweight, float* d
 // CUDA launchers: the CPU functions' arguments, as device pointers
 
 static void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                   const float* bias, int N, int C) {
+                                   const float* bias, int N, int C, const float* add = NULL, float* sum = NULL) {
     if (N == 0 || C == 0) return;
-    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C);
+    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C, add, sum);
     cudaCheckLaunch();
 }
 
 static void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                    const float* weight, const float* mean, const float* rstd, int N, int C) {
+                                    const float* weight, const float* mean, const float* rstd, int N, int C,
+                                    const float* dx_before = NULL, float* da = NULL, float* db = NULL) {
     if (N == 0 || C == 0) return;
-    if (dinp) {
-        layernorm_backward_dinp_kernel<<<cuda_blocks(N, 8), 256>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+    if (!dx_before) dx_before = dinp;
+    if (dx_before && (dinp || da || db)) {
+        layernorm_backward_dinp_kernel<<<cuda_blocks(N, 8), 256>>>(dinp, dout, inp, weight, mean, rstd, N, C,
+                                                                   dx_before, da, db);
         cudaCheckLaunch();
     }
     layernorm_backward_params_kernel<<<cuda_blocks(C, LN_COLS), LN_COLS * LN_LANES>>>(dweight, dbias, dout, inp,
@@ -204,6 +243,27 @@ static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbi
     layernorm_backward_cpu(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
+// sum = a + b, out = layernorm(sum): the fused pair (N, C)
+static void residual_layernorm_forward(Device d, float* sum, float* out, float* mean, float* rstd, const float* a,
+                                       const float* b, const float* weight, const float* bias, int N, int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum);
+#endif
+    layernorm_forward_cpu(out, mean, rstd, a, weight, bias, N, C, b, sum);
+}
+
+// da, db += dsum + (layernorm's dx); dweight, dbias += as layernorm's. dsum: the sum's gradient from its other
+// readers, read only (may be NULL: none)
+static void residual_layernorm_backward(Device d, float* da, float* db, float* dweight, float* dbias,
+                                        const float* dsum, const float* dout, const float* sum, const float* weight,
+                                        const float* mean, const float* rstd, int N, int C) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA)
+        return layernorm_backward_cuda(NULL, dweight, dbias, dout, sum, weight, mean, rstd, N, C, dsum, da, db);
+#endif
+    layernorm_backward_cpu(NULL, dweight, dbias, dout, sum, weight, mean, rstd, N, C, dsum, da, db);
+}
+
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
@@ -221,6 +281,32 @@ static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tenso
     node.in[0] = inp;
     node.in[1] = weight;
     node.in[2] = bias;
+    node.saved[0] = mean;
+    node.saved[1] = rstd;
+    node.dims[0] = N;
+    node.dims[1] = C;
+    tape_push(tape, &node);
+}
+
+static void residual_layernorm_backward_node(const TapeNode* node) {
+    const Tensor *out = node->out, *sum = node->out2, *a = node->in[0], *b = node->in[1], *w = node->in[2],
+                 *bias = node->in[3];
+    residual_layernorm_backward(out->device, a->grad, b->grad, w->grad, bias->grad, sum->grad, out->grad, sum->data,
+                                w->data, node->saved[0]->data, node->saved[1]->data, node->dims[0], node->dims[1]);
+}
+
+// sum (N, C) = a + b (N, C), and out (N, C) = layernorm(sum) with gain weight (C) and bias (C); mean and rstd (N)
+// are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input.
+static void residual_layernorm(Tape* tape, Tensor* sum, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* a,
+                               Tensor* b, Tensor* weight, Tensor* bias, int N, int C) {
+    residual_layernorm_forward(out->device, sum->data, out->data, mean->data, rstd->data, a->data, b->data,
+                               weight->data, bias->data, N, C);
+    TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out);
+    node.out2 = sum;
+    node.in[0] = a;
+    node.in[1] = b;
+    node.in[2] = weight;
+    node.in[3] = bias;
     node.saved[0] = mean;
     node.saved[1] = rstd;
     node.dims[0] = N;

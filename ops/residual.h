@@ -1,4 +1,6 @@
 // ops/residual.h: the residual connection, out = a + b: each block adds its output to the stream.
+// The model runs every add fused with the layernorm that reads its result (residual_layernorm, ops/layernorm.h);
+// this plain add is the reference that fusion is tested against (tests/opcases.h) and timed against (make bench).
 // Flow: block input + attention output -> stream; stream + MLP output -> next block.
 #pragma once
 #include "../tensor.h"
@@ -65,23 +67,4 @@ static void residual_backward(Device d, float* da, float* db, const float* dout,
     if (d == DEV_CUDA) return residual_backward_cuda(da, db, dout, n);
 #endif
     residual_backward_cpu(da, db, dout, n);
-}
-
-// ----------------------------------------------------------------------------------------------------
-// on the tape
-
-static void residual_backward_node(const TapeNode* node) {
-    residual_backward(node->out->device, node->in[0]->grad, node->in[1]->grad, node->out->grad,
-                      (size_t)node->dims[0] * node->dims[1]);
-}
-
-// out (N, C) = a (N, C) + b (N, C)
-static void residual(Tape* tape, Tensor* out, Tensor* a, Tensor* b, int N, int C) {
-    residual_forward(out->device, out->data, a->data, b->data, (size_t)N * C);
-    TapeNode node = tape_node("residual", residual_backward_node, out);
-    node.in[0] = a;
-    node.in[1] = b;
-    node.dims[0] = N;
-    node.dims[1] = C;
-    tape_push(tape, &node);
 }

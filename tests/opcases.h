@@ -22,9 +22,9 @@
 enum OpRole {
     OP_INPUT,    // a differentiable input: random
     OP_CONST,    // an input without a gradient (the bias of a bias-free product is one)
-    OP_OUTPUT,   // the forward's result; L = Σ output ⊙ dout
+    OP_OUTPUT,   // the forward's result; L = Σ output ⊙ dout (summed over the outputs, if there are several)
     OP_SAVED,    // what the forward keeps for the backward (mean, rstd, att, lse)
-    OP_DOUT,     // the upstream gradient dL/doutput: random
+    OP_DOUT,     // the upstream gradient dL/doutput: random (the k-th OP_DOUT belongs to the k-th OP_OUTPUT)
     OP_GRAD,     // the gradient of input `of`; backwards add (the loss's sets), so it starts random (zero for
                  // finite differences)
     OP_SCRATCH,  // working space
@@ -102,6 +102,36 @@ static OpCase layernorm_case(int N, int C) {
         layernorm_backward(d, b[7], b[8], b[9], b[6], b[0], b[1], b[4], b[5], N, C);
     };
     c.flops = 20.0 * N * C;
+    return c;
+}
+
+// the fused residual add and layernorm: sum = a + b, out = layernorm(sum); the sum has an upstream gradient of its
+// own (the next residual add reads it), which the backward adds to layernorm's dx before passing both to a and b
+static OpCase residual_layernorm_case(int N, int C) {
+    OpCase c;
+    c.name = "residual_layernorm N=" + std::to_string(N) + " C=" + std::to_string(C);
+    double row = 2 * sum_tol(C), col = 2 * sum_tol(N);  // as layernorm_case; the sum is one addition: the same bits
+    c.bufs = {{"a", OP_INPUT, (size_t)N * C, 0, -1, 30, 2.0f, 3.0f},  // the stream: a mean far from zero
+              {"b", OP_INPUT, (size_t)N * C, 0, -1, 30},
+              {"weight", OP_INPUT, (size_t)C, 0, -1, C},
+              {"bias", OP_INPUT, (size_t)C, 0, -1, C},
+              {"sum", OP_OUTPUT, (size_t)N * C, 0},
+              {"out", OP_OUTPUT, (size_t)N * C, row},
+              {"mean", OP_SAVED, (size_t)N, row},
+              {"rstd", OP_SAVED, (size_t)N, row},
+              {"dsum", OP_DOUT, (size_t)N * C, -1},
+              {"dout", OP_DOUT, (size_t)N * C, -1},
+              {"da", OP_GRAD, (size_t)N * C, 2 * row, 0},
+              {"db", OP_GRAD, (size_t)N * C, 2 * row, 1},
+              {"dweight", OP_GRAD, (size_t)C, col + row, 2},
+              {"dbias", OP_GRAD, (size_t)C, col, 3}};
+    c.forward = [=](Device d, Kernels, float** b, int**) {
+        residual_layernorm_forward(d, b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], N, C);
+    };
+    c.backward = [=](Device d, Kernels, float** b, int**) {
+        residual_layernorm_backward(d, b[10], b[11], b[12], b[13], b[8], b[9], b[4], b[2], b[6], b[7], N, C);
+    };
+    c.flops = 21.0 * N * C;
     return c;
 }
 
@@ -219,8 +249,8 @@ static OpCase crossentropy_case(int N, int V, int Vp, float padding) {
 
 // small enough for finite differences (each perturbed entry reruns the forward twice)
 static std::vector<OpCase> op_cases_fd() {
-    return {matmul_case(6, 11, 7, true), layernorm_case(5, 19), attention_case(2, 7, 12, 3), gelu_case(50),
-            residual_case(30), embedding_case(2, 5, 6, 7, {3, 1, 3, 0, 6, 3, 3, 2, 1, 5}),  // token 3 four times
+    return {matmul_case(6, 11, 7, true), layernorm_case(5, 19), residual_layernorm_case(4, 17),
+            attention_case(2, 7, 12, 3), gelu_case(50), residual_case(30), embedding_case(2, 5, 6, 7, {3, 1, 3, 0, 6, 3, 3, 2, 1, 5}),  // token 3 four times
             crossentropy_case(4, 10, 16, 100.0f)};
 }
 
@@ -229,6 +259,7 @@ static std::vector<OpCase> op_cases_gpu() {
     return {matmul_case(111, 1001, 67, true), matmul_case(13, 48, 50304, false), matmul_case(1, 1, 1, true),
             matmul_case(65, 33, 129, true),
             layernorm_case(1, 7), layernorm_case(74, 1001), layernorm_case(130, 768), layernorm_case(37, 33),
+            residual_layernorm_case(1, 7), residual_layernorm_case(74, 1001), residual_layernorm_case(37, 33),
             attention_case(2, 1, 48, 3), attention_case(2, 37, 48, 3), attention_case(1, 67, 768, 12),
             attention_case(3, 5, 12, 4),
             gelu_case(37 * 1001), residual_case(3 * 37 * 1001),
@@ -237,14 +268,15 @@ static std::vector<OpCase> op_cases_gpu() {
             crossentropy_case(5, 50257, 50304, 1e4f), crossentropy_case(37, 60, 64, 1e4f), crossentropy_case(1, 2, 2, 1e4f)};
 }
 
-// the layers of one transformer block and the head, at a model's shapes (B·T positions, width C, NH heads)
+// the layers of one transformer block and the head, at a model's shapes (B·T positions, width C, NH heads); the
+// plain residual add and layernorm beside the fused pair the model runs, for the fused-vs-unfused comparison
 // (ids: the embedding's tokens, e.g. real text's, whose frequent tokens are its backward's work; empty: drawn)
 static std::vector<OpCase> op_cases_bench(int B, int T, int C, int NH, int Vp, std::vector<int> ids = {}) {
     int N = B * T;
     return {embedding_case(B, T, C, Vp, ids), layernorm_case(N, C), matmul_case(N, C, 3 * C, true),
             attention_case(B, T, C, NH), matmul_case(N, C, 4 * C, true), gelu_case((size_t)N * 4 * C),
-            matmul_case(N, 4 * C, C, true), residual_case((size_t)N * C), matmul_case(N, C, Vp, false),
-            crossentropy_case(N, 50257 < Vp ? 50257 : Vp, Vp, 0.0f)};
+            matmul_case(N, 4 * C, C, true), residual_case((size_t)N * C), residual_layernorm_case(N, C),
+            matmul_case(N, C, Vp, false), crossentropy_case(N, 50257 < Vp ? 50257 : Vp, Vp, 0.0f)};
 }
 
 // ----------------------------------------------------------------------------------------------------

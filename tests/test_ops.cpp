@@ -102,16 +102,19 @@ TEST_CASE("ops: every op's backward against finite differences (the op-case tabl
         for (std::vector<int>& v : ints) in.push_back(v.data());
         c.forward(DEV_CPU, k, b.data(), in.data());
         c.backward(DEV_CPU, k, b.data(), in.data());
-        int out = -1, r = -1;
+        std::vector<int> outs, rs;  // the k-th output's upstream gradient is the k-th OP_DOUT: L = Σ_k out_k ⊙ r_k
         for (size_t i = 0; i < c.bufs.size(); i++) {
-            if (c.bufs[i].role == OP_OUTPUT) out = (int)i;
-            if (c.bufs[i].role == OP_DOUT) r = (int)i;
+            if (c.bufs[i].role == OP_OUTPUT) outs.push_back((int)i);
+            if (c.bufs[i].role == OP_DOUT) rs.push_back((int)i);
         }
-        REQUIRE(out >= 0);
-        REQUIRE(r >= 0);
+        REQUIRE(!outs.empty());
+        REQUIRE(outs.size() == rs.size());
         auto loss = [&]() {
             c.forward(DEV_CPU, k, b.data(), in.data());
-            return dot_double(h[out].data(), h[r].data(), h[out].size());
+            double L = 0.0;
+            for (size_t j = 0; j < outs.size(); j++)
+                L += dot_double(h[outs[j]].data(), h[rs[j]].data(), h[outs[j]].size());
+            return L;
         };
         for (size_t g = 0; g < c.bufs.size(); g++) {
             if (c.bufs[g].role != OP_GRAD) continue;
@@ -136,6 +139,39 @@ TEST_CASE("layernorm: the output is normalized") {
         CHECK(fabs(m / C) < 1e-5);
         CHECK(fabs(v / C - 1.0) < 1e-3);  // eps = 1e-5 against a variance of ~4
     }
+}
+
+// The model runs every residual add fused with the layernorm after it; the fused op must be the same arithmetic as
+// the plain pair it replaced, so that fusing changed no run's numbers (./train's losses, to the last digit).
+TEST_CASE("residual_layernorm: the same bits as the residual add followed by the layernorm, forward and backward") {
+    int N = 9, C = 67;
+    size_t n = (size_t)N * C;
+    std::vector<float> a = random_vector(n, 71, 2.0f), b = random_vector(n, 72), w = random_vector(C, 73),
+                       bias = random_vector(C, 74), dsum = random_vector(n, 75), dout = random_vector(n, 76);
+    std::vector<float> da0 = random_vector(n, 77), db0 = random_vector(n, 78), dw0 = random_vector(C, 79),
+                       dbias0 = random_vector(C, 80);
+    // unfused: sum = a + b, out = layernorm(sum); backward: dsum += layernorm's dx, then da, db += dsum
+    std::vector<float> sum1(n), out1(n), mean1(N), rstd1(N), dsum1(dsum), da1(da0), db1(db0), dw1(dw0), dbias1(dbias0);
+    residual_forward_cpu(sum1.data(), a.data(), b.data(), n);
+    layernorm_forward_cpu(out1.data(), mean1.data(), rstd1.data(), sum1.data(), w.data(), bias.data(), N, C);
+    layernorm_backward_cpu(dsum1.data(), dw1.data(), dbias1.data(), dout.data(), sum1.data(), w.data(), mean1.data(),
+                           rstd1.data(), N, C);
+    residual_backward_cpu(da1.data(), db1.data(), dsum1.data(), n);
+    // fused
+    std::vector<float> sum2(n), out2(n), mean2(N), rstd2(N), da2(da0), db2(db0), dw2(dw0), dbias2(dbias0);
+    residual_layernorm_forward(DEV_CPU, sum2.data(), out2.data(), mean2.data(), rstd2.data(), a.data(), b.data(),
+                               w.data(), bias.data(), N, C);
+    residual_layernorm_backward(DEV_CPU, da2.data(), db2.data(), dw2.data(), dbias2.data(), dsum.data(), dout.data(),
+                                sum2.data(), w.data(), mean2.data(), rstd2.data(), N, C);
+    CHECK(sum2 == sum1);
+    CHECK(out2 == out1);
+    CHECK(mean2 == mean1);
+    CHECK(rstd2 == rstd1);
+    CHECK(da2 == da1);
+    CHECK(db2 == db1);
+    CHECK(dw2 == dw1);
+    CHECK(dbias2 == dbias1);
+    CHECK(da2 != da0);  // the gradients did arrive
 }
 
 TEST_CASE("gelu: known values") {
