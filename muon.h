@@ -66,6 +66,8 @@ struct MuonHyper {
     int adjust;          // lr scale: ADJUST_ORIGINAL, ADJUST_MATCH_RMS_ADAMW, ADJUST_NONE (muon_lr_scale)
     int ns_steps;        // MUON_NS: Newton–Schulz steps, 5
     int ns_bf16;         // 1: Newton–Schulz and Polar Express in bf16, as torch.optim.Muon (orthogonalize.h)
+    float ns_gram;       // Newton–Schulz and Polar Express on the Gram matrix for a matrix whose long/short side
+                         // ratio is >= ns_gram (muon_uses_gram; orthogonalize.h); 0: never (the default)
     float beta2;         // second-moment decay: Adam base and NorMuon, 0.95
     // this step's, set from the optimizer's shared settings at each step
     float lr;            // this step's learning rate (after warmup/decay)
@@ -82,6 +84,14 @@ static double muon_lr_scale(int rows, int cols, int adjust) {
     if (adjust == ADJUST_ORIGINAL) return sqrt(fmax(1.0, (double)rows / cols));
     if (adjust == ADJUST_MATCH_RMS_ADAMW) return 0.2 * sqrt((double)(rows > cols ? rows : cols));
     return 1.0;
+}
+
+// Whether the Newton–Schulz family runs on the Gram matrix (newton_schulz_gram_batch) for a (rows, cols) matrix:
+// when ns_gram > 0 and max/min side >= ns_gram. It pays from a ratio of 1.5 in multiply-adds (orthogonalize.h);
+// the same map in exact arithmetic, so the choice is only one of speed.
+static bool muon_uses_gram(int rows, int cols, const MuonHyper* h) {
+    double ratio = rows > cols ? (double)rows / cols : (double)cols / rows;
+    return h->ns_gram > 0.0f && h->method != MUON_SPECTRAL && ratio >= h->ns_gram;
 }
 
 // per-step weight factor. Decoupled decay: 1 - lr_t·wd. With lr2_mode (arXiv 2512.08217; AdamC):
@@ -106,6 +116,11 @@ static int muon_check(const MuonHyper* h, char* err) {
         return fail(err, "muon: power p = %g (expected 0 <= p <= 1)", h->p);
     if (h->method == MUON_NS && (h->ns_steps < 1 || h->ns_steps > 99))
         return fail(err, "muon: ns_steps = %d (expected 1..99)", h->ns_steps);
+    if (!(h->ns_gram >= 0.0f && h->ns_gram <= 1e6f))
+        return fail(err, "muon: ns_gram = %g (expected a side ratio from 0, never, to 1e6)", h->ns_gram);
+    if (h->ns_gram > 0.0f && h->ns_bf16)
+        return fail(err, "--ns-gram %g with --ns-dtype bf16: Newton-Schulz on the Gram matrix is full precision only "
+                    "(in bf16 it drifts)", h->ns_gram);
     if (!(h->momentum >= 0.0f && h->momentum < 1.0f))
         return fail(err, "muon: momentum = %g (expected 0 <= β < 1)", h->momentum);
     if ((h->normuon || h->base == BASE_ADAM_RMS) && !(h->beta2 >= 0.0f && h->beta2 < 1.0f))
@@ -261,7 +276,7 @@ static void normuon_normalize(double* O, int rows, int cols, float* v_row, doubl
 // One step for `count` same-shaped matrices W = param (rows, cols) lying `stride` floats apart in param, grad,
 // momentum and second (the optimizer state has the parameters' layout), in place. For the defaults (MUON_NS,
 // BASE_MOMENTUM, no NorMuon) this is torch.optim.Muon's step, with the orthogonalization in fp64 (the CPU) or
-// fp32 (the GPU), or in bf16 as torch's (ns_bf16):
+// fp32 (the GPU), or in bf16 as torch's (ns_bf16), on the Gram matrix where ns_gram says (muon_uses_gram):
 //   B <- lerp(B, G, 1-β);  U = nesterov ? lerp(G, B, β) : B;  O = NS(U);  W <- W·decay - lr·scale·O
 // momentum (rows, cols) and second (muon_second_floats) are float state, zero at the start. update_out (count,
 // rows, cols), if not NULL, receives the applied steps lr·scale·O (so W_new = W·decay - update_out).
@@ -279,10 +294,14 @@ static void muon_update_batch(float* param, const float* grad, float* momentum, 
     double bc1 = 1.0 - pow(beta, t), bc2 = 1.0 - pow(beta2, t);
     mx_muon_base(u, grad, momentum, second, n, count, stride, beta, beta2, bc1, bc2, h->eps, h->nesterov, rms);
     // 2. orthogonalize, or take the spectral power
-    bool bf16 = h->ns_bf16;
-    if (h->method == MUON_POLAR) newton_schulz_batch(u, rows, cols, count, &POLAR_EXPRESS_ABC[0][0], 3, 5, 1.01, scratch, bf16);
-    else if (h->method == MUON_SPECTRAL) spectral_power_batch(u, rows, cols, count, h->p, scratch);
-    else newton_schulz_batch(u, rows, cols, count, NS_ABC, 0, h->ns_steps, 1.0, scratch, bf16);
+    bool polar = h->method == MUON_POLAR;
+    const double* abc = polar ? &POLAR_EXPRESS_ABC[0][0] : NS_ABC;
+    int abc_stride = polar ? 3 : 0, steps = polar ? 5 : h->ns_steps;
+    double norm_mult = polar ? 1.01 : 1.0;
+    if (h->method == MUON_SPECTRAL) spectral_power_batch(u, rows, cols, count, h->p, scratch);
+    else if (muon_uses_gram(rows, cols, h))
+        newton_schulz_gram_batch(u, rows, cols, count, abc, abc_stride, steps, norm_mult, scratch);
+    else newton_schulz_batch(u, rows, cols, count, abc, abc_stride, steps, norm_mult, scratch, h->ns_bf16);
     // 3. NorMuon: per-neuron step sizes
     if (h->normuon) normuon_batch(u, rows, cols, count, second + (rms ? n : 0), stride, beta2, NORMUON_EPS);
     // 4. decay, then the scaled step

@@ -152,10 +152,13 @@ static void optimizer_print_groups(const Optimizer* opt, FILE* f) {
             if (strlen(names) + strlen(item) + 1 < sizeof(names)) strcat(names, item);
         }
         if (count == 0) continue;
+        char gram[64] = "";
+        if (c->muon.ns_gram > 0.0f && c->muon.method != MUON_SPECTRAL)
+            snprintf(gram, sizeof(gram), " (on the Gram matrix where long/short side >= %g)", c->muon.ns_gram);
         if (group == 1)
-            fprintf(f, "optimizer %s: hidden matrices by %s%s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
+            fprintf(f, "optimizer %s: hidden matrices by %s%s%s%s%s (%.2fM params, lr %.3g, wd %.3g%s%s): %s\n", c->name,
                     c->muon.method == MUON_POLAR ? "Polar Express" : c->muon.method == MUON_SPECTRAL ? "U S^p V^T" : "Newton-Schulz",
-                    c->muon.ns_bf16 && c->muon.method != MUON_SPECTRAL ? " in bf16" : "",
+                    c->muon.ns_bf16 && c->muon.method != MUON_SPECTRAL ? " in bf16" : "", gram,
                     c->muon.base == BASE_ADAM_RMS ? " of Adam's RMS-normalized update" : " of the momentum",
                     c->muon.normuon ? " + NorMuon" : "", count / 1e6, c->lr, c->weight_decay, c->lr2_decay ? " x lr^2" : "",
                     c->split_qkv ? ", Q/K/V apart" : "", names);

@@ -148,9 +148,9 @@ static void optimizer_print_defaults(FILE* f) {
                     c.weight_decay, c.beta1, c.beta2, c.eps, c.grad_clip);
             continue;
         }
-        fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, ns-dtype %s, adjust-lr %s%s; "
-                   "the rest AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.muon.momentum, c.muon.nesterov,
-                c.muon.ns_steps, c.muon.ns_bf16 ? "bf16" : "fp32",
+        fprintf(f, "  %-10s hidden matrices: lr %g, wd %g, momentum %g, nesterov %d, ns-steps %d, ns-dtype %s, ns-gram %g, "
+                   "adjust-lr %s%s; the rest AdamW: lr %g, wd %g\n", name, c.lr, c.weight_decay, c.muon.momentum,
+                c.muon.nesterov, c.muon.ns_steps, c.muon.ns_bf16 ? "bf16" : "fp32", c.muon.ns_gram,
                 c.muon.adjust == ADJUST_ORIGINAL ? "original" : c.muon.adjust == ADJUST_MATCH_RMS_ADAMW ? "match_rms_adamw" : "none",
                 c.split_qkv ? ", Q/K/V apart" : "", c.adam_lr, c.adam_weight_decay);
     }

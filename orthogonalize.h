@@ -1,5 +1,6 @@
 // orthogonalize.h: Newton–Schulz orthogonalization, Keller Jordan's quintic and Polar Express, written once: fp64
-// on the CPU (the reference), batched fp32 on the GPU (tests/test_gpu_muon.cu compares them). muon.h says why the
+// on the CPU (the reference), batched fp32 on the GPU (tests/test_gpu_muon.cu compares them); and the same map
+// iterated on the small Gram matrix, for strongly rectangular matrices (--ns-gram). muon.h says why the
 // coefficients are what they are. Flow: muon_update (muon.h) -> here; spectral.h polishes its p = 0 with it.
 #pragma once
 #include "linalg.h"
@@ -46,6 +47,69 @@ static void newton_schulz_batch(Real* X, int rows, int cols, int count, const do
         mx_scale_add(X, k[0], BX, count * n);    // X = aX + BX
         if (bf16) mx_round_bf16(X, count * n);
     }
+}
+
+// Newton–Schulz on the Gram matrix (Gram Newton–Schulz, Dao-AILab 2026): the map of newton_schulz_batch, for
+// the same arguments, iterated on s x s matrices only; it pays for strongly rectangular X (long side L, short s).
+// For a tall X, with X_0 the normalised X, R = X_0ᵀX_0 (the small-side Gram matrix, once) and X_k = X_0 Q_k:
+//   A_k = X_kᵀX_k = Q_kᵀ R Q_k,   P_k = aI + bA_k + cA_k²,   Q_{k+1} = Q_k P_k,   and at the end X = X_0 Q_K.
+// Every Q_k is a polynomial in R, so symmetric and commuting with R in exact arithmetic: A_k is taken as
+// (Q_k R) Q_k. A wide X is the transpose of a tall one, and the transpose of a product of symmetric matrices is
+// the product in reverse order: R = X_0X_0ᵀ, A_k = Q_k (R Q_k), Q_{k+1} = P_k Q_k, X = Q_K X_0 (gram_mul). Kept
+// in that order, the roundings stay small (fp64, σ spread over 1e-6: measured ≤ 6e-12 from the SVD's answer,
+// the plain form's ≤ 6e-14); the wide order on a tall X, or symmetrizing Q, gave up to 2e-8.
+// Work in multiply-adds, K steps: R and the final product s²L each, 4s³ per step (Q R, ·Q, A², Q P) but s³ for
+// the first (Q_0 = I: A_0 = R, Q_1 = P_0): 2s²L + (4K − 3)s³ against the plain form's K(2s²L + s³), fewer when
+// L/s > 1.5 whatever K; at K = 5, L = 4s (GPT-2's MLP matrices) 25s³ against 45s³. Full precision only: Q_K's
+// eigenvalues are φ(σ)/σ, up to the product of the a's (485 for the quintic, ~990 for Polar Express) on small σ,
+// so a rounding of R or of a Q_k comes out that much larger; bf16's would make the Gram form drift (Dao-AILab
+// restart the iteration for it), and muon_check refuses the Gram form with ns_bf16. work: count·(n + 4s²).
+
+// C = Y Z for a tall X, Z Y for a wide one (s x s each, batched): the Gram form's products in its order above
+template <typename Real>
+static void gram_mul(Real* C, const Real* Y, const Real* Z, int s, int count, bool tall) {
+    if (tall) mx_mul(C, Y, Z, s, count);
+    else mx_mul(C, Z, Y, s, count);
+}
+
+template <typename Real>
+static void newton_schulz_gram_batch(Real* X, int rows, int cols, int count, const double* abc, int abc_stride,
+                                     int steps, double norm_mult, Real* work) {
+    int s = rows < cols ? rows : cols;
+    bool tall = rows > cols;
+    size_t n = (size_t)rows * cols, ss = (size_t)s * s;
+    Real* R = work;             // (count, s, s) R, the small-side Gram matrix of X_0
+    Real* Q = R + count * ss;   // (count, s, s) Q_k
+    Real* A = Q + count * ss;   // (count, s, s) A_k, then Q_{k+1}
+    Real* P = A + count * ss;   // (count, s, s) Q_k R (wide: R Q_k), then P_k
+    Real* QX = P + count * ss;  // (count, rows, cols) X_0 Q_K (tall) or Q_K X_0 (wide)
+    if (norm_mult > 0.0) mx_scale_ns(X, n, count, mx_norms(X, n, count, 0), norm_mult);
+    if (steps <= 0) return;
+    mx_gram(R, X, rows, cols, count);
+    for (int t = 0; t < steps; t++) {
+        const double* k = abc + (size_t)t * abc_stride;
+        const Real* Ak = R;  // A_0 = R
+        if (t > 0) {
+            gram_mul(P, Q, R, s, count, tall);
+            gram_mul(A, P, Q, s, count, tall);  // A_k = (Q_k R) Q_k, or Q_k (R Q_k)
+            Ak = A;
+        }
+        mx_mul(P, Ak, Ak, s, count);
+        mx_axpby(P, k[2], Ak, k[1], count * ss);  // bA + cA²
+        mx_add_identity(P, s, count, k[0]);       // P_k = aI + bA + cA²
+        if (t == 0) {
+            Real* q = Q;  // Q_1 = P_0: the buffers trade names
+            Q = P;
+            P = q;
+        } else {
+            gram_mul(A, Q, P, s, count, tall);  // Q_{k+1} = Q_k P_k, or P_k Q_k
+            Real* q = Q;
+            Q = A;
+            A = q;
+        }
+    }
+    mx_apply_small_side(QX, Q, X, rows, cols, count);
+    mx_copy(X, QX, count * n);
 }
 
 // one matrix on the CPU (the fp64 reference). work: n + 2s² doubles.

@@ -39,6 +39,7 @@ struct RunConfig {
     char adjust_lr[24];
     char ns_dtype[8];
     char matmul[8];                                 // the machine: the products' precision
+    float ns_gram;                                  // the Muon family: Newton-Schulz on the Gram matrix
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -123,6 +124,9 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_STR("--ns-dtype", ns_dtype, "fp32", "fp32|bf16", "Muon family: Newton-Schulz and Polar Express in fp32 (the device's full "
                                                              "precision: fp64 on the CPU) or bf16 (as torch.optim.Muon: each matrix rounded to bf16, "
                                                              "fp32 sums on the GPU's tensor cores)"),
+        FLAG_NUM("--ns-gram", FLAG_FLOAT, ns_gram, "0", 0, 1e6, "Muon family: Newton-Schulz and Polar Express on the small Gram matrix "
+                                                                 "(the same map, fewer flops once long/short side > 1.5) for the matrices "
+                                                                 "whose long/short side is at least this (0: never); fp32 only"),
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     for (int i = 0; i < n; i++) f[i] = table[i];
@@ -378,6 +382,8 @@ static int optimizer_config_from_run(const RunConfig* rc, const char* spec, Opti
         if (rc->nesterov >= 0) c->muon.nesterov = rc->nesterov;
         if (rc->ns_steps >= 0) c->muon.ns_steps = rc->ns_steps;
         c->muon.ns_bf16 = strcmp(rc->ns_dtype, "bf16") == 0;
+        c->muon.ns_gram = rc->ns_gram;
+        if (muon_check(&c->muon, err)) return -1;  // e.g. --ns-gram with --ns-dtype bf16, refused here at once
     }
     const float flags[] = {rc->lr, rc->adam_lr, rc->weight_decay, rc->adam_weight_decay, rc->beta1, rc->beta2,
                            rc->eps, rc->grad_clip};

@@ -2,7 +2,9 @@
 //  - the blocked GEMM against the naive three loops (the reference), at the model's shapes: GFLOP/s and ratio;
 //  - each part of a training step of the default CPU model (d4, B 8, T 256): forward, backward, AdamW, Muon;
 //  - each op's forward and backward at those shapes, from the op-case table (tests/opcases.h);
-//  - a whole training step in tokens/s, with each optimizer, and the optimizer's share of the step.
+//  - a whole training step in tokens/s, with each optimizer, and the optimizer's share of the step;
+//  - Newton–Schulz (Keller's quintic, 5 steps, fp64) on one matrix, plain and on the Gram matrix (--ns-gram), at
+//    d4's and d6's shapes and at long/short side ratio 4.
 // The ratios at the end come from the same run's measurements (a reporter collects them).
 #include <benchmark/benchmark.h>
 #include "bench_report.h"
@@ -130,6 +132,31 @@ BENCHMARK_CAPTURE(BM_optimizer, muon, "muon")->Unit(benchmark::kMillisecond)->Mi
 BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
 
 // ----------------------------------------------------------------------------------------------------
+// Newton–Schulz on one matrix (rows, cols), plain (newton_schulz_batch) or on the Gram matrix
+// (newton_schulz_gram_batch): Keller's quintic, 5 steps, fp64, as a CPU run's Muon step takes it
+
+static void BM_ns(benchmark::State& state, bool gram) {
+    int rows = (int)state.range(0), cols = (int)state.range(1), s = rows < cols ? rows : cols;
+    size_t n = (size_t)rows * cols;
+    std::vector<float> x0 = bench_random(n, 4);
+    std::vector<double> X0(x0.begin(), x0.end()), X(n), work(n + 4 * (size_t)s * s);
+    for (auto _ : state) {
+        X = X0;
+        if (gram) newton_schulz_gram_batch(X.data(), rows, cols, 1, NS_ABC, 0, 5, 1.0, work.data());
+        else newton_schulz_batch(X.data(), rows, cols, 1, NS_ABC, 0, 5, 1.0, work.data());
+    }
+}
+
+// d4 (C 128): qkvw, fcw, fcprojw, attprojw; d6 (C 384): qkvw, fcw; long/short side 4 at 256 and 384
+static const int NS_SHAPES[][2] = {{384, 128}, {512, 128}, {128, 512}, {128, 128}, {1152, 384}, {1536, 384},
+                                   {256, 1024}, {384, 1536}};
+static void ns_args(benchmark::internal::Benchmark* b) {
+    for (auto& sh : NS_SHAPES) b->Args({sh[0], sh[1]});
+}
+BENCHMARK_CAPTURE(BM_ns, plain, false)->Apply(ns_args)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ns, gram, true)->Apply(ns_args)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
+
+// ----------------------------------------------------------------------------------------------------
 // each op of the table at d4's shapes, forward or backward alone (backwards add into their gradients every
 // iteration: the values drift, the work does not)
 
@@ -216,6 +243,15 @@ int main(int argc, char** argv) {
                    naive / blocked, blocked, naive);
     }
     print_gemm_peak(ms_of("op/" + matmul_case(OP_B * OP_T, OP_C, OP_VP, false).name + "/forward"));
+    for (auto& sh : NS_SHAPES) {  // multiply-adds in s³: plain 5(2r + 1), Gram 2r + 17, r = long/short (orthogonalize.h)
+        std::string shape = std::to_string(sh[0]) + "/" + std::to_string(sh[1]) + "/";
+        double plain = ms_of("BM_ns/plain/" + shape), gram = ms_of("BM_ns/gram/" + shape);
+        double r = sh[0] > sh[1] ? (double)sh[0] / sh[1] : (double)sh[1] / sh[0];
+        if (plain > 0 && gram > 0)
+            printf("  Newton-Schulz (quintic, 5 steps, fp64) %4d x %-4d (long/short %.0f): plain %7.2f ms, on the Gram "
+                   "matrix %7.2f ms: speed-up %.2fx (multiply-adds: %.2fx fewer)\n", sh[0], sh[1], r, plain, gram,
+                   plain / gram, 5 * (2 * r + 1) / (2 * r + 17));
+    }
     double fwd = ms_of("BM_step_forward/"), bwd = ms_of("BM_step_backward/");
     double step_adamw = ms_of("BM_train_step/adamw/");
     double opt_adamw = ms_of("BM_optimizer/adamw/");

@@ -201,9 +201,27 @@ BENCHMARK_CAPTURE(BM_train_step, fp32, GEMM_CUBLAS)->UseManualTime()->Unit(bench
 BENCHMARK_CAPTURE(BM_train_step, tf32, GEMM_CUBLAS_TF32)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 BENCHMARK_CAPTURE(BM_train_step, bf16, GEMM_CUBLAS_BF16)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
+// Newton–Schulz alone (Keller's quintic, 5 steps, fp32), plain or on the Gram matrix (--ns-gram), batched over
+// d12's 12 layers as the step runs it: fcw (3072, 768) and qkvw (2304, 768), long/short 4 and 3
+static void BM_ns(benchmark::State& state, bool gram) {
+    int rows = (int)state.range(0), cols = (int)state.range(1), count = 12;
+    size_t n = (size_t)rows * cols;
+    float* X = bench_buffer(count * n, 5, 1e-2f);
+    float* work = bench_buffer(muon_work_floats_cuda(rows, cols, count), 6);
+    gpu_timed(state, [&]() {  // in place: each call normalises what the last left, so the work stays the same
+        if (gram) newton_schulz_gram_batch(X, rows, cols, count, NS_ABC, 0, 5, 1.0, work);
+        else newton_schulz_batch(X, rows, cols, count, NS_ABC, 0, 5, 1.0, work);
+    });
+    device_free(DEV_CUDA, X);
+    device_free(DEV_CUDA, work);
+}
+BENCHMARK_CAPTURE(BM_ns, plain, false)->Args({3072, 768})->Args({2304, 768})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ns, gram, true)->Args({3072, 768})->Args({2304, 768})->UseManualTime()->Unit(benchmark::kMillisecond);
+
 // Muon's optimizer step at d12 (48 hidden matrices by Newton–Schulz, 5 steps; AdamW on the rest), with the
-// iteration in fp32 or in bf16 on the tensor cores (--ns-dtype), on fixed random gradients
-static void BM_muon_step(benchmark::State& state, bool bf16) {
+// iteration in fp32, in bf16 on the tensor cores (--ns-dtype), or on the Gram matrix for the matrices of
+// long/short side >= 2 (--ns-gram 2: fcw, fcprojw, qkvw), on fixed random gradients
+static void BM_muon_step(benchmark::State& state, bool bf16, float ns_gram) {
     GPT2Config cfg;
     char err[ERR_LEN];
     if (gpt2_config_preset(&cfg, "d12", err)) die("%s", err);
@@ -215,14 +233,16 @@ static void BM_muon_step(benchmark::State& state, bool bf16) {
     copy_to_device(DEV_CUDA, model.params[0].grad, g.data(), g.size() * sizeof(float));
     OptimizerConfig oc = optimizer_config_muon();
     oc.muon.ns_bf16 = bf16;
+    oc.muon.ns_gram = ns_gram;
     Optimizer opt;
     if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
     gpu_timed(state, [&]() { optimizer_step(&opt, &model, 1e-6f, false); });
     optimizer_free(&opt);
     gpt2_free(&model);
 }
-BENCHMARK_CAPTURE(BM_muon_step, fp32, false)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_muon_step, bf16, true)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_muon_step, fp32, false, 0.0f)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_muon_step, bf16, true, 0.0f)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_muon_step, gram, false, 2.0f)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // ----------------------------------------------------------------------------------------------------
 // the summary: ratios from this run's own measurements
@@ -255,6 +275,13 @@ int main(int argc, char** argv) {
     if (att_simple > 0 && att_flash > 0)
         printf("  attention fwd+bwd (B %d, T %d, C %d, NH %d): flash %.2f ms = %.2fx the simple path's time (%.2f ms)\n",
                BENCH_B, BENCH_T, BENCH_C, BENCH_NH, att_flash, att_flash / att_simple, att_simple);
+    for (const char* shape : {"3072/768/", "2304/768/"}) {  // multiply-adds in s³: plain 5(2r + 1), Gram 2r + 17
+        double plain = ms_of(std::string("BM_ns/plain/") + shape), gram = ms_of(std::string("BM_ns/gram/") + shape);
+        double r = shape[0] == '3' ? 4.0 : 3.0;
+        if (plain > 0 && gram > 0)
+            printf("  Newton-Schulz (quintic, 5 steps, fp32, 12 matrices) %-10s plain %.2f ms, on the Gram matrix %.2f ms:"
+                   " speed-up %.2fx (multiply-adds: %.2fx fewer)\n", shape, plain, gram, plain / gram, 5 * (2 * r + 1) / (2 * r + 17));
+    }
     double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16");
     if (step > 0) {
         GPT2Config cfg;
@@ -276,6 +303,10 @@ int main(int argc, char** argv) {
             printf("  Muon's optimizer step (d12, 48 matrices, 5 Newton-Schulz steps): fp32 %.2f ms, bf16 %.2f ms (%.2fx);"
                    " %.1f%% and %.1f%% of this training step\n", muon32, muon16, muon16 / muon32, 100.0 * muon32 / step,
                    100.0 * muon16 / step);
+        double muon_gram = ms_of("BM_muon_step/gram");
+        if (muon32 > 0 && muon_gram > 0)
+            printf("  the same step with --ns-gram 2 (fcw, fcprojw, qkvw on the Gram matrix): %.2f ms (%.2fx fp32's)\n",
+                   muon_gram, muon_gram / muon32);
         double copy_ms = ms_of("BM_device_copy");
         print_fusion_summary(residual_layernorm_case(BENCH_N, BENCH_C).name, residual_case((size_t)BENCH_N * BENCH_C).name,
                              layernorm_case(BENCH_N, BENCH_C).name, BENCH_N, BENCH_C,

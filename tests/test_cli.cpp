@@ -17,6 +17,8 @@ TEST_CASE("cli: a wrong flag, a bad value, a missing value") {
 TEST_CASE("cli: a model that cannot be built is refused before training") {
     expect_one_line_error(std::string("--heads 3") + SMALL + " --data /nonexistent_train.bin", "3 heads do not divide 32 channels");
     expect_one_line_error(std::string(SMALL) + " --seq-len 100", "--seq-len 100: longer than the model's context 64");
+    expect_one_line_error(std::string(SMALL) + " --optimizer muon --ns-gram 2 --ns-dtype bf16",
+                          "--ns-gram 2 with --ns-dtype bf16: Newton-Schulz on the Gram matrix is full precision only");
 }
 
 TEST_CASE("cli: missing, truncated and foreign token files") {

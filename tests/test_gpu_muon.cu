@@ -1,6 +1,7 @@
 // tests/test_gpu_muon.cu: the GPU Muon family (fp32, batched over same-shaped matrices) against its fp64 CPU
-// reference: Newton–Schulz, Polar Express, the spectral powers, the whole muon_update for each variant, the
-// health metrics, and bit-for-bit repeatability. Built by nvcc; each test skips, visibly, without a GPU.
+// reference: Newton–Schulz and Polar Express (plain, in bf16, on the Gram matrix), the spectral powers, the whole
+// muon_update for each variant, the health metrics, and bit-for-bit repeatability. Built by nvcc; each test
+// skips, visibly, without a GPU.
 //
 // Tolerances, as ‖gpu − cpu‖_F / ‖cpu‖_F per matrix (rel_error). The GPU runs the same iterations in fp32:
 // each product rounds at ~6e-8·sqrt(K) relative, and a Newton–Schulz step multiplies a perturbation by at most
@@ -26,11 +27,13 @@ static double rel_error_double(const float* got, const double* ref, size_t n) {
 
 static const int MUON_SHAPES[][2] = {{37, 70}, {70, 37}, {64, 64}, {5, 130}};  // wide, tall, square, very wide
 
-enum Orthogonalizer { ORTH_NS, ORTH_POLAR, ORTH_SPECTRAL, ORTH_NS_BF16, ORTH_POLAR_BF16 };
+enum Orthogonalizer { ORTH_NS, ORTH_POLAR, ORTH_SPECTRAL, ORTH_NS_BF16, ORTH_POLAR_BF16, ORTH_NS_GRAM, ORTH_POLAR_GRAM };
 
-// `count` packed random matrices through the GPU function and, one by one, through the CPU's
-static void check_orthogonalizer(Orthogonalizer which, double p, double tol) {
+// `count` packed random matrices through the GPU function and, one by one, through the CPU's; returns the
+// largest relative error
+static double check_orthogonalizer(Orthogonalizer which, double p, double tol) {
     const int count = 3;
+    double worst = 0.0;
     for (auto& shape : MUON_SHAPES) {
         int rows = shape[0], cols = shape[1], s = rows < cols ? rows : cols;
         size_t n = (size_t)rows * cols;
@@ -40,9 +43,11 @@ static void check_orthogonalizer(Orthogonalizer which, double p, double tol) {
         float* d_X = to_device(X);
         float* d_work = to_device(std::vector<float>(muon_work_floats_cuda(rows, cols, count), 0.0f));
         bool bf16 = which == ORTH_NS_BF16 || which == ORTH_POLAR_BF16;
-        bool polar = which == ORTH_POLAR || which == ORTH_POLAR_BF16;
+        bool polar = which == ORTH_POLAR || which == ORTH_POLAR_BF16 || which == ORTH_POLAR_GRAM;
+        bool gram = which == ORTH_NS_GRAM || which == ORTH_POLAR_GRAM;
         const double* abc = polar ? &POLAR_EXPRESS_ABC[0][0] : NS_ABC;
         if (which == ORTH_SPECTRAL) spectral_power_cuda(d_X, rows, cols, count, p, d_work);
+        else if (gram) newton_schulz_gram_batch(d_X, rows, cols, count, abc, polar ? 3 : 0, 5, polar ? 1.01 : 1.0, d_work);
         else newton_schulz_batch(d_X, rows, cols, count, abc, polar ? 3 : 0, 5, polar ? 1.01 : 1.0, d_work, bf16);
         std::vector<float> got = to_host(d_X, count * n);
         int off_bf16 = 0;  // a bf16 iteration leaves bf16 values
@@ -52,13 +57,16 @@ static void check_orthogonalizer(Orthogonalizer which, double p, double tol) {
         for (int m = 0; m < count; m++) {
             std::vector<double> ref = to_double(X.data() + m * n, n);
             if (which == ORTH_SPECTRAL) spectral_power(ref.data(), rows, cols, p, work.data());
+            else if (gram) newton_schulz_gram_batch(ref.data(), rows, cols, 1, abc, polar ? 3 : 0, 5, polar ? 1.01 : 1.0, work.data());
             else newton_schulz_batch(ref.data(), rows, cols, 1, abc, polar ? 3 : 0, 5, polar ? 1.01 : 1.0, work.data(), bf16);
             double err = rel_error_double(got.data() + m * n, ref.data(), n);
             CHECK_MESSAGE(err <= tol, "matrix " << m << ": relative error " << err << " (tolerance " << tol << ")");
+            worst = std::max(worst, err);
         }
         cudaCheck(cudaFree(d_X));
         cudaCheck(cudaFree(d_work));
     }
+    return worst;
 }
 
 TEST_CASE("gpu muon: Newton-Schulz quintic (fp32, batched) matches muon.h's fp64") {
@@ -81,6 +89,66 @@ TEST_CASE("gpu muon: Newton-Schulz and Polar Express in bf16 (tensor cores) matc
     check_orthogonalizer(ORTH_POLAR_BF16, 0.0, 2e-2);
 }
 
+// The Gram form (--ns-gram) in fp32 against its fp64 form (which test_muon.cpp checks against the plain
+// iteration to 1e-10): the tolerance of the plain form's tests above. Its roundings are the plain form's, but in
+// s x s products only, then carried by Q_K, whose eigenvalues reach the product of the a's (485, Polar Express
+// ~990) on small σ: the same factor the bound at the top already allows for.
+TEST_CASE("gpu muon: Newton-Schulz and Polar Express on the Gram matrix (fp32, batched) match muon.h's fp64") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    double ns = check_orthogonalizer(ORTH_NS_GRAM, 0.0, 2e-3), polar = check_orthogonalizer(ORTH_POLAR_GRAM, 0.0, 2e-3);
+    double ns_plain = check_orthogonalizer(ORTH_NS, 0.0, 2e-3), polar_plain = check_orthogonalizer(ORTH_POLAR, 0.0, 2e-3);
+    MESSAGE("fp32 against fp64, worst relative error: Gram form " << ns << " (quintic), " << polar << " (Polar Express); "
+            "plain form " << ns_plain << ", " << polar_plain);
+}
+
+// A gradient's momentum is far from a random matrix: a few large directions over a floor of small ones. There
+// the Gram form's fp32 roundings of R and the Q_k, carried by Q_K's eigenvalues (up to hundreds) and the steep
+// part of φ(σ)/σ near small σ, cost more than the plain form's (a CPU fp32 experiment, σ spread over 1e-2 to 1e-6:
+// 1e-4 to 1.5e-3 against the plain form's 1e-6 to 1e-5; still well under bf16's ~1e-2). Rank 4 plus a 1e-3 floor
+// here: on the emulation 2.4e-4 to 1.5e-3, the plain form 1.4e-5 to 3.1e-5. Tolerance 5e-3, far under a wrong
+// product's O(1).
+TEST_CASE("gpu muon: the Gram form on ill-conditioned matrices (rank 4 plus a small floor), fp32 against fp64") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    const int shapes[][2] = {{24, 96}, {96, 24}};
+    const int count = 2;
+    double worst = 0.0, worst_plain = 0.0;
+    for (auto& shape : shapes)
+        for (int polar = 0; polar < 2; polar++) {
+            int rows = shape[0], cols = shape[1], s = rows < cols ? rows : cols;
+            size_t n = (size_t)rows * cols;
+            CAPTURE(rows); CAPTURE(polar);
+            std::vector<float> L = random_vector(count * rows * 4, 240), Rt = random_vector(count * 4 * cols, 241);
+            std::vector<float> X = random_vector(count * n, 242, 1e-3f);
+            for (int m = 0; m < count; m++)
+                for (int i = 0; i < rows; i++)
+                    for (int j = 0; j < cols; j++)
+                        for (int q = 0; q < 4; q++)
+                            X[m * n + (size_t)i * cols + j] += L[(m * rows + i) * 4 + q] * Rt[(m * 4 + q) * cols + j];
+            const double* abc = polar ? &POLAR_EXPRESS_ABC[0][0] : NS_ABC;
+            double mult = polar ? 1.01 : 1.0;
+            std::vector<float> gram(count * n), plain(count * n);
+            for (int form = 0; form < 2; form++) {
+                float* d_X = to_device(X);
+                float* d_work = to_device(std::vector<float>(muon_work_floats_cuda(rows, cols, count), 0.0f));
+                if (form == 0) newton_schulz_gram_batch(d_X, rows, cols, count, abc, polar ? 3 : 0, 5, mult, d_work);
+                else newton_schulz_batch(d_X, rows, cols, count, abc, polar ? 3 : 0, 5, mult, d_work);
+                (form == 0 ? gram : plain) = to_host(d_X, count * n);
+                cudaCheck(cudaFree(d_X));
+                cudaCheck(cudaFree(d_work));
+            }
+            std::vector<double> work(muon_work_doubles(rows, cols) + 5 * (size_t)s * s);
+            for (int m = 0; m < count; m++) {
+                std::vector<double> ref = to_double(X.data() + m * n, n);
+                newton_schulz_gram_batch(ref.data(), rows, cols, 1, abc, polar ? 3 : 0, 5, mult, work.data());
+                double err = rel_error_double(gram.data() + m * n, ref.data(), n);
+                CHECK_MESSAGE(err <= 5e-3, "matrix " << m << ": relative error " << err);
+                worst = std::max(worst, err);
+                worst_plain = std::max(worst_plain, rel_error_double(plain.data() + m * n, ref.data(), n));
+            }
+        }
+    MESSAGE("ill-conditioned, fp32 against fp64, worst relative error: Gram form " << worst << ", plain form " << worst_plain);
+}
+
 TEST_CASE("gpu muon: spectral powers U S^p V^T (p = 0, 1/4, 1/2, 1) match muon.h's fp64") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
     for (double p : {0.0, 0.25, 0.5, 1.0}) check_orthogonalizer(ORTH_SPECTRAL, p, 5e-3);
@@ -91,6 +159,7 @@ struct MuonVariant {
     const char* name;
     int method, base, normuon, adjust, lr2_decay, nesterov;
     double p;
+    float ns_gram;
 };
 
 TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two steps, two matrices apart") {
@@ -101,6 +170,8 @@ TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two
         {"normuon, match_rms_adamw", MUON_NS, BASE_MOMENTUM, 1, ADJUST_MATCH_RMS_ADAMW, 0, 1, 0.0},
         {"rms base, p = 0.5, normuon", MUON_SPECTRAL, BASE_ADAM_RMS, 1, ADJUST_NONE, 0, 0, 0.5},
         {"p = 0, lr² decay", MUON_SPECTRAL, BASE_MOMENTUM, 0, ADJUST_ORIGINAL, 1, 1, 0.0},
+        {"muon on the Gram matrix (ratio >= 1.5)", MUON_NS, BASE_MOMENTUM, 0, ADJUST_ORIGINAL, 0, 1, 0.0, 1.5f},
+        {"polar on the Gram matrix, normuon", MUON_POLAR, BASE_MOMENTUM, 1, ADJUST_ORIGINAL, 0, 1, 0.0, 1.5f},
     };
     const int count = 2;
     for (const MuonVariant& var : variants)
@@ -123,6 +194,7 @@ TEST_CASE("gpu muon: muon_update_cuda matches muon_update for every variant, two
             h.adjust = var.adjust;
             h.lr2_decay = var.lr2_decay;
             h.ns_steps = 5;
+            h.ns_gram = var.ns_gram;
             h.beta2 = 0.95f;
             h.eps = 1e-8f;
             // Each matrix's state spaced as the variant needs it (the RMS base with NorMuon keeps n values of v

@@ -204,6 +204,13 @@ TEST_CASE("hostile: a checkpoint's settings, optimizer and state are validated b
          "setting --ns-dtype: expected one of fp32|bf16, got 'fp16'"},
         {"ns_bf16", [](GPT2Config*, RunConfig*, OptimizerConfig* o, TrainState*) { o->muon.ns_bf16 = 2; },
          "a 0/1 setting holds 2"},
+        {"ns_gram", [](GPT2Config*, RunConfig* r, OptimizerConfig*, TrainState*) { r->ns_gram = -2; },
+         "setting --ns-gram -2: expected a number from 0 to"},
+        {"ns_gram_bf16", [](GPT2Config*, RunConfig*, OptimizerConfig* o, TrainState*) {
+             *o = optimizer_config_muon();
+             o->muon.ns_gram = 2;
+             o->muon.ns_bf16 = 1;
+         }, "--ns-gram 2 with --ns-dtype bf16"},
         {"batch", [](GPT2Config*, RunConfig* r, OptimizerConfig*, TrainState*) { r->batch = -4; },
          "setting --batch -4: expected an integer from 0 to"},
     };

@@ -394,6 +394,91 @@ TEST_CASE("newton_schulz in bf16: every matrix it leaves is bf16 values, and the
 }
 
 // ----------------------------------------------------------------------------------------------------
+// Newton–Schulz on the Gram matrix (--ns-gram): the plain iteration's map, computed on s x s matrices
+
+// Both forms evaluate the same polynomial of X_0X_0ᵀ, only with the products in another order, so in fp64 they
+// differ by roundings: ~1e-16 per product, carried by at most the product of the a's (485 for the quintic, ~990
+// for Polar Express, the largest eigenvalue Q_K can have) and by the steep part of φ(σ)/σ at small σ, which
+// an ill-conditioned matrix reaches: measured up to 8.2e-12 here (with the matrix whose σ spread over 1e-6). The
+// tolerance, 1e-10 relative, is above that with a margin, far below any error in the algebra (a wrong
+// transpose, a missing identity, a step's coefficients on the wrong power: O(1e-2) or more), and below the
+// products in the wrong order (up to 2e-8 on this ill-conditioned matrix: orthogonalize.h).
+TEST_CASE("newton_schulz_gram_batch: the plain Newton-Schulz and Polar Express in fp64, wide, tall and square, batched") {
+    Rng rng = rng_make(78);
+    const int shapes[][2] = {{24, 96}, {96, 24}, {40, 40}, {7, 150}};
+    const int count = 3;
+    double worst = 0.0;
+    for (auto& sh : shapes)
+        for (int polar = 0; polar < 2; polar++) {
+            int rows = sh[0], cols = sh[1], s = rows < cols ? rows : cols;
+            size_t n = (size_t)rows * cols;
+            CAPTURE(rows); CAPTURE(cols); CAPTURE(polar);
+            const double* abc = polar ? &POLAR_EXPRESS_ABC[0][0] : NS_ABC;
+            double mult = polar ? 1.01 : 1.0;
+            Mat X(count * n), S(s);
+            for (int m = 0; m < count; m++) {  // random; ill conditioned (σ from 1 to 1e-6); random and tiny
+                for (int i = 0; i < s; i++) S[i] = pow(1e-6, (double)i / (s - 1));
+                Mat one = m == 1 ? with_spectrum(&rng, rows, cols, S) : random_matrix(&rng, rows, cols);
+                for (size_t i = 0; i < n; i++) X[m * n + i] = one[i] * (m == 2 ? 1e-4 : 1.0);
+            }
+            Mat gram = X, work(count * (n + 4 * (size_t)s * s));
+            newton_schulz_gram_batch(gram.data(), rows, cols, count, abc, polar ? 3 : 0, 5, mult, work.data());
+            for (int m = 0; m < count; m++) {
+                Mat plain(X.begin() + m * n, X.begin() + (m + 1) * n), got(gram.begin() + m * n, gram.begin() + (m + 1) * n);
+                Mat in = plain;
+                double in_norm = frob(in);
+                for (double& x : in) x /= mult * in_norm + NS_EPS;  // the normalised input, where both start
+                newton_schulz(plain.data(), rows, cols, abc, polar ? 3 : 0, 5, mult, work.data());
+                double rel = frob_diff(got, plain) / frob(plain);
+                CAPTURE(m);
+                CHECK(rel < 1e-10);
+                CHECK(frob_diff(got, in) > 0.1 * frob(in));  // it did orthogonalize: far from where it started
+                worst = fmax(worst, rel);
+            }
+        }
+    MESSAGE("Gram form against the plain form, fp64: worst relative difference " << worst);
+}
+
+TEST_CASE("muon_update with --ns-gram: the plain step's update, on the matrices whose side ratio reaches the setting") {
+    MuonHyper h = default_hyper(0.02f, 0.1f, 0.95f, 1, ADJUST_ORIGINAL);
+    h.ns_gram = 4.0f;
+    CHECK(muon_uses_gram(24, 96, &h));
+    CHECK(muon_uses_gram(96, 24, &h));
+    CHECK(!muon_uses_gram(40, 100, &h));  // ratio 2.5 < 4
+    h.method = MUON_SPECTRAL;
+    CHECK(!muon_uses_gram(24, 96, &h));  // the spectral powers have iterations of their own
+    h.method = MUON_NS;
+    h.ns_gram = 0.0f;
+    CHECK(!muon_uses_gram(24, 96, &h));  // 0: never
+    Rng rng = rng_make(79);
+    const int shapes[][2] = {{24, 96}, {96, 24}};
+    for (auto& sh : shapes)
+        for (int method : {MUON_NS, MUON_POLAR}) {
+            int rows = sh[0], cols = sh[1];
+            size_t n = (size_t)rows * cols;
+            CAPTURE(rows); CAPTURE(method);
+            std::vector<float> p_plain(n), p_gram, m_plain(n, 0.0f), m_gram(n, 0.0f), g(n);
+            for (float& x : p_plain) x = (float)(0.1 * rng_normal(&rng));
+            p_gram = p_plain;
+            Mat work(muon_work_doubles(rows, cols)), u_plain(n), u_gram(n);
+            for (int t = 1; t <= 3; t++) {
+                for (float& x : g) x = (float)rng_normal(&rng);
+                MuonHyper hp = default_hyper(0.02f, 0.1f, 0.95f, 1, ADJUST_ORIGINAL), hg = hp;
+                hp.method = hg.method = method;
+                hp.step = hg.step = t;
+                hg.ns_gram = 2.0f;
+                REQUIRE(muon_uses_gram(rows, cols, &hg));
+                muon_update(p_plain.data(), g.data(), m_plain.data(), NULL, rows, cols, &hp, work.data(), u_plain.data());
+                muon_update(p_gram.data(), g.data(), m_gram.data(), NULL, rows, cols, &hg, work.data(), u_gram.data());
+                CHECK(frob_diff(u_gram, u_plain) < 1e-10 * frob(u_plain));  // the tolerance of the test above
+                CHECK(frob(u_plain) > 0.0);
+                for (size_t i = 0; i < n; i++)  // parameters apart by at most one float32 rounding per step
+                    CHECK(fabs((double)p_gram[i] - p_plain[i]) <= t * 1.2e-7 * fabs(p_plain[i]) + 1e-12);
+            }
+        }
+}
+
+// ----------------------------------------------------------------------------------------------------
 // NorMuon, lr² weight decay, the Adam base: against loops written independently
 
 TEST_CASE("normuon_normalize: per-row second moment, Frobenius norm kept") {
@@ -625,6 +710,10 @@ TEST_CASE("work sizes: every function stays inside what it documents") {
         std::vector<float> fg(n, 0.5f), fw(n, 0.25f);
         CHECK(stays_in_work(n + 2 * s * s, [&](double* w) { Y = X; ns_quintic(Y.data(), rows, cols, 5, w); }));
         CHECK(stays_in_work(n + 2 * s * s, [&](double* w) { Y = X; polar_express(Y.data(), rows, cols, w); }));
+        CHECK(stays_in_work(n + 4 * s * s, [&](double* w) {
+            Y = X;
+            newton_schulz_gram_batch(Y.data(), rows, cols, 1, NS_ABC, 0, 5, 1.0, w);
+        }));
         CHECK(stays_in_work(n + 5 * s * s, [&](double* w) { Y = X; spectral_power(Y.data(), rows, cols, .25, w); }));
         CHECK(stays_in_work(n + 5 * s * s, [&](double* w) { Y = X; spectral_power(Y.data(), rows, cols, 0, w); }));
         CHECK(stays_in_work(n + s * s,
@@ -680,4 +769,15 @@ TEST_CASE("muon_check: bad configurations are named") {
     h = default_hyper(0.02f, 0.1f, 1.0f, 1, ADJUST_ORIGINAL);
     CHECK(muon_check(&h, err) == -1);
     CHECK(std::string(err).find("momentum") != std::string::npos);
+    h = default_hyper(0.02f, 0.1f, 0.95f, 1, ADJUST_ORIGINAL);
+    h.ns_gram = 2.0f;
+    CHECK(muon_check(&h, err) == 0);
+    h.ns_bf16 = 1;  // the Gram form is full precision only
+    CHECK(muon_check(&h, err) == -1);
+    CHECK(std::string(err) == "--ns-gram 2 with --ns-dtype bf16: Newton-Schulz on the Gram matrix is full precision "
+                              "only (in bf16 it drifts)");
+    h.ns_bf16 = 0;
+    h.ns_gram = -1.0f;
+    CHECK(muon_check(&h, err) == -1);
+    CHECK(std::string(err).find("ns_gram = -1") != std::string::npos);
 }

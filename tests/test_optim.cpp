@@ -94,9 +94,18 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
     REQUIRE(optimizer_config_from_run(&rc, "muon", &c, err) == 0);
     CHECK(c.lr == 0.05f);  // an explicit --lr wins
     CHECK(c.muon.ns_bf16 == 0);  // fp32 by default
+    CHECK(c.muon.ns_gram == 0.0f);  // and never on the Gram matrix
     REQUIRE(settings_from({"--adjust-lr", "original"}, &rc, err) == 0);
     REQUIRE(optimizer_config_from_run(&rc, "muon+match", &c, err) == 0);
     CHECK(c.muon.adjust == ADJUST_ORIGINAL);  // the flag after the name's suffix
+    REQUIRE(settings_from({"--ns-gram", "2.5"}, &rc, err) == 0);
+    REQUIRE(optimizer_config_from_run(&rc, "polar", &c, err) == 0);
+    CHECK(c.muon.ns_gram == 2.5f);
+    // the Gram form with bf16: each flag is valid alone, the pair is refused when the optimizer is made
+    REQUIRE(settings_from({"--ns-gram", "2", "--ns-dtype", "bf16"}, &rc, err) == 0);
+    CHECK(optimizer_config_from_run(&rc, "muon", &c, err) != 0);
+    CHECK(std::string(err).find("--ns-gram 2 with --ns-dtype bf16") == 0);
+    CHECK(optimizer_config_from_run(&rc, "adamw", &c, err) == 0);  // no Newton-Schulz there: nothing to refuse
     struct Bad { std::vector<std::string> args; const char* message; };
     const Bad bad[] = {{{"--momentum", "1"}, "--momentum 1: expected a number in [0, 1), or default"},
                        {{"--nesterov", "2"}, "--nesterov 2: expected an integer from 0 to 1, or default"},
@@ -104,7 +113,8 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
                        {{"--ns-steps", "100"}, "--ns-steps 100: expected an integer from 1 to 99, or default"},
                        {{"--adjust-lr", "fast"}, "--adjust-lr: expected one of original|match_rms_adamw, got 'fast'"},
                        {{"--ns-dtype", "fp16"}, "--ns-dtype: expected one of fp32|bf16, got 'fp16'"},
-                       {{"--matmul", "fp16"}, "--matmul: expected one of fp32|tf32|bf16, got 'fp16'"}};
+                       {{"--matmul", "fp16"}, "--matmul: expected one of fp32|tf32|bf16, got 'fp16'"},
+                       {{"--ns-gram", "-1"}, "--ns-gram -1: expected a number from 0 to 1000000"}};
     for (const Bad& b : bad) {  // refused as they are parsed, by the flag table's ranges
         CHECK(settings_from(b.args, &rc, err) != 0);
         CHECK(std::string(err) == b.message);
