@@ -293,6 +293,8 @@ static double device_peak_flops(Device d) {
 
 // blocks of `threads` that cover n items
 static unsigned cuda_blocks(size_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+// whether a float4 (128-bit) access may start at p
+static bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
 // One handle for the whole program, created on first use (cublasCreate costs milliseconds and some memory).
 // Default stream, host pointer mode; the math mode stays plain FP32 (gemm.h asks for TF32 per call, at GEMM_CUBLAS_TF32).

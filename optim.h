@@ -97,12 +97,14 @@ static int optimizer_init(Optimizer* opt, const GPT2* model, const OptimizerConf
 #endif
     opt->num_parameters = model->num_parameters;
     // a matrix method's cost, to deal its matrices among the ranks: a Newton–Schulz step on a block with sides
-    // s <= l is two s x l x s products and one s³ (4s²l + 2s³ FLOPs), the same for every method's iteration
+    // s <= l is two s x l x s products and one s³ (4s²l + 2s³ FLOPs), the same for every method's iteration; on
+    // the Gram matrix (--ns-gram) 5 steps cost 2s²l + 17s³ multiply-adds (orthogonalize.h), a fifth of it a step
     double* cost = (double*)xcalloc(opt->num_slots, sizeof(double));
     for (int i = 0; i < opt->num_slots; i++) {
         const ParamSlot* s = &opt->slots[i];
-        double blocks = matrix_blocks(opt, s), a = s->rows / blocks, b = s->cols, lo = a < b ? a : b;
-        if (opt->use_matrix_method[i]) cost[i] = blocks * lo * lo * (2.0 * (a + b - lo) + lo);
+        double blocks = matrix_blocks(opt, s), a = s->rows / blocks, b = s->cols, lo = a < b ? a : b, hi = a + b - lo;
+        bool gram = muon_uses_gram((int)a, (int)b, &cfg->muon);
+        if (opt->use_matrix_method[i]) cost[i] = blocks * lo * lo * (gram ? (2.0 * hi + 17.0 * lo) / 5.0 : 2.0 * hi + lo);
     }
     partition_build(&opt->part, opt->slots, opt->num_slots, cost, rank, ranks, model->device);
     opt->adamw_slices = (AdamWSlice*)xcalloc(opt->part.first[rank + 1] - opt->part.first[rank] + 1, sizeof(AdamWSlice));

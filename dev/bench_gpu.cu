@@ -311,6 +311,15 @@ int main(int argc, char** argv) {
         print_fusion_summary(residual_layernorm_case(BENCH_N, BENCH_C).name, residual_case((size_t)BENCH_N * BENCH_C).name,
                              layernorm_case(BENCH_N, BENCH_C).name, BENCH_N, BENCH_C,
                              copy_ms > 0 ? 2.0 * ((size_t)1 << 28) * sizeof(float) / 1e9 / (copy_ms / 1e3) : 0.0);
+        // GELU's float4 kernels: bytes moved (forward inp -> out, backward inp, dout, dinp read and written)
+        double gelu_n = (double)BENCH_N * 4 * BENCH_C, copy_gbs = 2.0 * ((size_t)1 << 28) * 4 / 1e9 / (copy_ms / 1e3);
+        std::string gelu = "op/" + gelu_case((size_t)gelu_n).name;
+        double gf = ms_of(gelu + "/forward"), gb = ms_of(gelu + "/backward");
+        if (gf > 0 && gb > 0 && copy_ms > 0)
+            printf("  gelu (float4 accesses) forward %.0f GB/s, backward %.0f GB/s: %.0f%% and %.0f%% of a device copy's %.0f\n",
+                   2 * gelu_n * 4 / 1e9 / (gf / 1e3), 4 * gelu_n * 4 / 1e9 / (gb / 1e3),
+                   100 * 2 * gelu_n * 4 / 1e9 / (gf / 1e3) / copy_gbs, 100 * 4 * gelu_n * 4 / 1e9 / (gb / 1e3) / copy_gbs,
+                   copy_gbs);
         for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs 12 blocks)
             double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)

@@ -38,27 +38,44 @@ static void gelu_backward_cpu(float* dinp, const float* inp, const float* dout, 
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
-// CUDA kernels (one thread per element, the same formulas) and launchers
+// CUDA kernels (the same formulas) and launchers
 
+// Four elements per thread, read and written with 128-bit accesses (float4: one load instruction and one memory
+// transaction per four floats instead of four), the last n % 4 one at a time by the thread after the last group.
+// Every pointer must be 16-byte aligned: the arenas and device_malloc align to 256 bytes (the launchers check).
 static __global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = gelu_value(inp[i]);
+    size_t i = 4 * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i + 4 <= n) {
+        float4 x = *(const float4*)(inp + i);
+        *(float4*)(out + i) = make_float4(gelu_value(x.x), gelu_value(x.y), gelu_value(x.z), gelu_value(x.w));
+    } else {
+        for (; i < n; i++) out[i] = gelu_value(inp[i]);
+    }
 }
 
 static __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dinp[i] += dout[i] * gelu_slope(inp[i]);
+    size_t i = 4 * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i + 4 <= n) {
+        float4 x = *(const float4*)(inp + i), d = *(const float4*)(dout + i), g = *(const float4*)(dinp + i);
+        *(float4*)(dinp + i) = make_float4(g.x + d.x * gelu_slope(x.x), g.y + d.y * gelu_slope(x.y),
+                                           g.z + d.z * gelu_slope(x.z), g.w + d.w * gelu_slope(x.w));
+    } else {
+        for (; i < n; i++) dinp[i] += dout[i] * gelu_slope(inp[i]);
+    }
 }
 
 static void gelu_forward_cuda(float* out, const float* inp, size_t n) {
     if (n == 0) return;
-    gelu_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, inp, n);
+    if (!aligned16(out) || !aligned16(inp)) die("gelu_forward_cuda: buffers not 16-byte aligned (float4 accesses)");
+    gelu_forward_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(out, inp, n);
     cudaCheckLaunch();
 }
 
 static void gelu_backward_cuda(float* dinp, const float* inp, const float* dout, size_t n) {
     if (n == 0) return;
-    gelu_backward_kernel<<<cuda_blocks(n, 256), 256>>>(dinp, inp, dout, n);
+    if (!aligned16(dinp) || !aligned16(inp) || !aligned16(dout))
+        die("gelu_backward_cuda: buffers not 16-byte aligned (float4 accesses)");
+    gelu_backward_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(dinp, inp, dout, n);
     cudaCheckLaunch();
 }
 #endif

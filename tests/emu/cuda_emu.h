@@ -62,6 +62,16 @@ struct dim3 {
     unsigned x, y, z;
     constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
 };
+// CUDA's vector type for 128-bit loads and stores: 16-byte aligned as on the GPU, so a float4 access through a
+// misaligned pointer (a fault on the hardware) is undefined behaviour here too, which UBSan's alignment check in
+// `make sanitize-cpu` reports
+struct __align__(16) float4 {
+    float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) {
+    float4 v = {x, y, z, w};
+    return v;
+}
 
 enum cudaError {
     cudaSuccess = 0,

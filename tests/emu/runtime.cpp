@@ -218,7 +218,8 @@ static void switch_to(Fiber* to) {
 // ----------------------------------------------------------------------------------------------------
 // device memory: every cudaMalloc is its own host allocation, so AddressSanitizer sees an access past it. Without
 // AddressSanitizer each allocation has a guard zone on either side, checked after each kernel that was given a
-// pointer into it. New memory is filled with all bits set (a NaN as float or double, -1 as int), so a kernel that
+// pointer into it. Each allocation starts at a multiple of 256 bytes, as cudaMalloc's do (kernels' float4
+// accesses and cuBLAS rely on it). New memory is filled with all bits set (a NaN as float or double, -1 as int), so a kernel that
 // reads what nobody wrote shows it.
 
 struct Allocation {
@@ -231,8 +232,9 @@ static const size_t DEVICE_MEMORY = 80ull << 30;  // what cudaMemGetInfo reports
 #ifdef EMU_ASAN
 static const size_t GUARD = 0;
 #else
-static const size_t GUARD = 64;
+static const size_t GUARD = 256;  // a multiple of the alignment below, so the base keeps it
 #endif
+static const size_t DEVICE_ALIGNMENT = 256;  // cudaMalloc's (at least 256 bytes): what float4 and cuBLAS may assume
 static const unsigned char GUARD_BYTE = 0xA5;
 
 static const Allocation* find_allocation(const void* p) {
@@ -882,8 +884,8 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
         report("cudaMalloc: %zu bytes, %zu of the device's %zu in use", bytes, allocated_bytes, DEVICE_MEMORY);
         return set_last(cudaErrorMemoryAllocation);
     }
-    char* raw = (char*)malloc(bytes + 2 * GUARD + 1);
-    if (!raw) return set_last(cudaErrorMemoryAllocation);
+    char* raw = NULL;
+    if (posix_memalign((void**)&raw, DEVICE_ALIGNMENT, bytes + 2 * GUARD + 1) != 0) return set_last(cudaErrorMemoryAllocation);
     char* base = raw + GUARD;
     memset(raw, GUARD_BYTE, GUARD);
     memset(base + bytes, GUARD_BYTE, GUARD);
