@@ -293,8 +293,10 @@ static void gpt2_free(GPT2* m) {
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
 // per-position losses and returns their mean; without, only the logits (returns -1). The tape records
-// the ops when m->tape.recording is set, ready for gpt2_backward.
-static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, int T) {
+// the ops when m->tape.recording is set, ready for gpt2_backward. loss_scale > 0: the loss_scale the
+// gpt2_backward to follow will be given, known now, so the loss's gradient is computed in its forward
+// (ops/crossentropy.h: one pass over the logits, which it overwrites).
+static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, int T, float loss_scale = 0.0f) {
     const GPT2Config* cfg = &m->config;
     int C = cfg->channels, NH = cfg->num_heads, V = cfg->vocab_size, Vp = cfg->padded_vocab_size;
     int N = B * T;
@@ -342,7 +344,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     matmul(tape, m->kernels, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
     if (!targets) return -1.0f;
 
-    crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp);
+    crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp, loss_scale);
     copy_to_host(m->device, m->host_losses, m->losses.data, sizeof(float) * N);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += m->host_losses[i];

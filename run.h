@@ -305,8 +305,9 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     double loss_sum = 0.0;
     for (int micro = 0; micro < c->grad_accum; micro++) {  // the mean over every rank's B·T tokens of each
         if (dataloader_next(&r->train, err)) return -1;
-        loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T);
-        gpt2_backward(&r->model, B, T, 1.0f / ((float)B * T * c->grad_accum * dist.ranks));
+        float loss_scale = 1.0f / ((float)B * T * c->grad_accum * dist.ranks);  // dL/dloss_i: L is the mean
+        loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T, loss_scale);  // the loss's
+        gpt2_backward(&r->model, B, T, loss_scale);                                // backward fused in its forward
     }
     dist_sum(r->dev, r->model.params[0].grad, r->model.num_parameters);  // every rank: the whole batch's gradient
     dist_sum_doubles(&loss_sum, 1);

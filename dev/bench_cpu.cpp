@@ -76,9 +76,10 @@ static void step_bench_free(StepBench* s) {
     gpt2_free(&s->model);
 }
 
-static float step_forward(StepBench* s) {
+// loss_scale > 0: the loss's backward fused into the forward, as ./train runs a step (0: the forward alone)
+static float step_forward(StepBench* s, float loss_scale = 0.0f) {
     gpt2_zero_grad(&s->model);
-    return gpt2_forward(&s->model, s->ids.data(), s->targets.data(), s->B, s->T);
+    return gpt2_forward(&s->model, s->ids.data(), s->targets.data(), s->B, s->T, loss_scale);
 }
 
 static void step_backward(StepBench* s) { gpt2_backward(&s->model, s->B, s->T, 1.0f / (s->B * s->T)); }
@@ -114,7 +115,7 @@ static void BM_train_step(benchmark::State& state, const char* name) {
     StepBench s;
     step_bench_init(&s, name);
     for (auto _ : state) {
-        step_forward(&s);
+        step_forward(&s, 1.0f / (s.B * s.T));
         step_backward(&s);
         optimizer_step(&s.opt, &s.model, 1e-9f, false);
     }
@@ -266,6 +267,8 @@ int main(int argc, char** argv) {
         int N = OP_B * OP_T;
         print_fusion_summary(residual_layernorm_case(N, OP_C).name, residual_case((size_t)N * OP_C).name,
                              layernorm_case(N, OP_C).name, N, OP_C, 0.0);
+        int V = 50257 < OP_VP ? 50257 : OP_VP;
+        print_classifier_summary(crossentropy_fused_case(N, V, OP_VP, 0.0f).name, crossentropy_case(N, V, OP_VP, 0.0f).name);
         for (const OpCase& c : bench_op_cases) {  // the ops of one block and the head (the step runs L blocks)
             double f = ms_of("op/" + c.name + "/forward"), b = ms_of("op/" + c.name + "/backward");
             if (f > 0 && b > 0)

@@ -186,7 +186,7 @@ static void BM_train_step(benchmark::State& state, GemmLevel products) {
     std::vector<int> ids(text.begin(), text.end() - 1), targets(text.begin() + 1, text.end());
     gpu_timed(state, [&]() {
         gpt2_zero_grad(&model);
-        gpt2_forward(&model, ids.data(), targets.data(), BENCH_B, BENCH_T);
+        gpt2_forward(&model, ids.data(), targets.data(), BENCH_B, BENCH_T, 1.0f / BENCH_N);  // as ./train: the loss fused
         gpt2_backward(&model, BENCH_B, BENCH_T, 1.0f / BENCH_N);
         optimizer_step(&opt, &model, 1e-6f, false);  // a tiny lr keeps the weights where they are
     });
@@ -311,6 +311,9 @@ int main(int argc, char** argv) {
         print_fusion_summary(residual_layernorm_case(BENCH_N, BENCH_C).name, residual_case((size_t)BENCH_N * BENCH_C).name,
                              layernorm_case(BENCH_N, BENCH_C).name, BENCH_N, BENCH_C,
                              copy_ms > 0 ? 2.0 * ((size_t)1 << 28) * sizeof(float) / 1e9 / (copy_ms / 1e3) : 0.0);
+        int V = 50257 < BENCH_VP ? 50257 : BENCH_VP;
+        print_classifier_summary(crossentropy_fused_case(BENCH_N, V, BENCH_VP, 0.0f).name,
+                                 crossentropy_case(BENCH_N, V, BENCH_VP, 0.0f).name);
         // GELU's float4 kernels: bytes moved (forward inp -> out, backward inp, dout, dinp read and written)
         double gelu_n = (double)BENCH_N * 4 * BENCH_C, copy_gbs = 2.0 * ((size_t)1 << 28) * 4 / 1e9 / (copy_ms / 1e3);
         std::string gelu = "op/" + gelu_case((size_t)gelu_n).name;

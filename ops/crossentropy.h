@@ -2,6 +2,8 @@
 // the probabilities are never stored, only each row's log-sum-exp; the backward recomputes them. The loss is the
 // logits' only reader, so its backward sets their gradient (=, where other ops add) and may write it over the
 // logits themselves: the model keeps one (B, T, Vp) buffer for both, its largest activation (model.h).
+// Fused (a training step, whose dL/dloss is known before the forward): the forward writes dlogits too, while each
+// row is still in cache, and no backward is recorded: forward and backward in one pass, as llm.c's classifier.
 // The vocabulary is padded from V = 50257 to Vp = 50304 (a multiple of 64, for fast matmuls); the padded
 // logits take no part in the softmax, so they can never win, and get zero gradient.
 // Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
@@ -15,12 +17,24 @@
 // exp_nonpositive (device.h): libm's exp is a call per element, and the softmax takes 2 of them per logit,
 // ~100M per step at B·T = 2048.
 
+// dloss/dz_v = softmax(z)_v − [v == target] for v < V, 0 for the padding:
+//   dlogits[n, v] = dlosses[n] · (exp(z_v − lse) − [v == target])
+// One row; each entry is read, then written: dz may be z itself.
+static inline void crossentropy_row_backward_cpu(float* dz, const float* z, float d, float l, int target, int V,
+                                                 int Vp) {
+#pragma omp simd
+    for (int v = 0; v < V; v++) dz[v] = d * exp_nonpositive(z[v] - l);
+    for (int v = V; v < Vp; v++) dz[v] = 0.0f;
+    dz[target] -= d;
+}
+
 // For each of the N rows (a position), over the first V logits z:
 //   lse = log Σ_v exp(z_v)  (computed as max + log Σ exp(z − max), so it cannot overflow)
 //   loss = lse − z[target]  ( = −log softmax(z)[target] )
 // The sum runs in float over blocks of 1024 terms (each <= 1), the blocks' sums in double.
+// Fused (dlogits not NULL): the row's gradient for dlosses[n] = dloss, as crossentropy_backward_cpu writes it.
 static void crossentropy_forward_cpu(float* losses, float* lse, const float* logits, const int* targets, int N,
-                                     int V, int Vp) {
+                                     int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float* z = logits + (size_t)n * Vp;
@@ -38,24 +52,16 @@ static void crossentropy_forward_cpu(float* losses, float* lse, const float* log
         float l = maxv + (float)log(sum);
         lse[n] = l;
         losses[n] = l - z[targets[n]];
+        if (dlogits) crossentropy_row_backward_cpu(dlogits + (size_t)n * Vp, z, dloss, l, targets[n], V, Vp);
     }
 }
 
-// dloss/dz_v = softmax(z)_v − [v == target] for v < V, 0 for the padding:
-//   dlogits[n, v] = dlosses[n] · (exp(z_v − lse) − [v == target])
-// Each entry is read, then written: dlogits may be logits itself.
 static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, const float* logits, const float* lse,
                                       const int* targets, int N, int V, int Vp) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float* z = logits + (size_t)n * Vp;
-        float* dz = dlogits + (size_t)n * Vp;
-        float d = dlosses[n], l = lse[n];
-#pragma omp simd
-        for (int v = 0; v < V; v++) dz[v] = d * exp_nonpositive(z[v] - l);
-        for (int v = V; v < Vp; v++) dz[v] = 0.0f;
-        dz[targets[n]] -= d;
-    }
+    for (int n = 0; n < N; n++)
+        crossentropy_row_backward_cpu(dlogits + (size_t)n * Vp, logits + (size_t)n * Vp, dlosses[n], lse[n],
+                                      targets[n], V, Vp);
 }
 
 #ifdef __CUDACC__
@@ -64,15 +70,29 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
 
 #define CE_THREADS 512  // threads per row: a row of 50257 logits is ~100 values per thread
 
+// Backward formula above crossentropy_row_backward_cpu; the softmax is recomputed from the logits and lse.
+// The block's threads stride over the row's Vp columns, each entry read by the thread that writes it (so dz may
+// be z); the padded columns get zero.
+static __device__ void crossentropy_row_backward(float* dz, const float* z, float d, float l, int target, int V,
+                                                 int Vp) {
+    for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
+        float g = v < V ? d * expf(z[v] - l) : 0.0f;
+        dz[v] = v == target ? g - d : g;  // the CPU's order: the softmax term, then minus d at the target
+    }
+}
+
 // One block per row n, in one pass over the row's logits (the largest activation: one read, not two). Each thread
 // keeps the online softmax of its strided share: its running max m and s = Σ exp(z − m), rescaled by exp(m − z)
 // when a larger z arrives (Milakov & Gimelshein, arXiv 1805.02867). Then the block's max M (a fixed tree), each
 // thread's s moved to it, s·exp(m − M), and their sum (a fixed tree): Σ exp(z − M) over the row. The CPU reference
 // takes two passes (max, then the sum in double); the two agree to ~1e-7 relative.
+// Fused (dlogits not NULL): then the row's gradient for dloss, while the row is still in cache (every thread has
+// the lse from the reductions; z[target] was read before them, so dlogits may be the logits).
 static __global__ void crossentropy_forward_kernel(float* losses, float* lse, const float* logits, const int* targets,
-                                                   int V, int Vp) {
-    int n = blockIdx.x;
+                                                   int V, int Vp, float* dlogits, float dloss) {
+    int n = blockIdx.x, target = targets[n];
     const float* z = logits + (size_t)n * Vp;
+    float z_target = z[target];
     float m = -INFINITY, s = 0.0f;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float x = z[v];
@@ -85,36 +105,28 @@ static __global__ void crossentropy_forward_kernel(float* losses, float* lse, co
     }
     float maxv = block_reduce_max(m);
     float sum = block_reduce_sum(m == -INFINITY ? 0.0f : s * expf(m - maxv));
+    float l = maxv + logf(sum);
     if (threadIdx.x == 0) {
-        float l = maxv + logf(sum);
         lse[n] = l;
-        losses[n] = l - z[targets[n]];
+        losses[n] = l - z_target;
     }
+    if (dlogits) crossentropy_row_backward(dlogits + (size_t)n * Vp, z, dloss, l, target, V, Vp);
 }
 
-// Backward formula above crossentropy_backward_cpu; the softmax is recomputed from the logits and lse.
-// One block per row, threads striding over its Vp columns, each entry read by the thread that writes it (so
-// dlogits may be logits); the padded columns get zero.
+// One block per row, as the forward.
 static __global__ void crossentropy_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
                                                     const float* lse, const int* targets, int V, int Vp) {
     int n = blockIdx.x;
-    const float* z = logits + (size_t)n * Vp;
-    float* dz = dlogits + (size_t)n * Vp;
-    float d = dlosses[n], l = lse[n];
-    int target = targets[n];
-    for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
-        float g = v < V ? d * expf(z[v] - l) : 0.0f;
-        dz[v] = v == target ? g - d : g;  // the CPU's order: the softmax term, then minus d at the target
-    }
+    crossentropy_row_backward(dlogits + (size_t)n * Vp, logits + (size_t)n * Vp, dlosses[n], lse[n], targets[n], V, Vp);
 }
 
 // ----------------------------------------------------------------------------------------------------
 // CUDA launchers: the CPU functions' arguments, as device pointers (targets too)
 
 static void crossentropy_forward_cuda(float* losses, float* lse, const float* logits, const int* targets, int N,
-                                      int V, int Vp) {
+                                      int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
     if (N == 0) return;
-    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp);
+    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp, dlogits, dloss);
     cudaCheckLaunch();
 }
 
@@ -129,12 +141,13 @@ static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, con
 // ----------------------------------------------------------------------------------------------------
 // by device: the one place that picks the CPU or the CUDA code (targets on the same device as the logits)
 
+// dlogits not NULL: fused, the gradient for dlosses = dloss at every position written too (may be logits)
 static void crossentropy_forward(Device d, float* losses, float* lse, const float* logits, const int* targets, int N,
-                                 int V, int Vp) {
+                                 int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp);
+    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp, dlogits, dloss);
 #endif
-    crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp);
+    crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp, dlogits, dloss);
 }
 
 static void crossentropy_backward(Device d, float* dlogits, const float* dlosses, const float* logits,
@@ -156,9 +169,14 @@ static void crossentropy_backward_node(const TapeNode* node) {
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
 // lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward, which sets
 // logits->grad (which may be logits->data: the logits are then gone once the backward has run).
+// dloss > 0 (with a recording tape): fused, logits->grad set here for dL/dlosses = dloss at every position, and
+// nothing recorded (the caller's seed of losses->grad must then be the same dloss, or is unused).
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
-                         int Vp) {
-    crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp);
+                         int Vp, float dloss = 0.0f) {
+    bool fused = dloss > 0.0f && tape && tape->recording;
+    crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp,
+                         fused ? logits->grad : NULL, dloss);
+    if (fused) return;
     TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
     node.in[0] = logits;
     node.saved[0] = lse;

@@ -244,6 +244,20 @@ static OpCase crossentropy_case(int N, int V, int Vp, float padding) {
     return c;
 }
 
+// The classifier as a training step runs it: the loss's backward fused into its forward for dlosses = dloss at
+// every position (dlogits in a buffer of its own here; the model writes it over the logits). No backward left.
+static OpCase crossentropy_fused_case(int N, int V, int Vp, float padding) {
+    OpCase c = crossentropy_case(N, V, Vp, padding);
+    c.name = "crossentropy fused N=" + std::to_string(N) + " V=" + std::to_string(V) + " Vp=" + std::to_string(Vp);
+    const float dloss = 1.0f / N;
+    c.forward = [=](Device d, Kernels, float** b, int** in) {
+        crossentropy_forward(d, b[1], b[2], b[0], in[0], N, V, Vp, b[4], dloss);
+    };
+    c.backward = [](Device, Kernels, float**, int**) {};
+    c.flops = 8.0 * N * V;
+    return c;
+}
+
 // ----------------------------------------------------------------------------------------------------
 // the tables
 
@@ -265,7 +279,8 @@ static std::vector<OpCase> op_cases_gpu() {
             gelu_case(37 * 1001), gelu_case(3), residual_case(3 * 37 * 1001),  // 37037 = 4·9259 + 1, and 3: the tails
             embedding_case(3, 37, 67, 50304), embedding_case(2, 1, 1001, 97), embedding_case(4, 33, 768, 60),
             embedding_case(16, 128, 768, 50304),
-            crossentropy_case(5, 50257, 50304, 1e4f), crossentropy_case(37, 60, 64, 1e4f), crossentropy_case(1, 2, 2, 1e4f)};
+            crossentropy_case(5, 50257, 50304, 1e4f), crossentropy_case(37, 60, 64, 1e4f), crossentropy_case(1, 2, 2, 1e4f),
+            crossentropy_fused_case(5, 50257, 50304, 1e4f), crossentropy_fused_case(37, 60, 64, 1e4f)};
 }
 
 // the layers of one transformer block and the head, at a model's shapes (B·T positions, width C, NH heads); the
@@ -276,7 +291,8 @@ static std::vector<OpCase> op_cases_bench(int B, int T, int C, int NH, int Vp, s
     return {embedding_case(B, T, C, Vp, ids), layernorm_case(N, C), matmul_case(N, C, 3 * C, true),
             attention_case(B, T, C, NH), matmul_case(N, C, 4 * C, true), gelu_case((size_t)N * 4 * C),
             matmul_case(N, 4 * C, C, true), residual_case((size_t)N * C), residual_layernorm_case(N, C),
-            matmul_case(N, C, Vp, false), crossentropy_case(N, 50257 < Vp ? 50257 : Vp, Vp, 0.0f)};
+            matmul_case(N, C, Vp, false), crossentropy_case(N, 50257 < Vp ? 50257 : Vp, Vp, 0.0f),
+            crossentropy_fused_case(N, 50257 < Vp ? 50257 : Vp, Vp, 0.0f)};
 }
 
 // ----------------------------------------------------------------------------------------------------

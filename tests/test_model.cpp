@@ -116,6 +116,33 @@ TEST_CASE("model: activation gradients take two layers' room whatever the depth;
     CHECK(total > 40e9);  // and the sizing is still counting what is there (13 GB of logits alone)
 }
 
+// A training step passes its loss scale to the forward, which then runs the loss's backward in the same pass
+// (ops/crossentropy.h): every parameter's gradient must be what the separate backward gives, bit for bit.
+TEST_CASE("model: the loss's backward fused into the forward gives the same gradients, bit for bit") {
+    GPT2Config cfg = tiny_config();
+    int B = 2, T = 8;
+    GPT2 model;
+    gpt2_build(&model, &cfg, B, T, DEV_CPU, 1);
+    int ids[16], targets[16];
+    random_tokens(ids, B * T, cfg.vocab_size, 5);
+    random_tokens(targets, B * T, cfg.vocab_size, 6);
+    std::vector<float> grads[2];
+    float losses[2];
+    for (int fused = 0; fused < 2; fused++) {
+        gpt2_zero_grad(&model);
+        losses[fused] = gpt2_forward(&model, ids, targets, B, T, fused ? 1.0f / (B * T) : 0.0f);
+        CHECK(model.tape.count == (fused ? 0 : 1) + 9 * cfg.num_layers + 3);  // the loss's node only unfused
+        gpt2_backward(&model, B, T, 1.0f / (B * T));
+        grads[fused].assign(model.params[0].grad, model.params[0].grad + model.num_parameters);
+    }
+    CHECK(losses[1] == losses[0]);
+    CHECK(grads[1] == grads[0]);
+    double norm = 0.0;
+    for (float g : grads[1]) norm += (double)g * g;
+    CHECK(norm > 0.0);
+    gpt2_free(&model);
+}
+
 TEST_CASE("model: initialisation follows GPT-2 (std 0.02, scaled residual projections, zero padding)") {
     GPT2Config cfg;
     char err[ERR_LEN];

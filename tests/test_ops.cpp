@@ -174,6 +174,25 @@ TEST_CASE("residual_layernorm: the same bits as the residual add followed by the
     CHECK(da2 != da0);  // the gradients did arrive
 }
 
+// A training step runs the loss's backward inside its forward (dL/dloss known in advance): the same arithmetic as
+// the forward then the backward, written over the logits as the model does, so fusing changed no run's numbers.
+TEST_CASE("crossentropy fused: the same bits as the forward then the backward, in place over the logits") {
+    int N = 7, V = 300, Vp = 320;
+    std::vector<float> logits = random_vector((size_t)N * Vp, 91, 3.0f);
+    std::vector<int> targets(N);
+    for (int n = 0; n < N; n++) targets[n] = (n * 37) % V;
+    float dloss = 1.0f / N;
+    std::vector<float> z1(logits), losses1(N), lse1(N), dlosses(N, dloss);
+    crossentropy_forward_cpu(losses1.data(), lse1.data(), z1.data(), targets.data(), N, V, Vp);
+    crossentropy_backward_cpu(z1.data(), dlosses.data(), z1.data(), lse1.data(), targets.data(), N, V, Vp);
+    std::vector<float> z2(logits), losses2(N), lse2(N);
+    crossentropy_forward_cpu(losses2.data(), lse2.data(), z2.data(), targets.data(), N, V, Vp, z2.data(), dloss);
+    CHECK(losses2 == losses1);
+    CHECK(lse2 == lse1);
+    CHECK(z2 == z1);       // dlogits, over the logits
+    CHECK(z2 != logits);   // which it did replace
+}
+
 TEST_CASE("gelu: known values") {
     float x[3] = {0.0f, 1.0f, -2.0f}, y[3];
     gelu_forward_cpu(y, x, 3);
