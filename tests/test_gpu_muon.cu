@@ -105,8 +105,8 @@ TEST_CASE("gpu muon: Newton-Schulz and Polar Express on the Gram matrix (fp32, b
 // the Gram form's fp32 roundings of R and the Q_k, carried by Q_K's eigenvalues (up to hundreds) and the steep
 // part of φ(σ)/σ near small σ, cost more than the plain form's (a CPU fp32 experiment, σ spread over 1e-2 to 1e-6:
 // 1e-4 to 1.5e-3 against the plain form's 1e-6 to 1e-5; still well under bf16's ~1e-2). Rank 4 plus a 1e-3 floor
-// here: on the emulation 2.4e-4 to 1.5e-3, the plain form 1.4e-5 to 3.1e-5. Tolerance 5e-3, far under a wrong
-// product's O(1).
+// here: on the emulation 2.4e-4 to 1.5e-3, the plain form 1.4e-5 to 3.1e-5. Tolerance 1e-2, bf16's own distance:
+// room for a GPU's other summation order (not yet run on one), and still far under a wrong product's O(1).
 TEST_CASE("gpu muon: the Gram form on ill-conditioned matrices (rank 4 plus a small floor), fp32 against fp64") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
     const int shapes[][2] = {{24, 96}, {96, 24}};
@@ -141,7 +141,7 @@ TEST_CASE("gpu muon: the Gram form on ill-conditioned matrices (rank 4 plus a sm
                 std::vector<double> ref = to_double(X.data() + m * n, n);
                 newton_schulz_gram_batch(ref.data(), rows, cols, 1, abc, polar ? 3 : 0, 5, mult, work.data());
                 double err = rel_error_double(gram.data() + m * n, ref.data(), n);
-                CHECK_MESSAGE(err <= 5e-3, "matrix " << m << ": relative error " << err);
+                CHECK_MESSAGE(err <= 1e-2, "matrix " << m << ": relative error " << err);
                 worst = std::max(worst, err);
                 worst_plain = std::max(worst_plain, rel_error_double(plain.data() + m * n, ref.data(), n));
             }
