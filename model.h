@@ -36,12 +36,16 @@ struct BlockActs {  // one layer's activations; shapes for the allocated (B, T)
 // Activation gradients in two sets, used by alternate layers. Walking backward, layer l adds into the gradients of
 // its own activations and of the stream entering it, and reads only two gradients of layer l + 1's set (its ln1,
 // and the stream entering it, which is layer l's res3); layer l + 2's are consumed by then. So layer l's gradients
-// live in set l % 2, which a tape node zeroes just before layer l's backward (recorded after the layer's forward):
+// live in set l % 2, which a tape node zeroes just before layer l's backward (recorded after the layer's forward;
+// set L % 2, which the LM head's backward writes first, by a node recorded after the head), so no backward clears
+// the whole arena:
 // 2 layers' worth of gradient memory instead of L (d12 at B = 32, T = 1024: 3.6 GB instead of 21.7 GB). llm.c
 // shares them the same way. The final layernorm's gradient is "ln1 of layer L" (set L % 2).
 struct GradSet {  // the slots of one set, each (B, T, width)
     float *stream, *ln1, *qkv, *atty, *attproj, *res2, *ln2, *fch, *fch_gelu, *fcproj;
 };
+static const int GRAD_SET_WIDTHS[10] = {1, 1, 3, 1, 1, 1, 1, 4, 4, 1};  // the slots' widths above, in units of C
+static const int GRAD_SET_C = 18;                                        // their sum
 
 struct GPT2 {
     GPT2Config config;
@@ -73,6 +77,7 @@ struct GPT2 {
     int* targets;          // (B, T) targets on the device
     float* host_losses;    // (B, T) losses copied back for the mean
     Tape tape;
+    float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
 static void gpt2_layout_params(GPT2* m) {
@@ -113,16 +118,16 @@ static void gpt2_layout_blocks(GPT2* m) {
     }
 }
 
-// Set k's slots, carved from its block of 18·B·T·C floats (NULL while sizing).
+// Set k's slots, carved from its block of GRAD_SET_C·B·T·C floats (NULL while sizing).
 static GradSet grad_set_slots(float* base, size_t BTC) {
     GradSet g;
     float** slots[] = {&g.stream, &g.ln1, &g.qkv, &g.atty, &g.attproj, &g.res2, &g.ln2, &g.fch, &g.fch_gelu, &g.fcproj};
-    const int widths[] = {1, 1, 3, 1, 1, 1, 1, 4, 4, 1};  // in units of C
     size_t offset = 0;
     for (int i = 0; i < 10; i++) {
         *slots[i] = base ? base + offset : NULL;
-        offset += widths[i] * BTC;
+        offset += GRAD_SET_WIDTHS[i] * BTC;
     }
+    if (offset != GRAD_SET_C * BTC) die("grad_set_slots: the slots' widths do not add up to GRAD_SET_C");
     return g;
 }
 
@@ -141,7 +146,7 @@ static void gpt2_layout_acts(GPT2* m) {
     size_t BTC = (size_t)B * T * C;
     GradSet sets[2];
     for (int k = 0; k < 2; k++) {
-        m->grad_sets[k] = tensor_make("grad_set", g, NULL, 18 * B, T, C);  // gradients only: data is the block
+        m->grad_sets[k] = tensor_make("grad_set", g, NULL, GRAD_SET_C * B, T, C);  // gradients only: data is the block
         m->grad_sets[k].grad = m->grad_sets[k].data;
         sets[k] = grad_set_slots(m->grad_sets[k].data, BTC);
     }
@@ -311,6 +316,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     if (targets) copy_to_device(m->device, m->targets, targets, sizeof(int) * N);
     Tape* tape = &m->tape;
     tape_reset(tape);
+    m->fused_loss_scale = 0.0f;
 
     embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &m->params[P_WTE], &m->params[P_WPE], B, T, C);
     Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
@@ -342,9 +348,11 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         stream = &a->res3;
     }
     matmul(tape, m->kernels, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
+    tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 
     crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp, loss_scale);
+    if (tape->recording) m->fused_loss_scale = loss_scale;  // what gpt2_backward must then be given
     copy_to_host(m->device, m->host_losses, m->losses.data, sizeof(float) * N);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += m->host_losses[i];
@@ -357,8 +365,11 @@ static void gpt2_zero_grad(GPT2* m) { device_zero(m->device, m->grad_arena.base,
 // per optimizer step, so several micro-batches can accumulate). loss_scale is dL/dloss_i for every
 // position: 1/(B·T) for the mean loss, divided again by the number of accumulated micro-batches.
 static void gpt2_backward(GPT2* m, int B, int T, float loss_scale) {
-    device_zero(m->device, m->act_grad_arena.base, m->act_grad_arena.capacity);
-    device_fill(m->device, m->losses.grad, (size_t)B * T, loss_scale);
+    if (m->fused_loss_scale > 0.0f && m->fused_loss_scale != loss_scale)
+        die("gpt2_backward: loss_scale %g, but the forward computed the loss's gradient for %g", loss_scale,
+            m->fused_loss_scale);
+    device_fill(m->device, m->losses.grad, (size_t)B * T, loss_scale);  // the activations' gradients: the tape's
+                                                                         // nodes clear each set before its users
     tape_backward(&m->tape);
 }
 
