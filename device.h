@@ -392,3 +392,25 @@ static void device_describe(Device d, char* out, size_t size) {
     snprintf(out, size, "%s, %d threads", model, threads);
 }
 
+
+// dst = src rounded to bf16 (bf16_round), n values, on either device; dst == src rounds in place. What --precision
+// bf16 does where a bf16 tensor would be stored (the weights' copy, each activation: model.h) and what Muon's bf16
+// Newton-Schulz does to each matrix (orthogonalize.h). The buffers stay fp32: the values are bf16's.
+#ifdef __CUDACC__
+static __global__ void round_bf16_kernel(float* dst, const float* src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = bf16_round(src[i]);
+}
+#endif
+static void device_round_bf16(Device d, float* dst, const float* src, size_t n) {
+    if (d == DEV_CPU) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
+        return;
+    }
+#ifdef __CUDACC__
+    if (n == 0) return;
+    round_bf16_kernel<<<cuda_blocks(n, 256), 256>>>(dst, src, n);
+    cudaCheckLaunch();
+#endif
+}

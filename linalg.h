@@ -326,14 +326,7 @@ static void mx_axpby(float* y, double a, const float* x, double b, size_t total)
     mx_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, (float)b, total);
     cudaCheckLaunch();
 }
-static __global__ void mx_round_bf16_kernel(float* x, size_t total) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) x[i] = bf16_round(x[i]);
-}
-static void mx_round_bf16(float* x, size_t total) {
-    mx_round_bf16_kernel<<<cuda_blocks(total, 256), 256>>>(x, total);
-    cudaCheckLaunch();
-}
+static void mx_round_bf16(float* x, size_t total) { device_round_bf16(DEV_CUDA, x, x, total); }
 static void mx_scale_add(float* y, double a, const float* x, size_t total) {
     mx_axpby_kernel<<<cuda_blocks(total, 256), 256>>>(y, (float)a, x, 1.0f, total);
     cudaCheckLaunch();

@@ -53,8 +53,11 @@ struct GPT2 {
     size_t num_parameters;
     Arena param_arena;     // one allocation: every parameter, llm.c's order
     Arena grad_arena;      // one allocation: their gradients, same layout
-    Tensor params[NUM_PARAM_TENSORS];
-    BlockParams* blocks;   // (L) views into params
+    Tensor params[NUM_PARAM_TENSORS];   // the master weights: what the optimizer updates and checkpoints hold
+    Arena weight_arena;    // --precision bf16: the parameters rounded to bf16 (else nothing allocated)
+    Tensor weights[NUM_PARAM_TENSORS];  // what the layers read: params' values (fp32) or that rounded copy (bf16),
+                                        // with params' gradients either way (gpt2_forward refreshes the copy)
+    BlockParams* blocks;   // (L) views into weights
 
     int B, T;              // the batch the activations are sized for
     Arena act_arena;       // one allocation: activation values, then (act_grad_arena) their gradients
@@ -90,19 +93,22 @@ static void gpt2_layout_params(GPT2* m) {
     all.size = gpt2_num_parameters(&m->config);
     all.data = arena_take(&m->param_arena, all.size);
     all.grad = arena_take(&m->grad_arena, all.size);
+    Tensor read = all;  // the weights the layers read: the same values, or the bf16 copy's (same gradients)
+    if (m->kernels.precision == PRECISION_BF16) read.data = arena_take(&m->weight_arena, all.size);
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         m->params[i] = tensor_view(&all, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
+        m->weights[i] = tensor_view(&read, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
         offset += m->params[i].size;
     }
 }
 
-// per-layer views: layer l of a stacked tensor starts at l · (its per-layer size)
+// per-layer views of the weights the layers read: layer l of a stacked tensor starts at l · (its per-layer size)
 static void gpt2_layout_blocks(GPT2* m) {
     int C = m->config.channels;
     for (int l = 0; l < m->config.num_layers; l++) {
         BlockParams* b = &m->blocks[l];
-        Tensor* p = m->params;
+        Tensor* p = m->weights;
         b->ln1w = tensor_view(&p[P_LN1W], "ln1w", (size_t)l * C, C);
         b->ln1b = tensor_view(&p[P_LN1B], "ln1b", (size_t)l * C, C);
         b->qkvw = tensor_view(&p[P_QKVW], "qkvw", (size_t)l * 3 * C * C, 3 * C, C);
@@ -227,8 +233,9 @@ static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed
     }
 }
 
-// Builds the model for batches of up to B x T on `device`, initialised from `seed`, its activations sized for the
-// GPU kernel choices `kernels` (ignored on the CPU; by default cuBLAS FP32 and the simple attention).
+// Builds the model for batches of up to B x T on `device`, initialised from `seed`, for the kernel choices
+// `kernels` (by default cuBLAS FP32, the simple attention, fp32 precision): its activations sized for the GPU's
+// attention path (the CPU has one), and with a bf16 copy of the weights at bf16 precision.
 static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device device, uint64_t seed,
                        Kernels kernels = Kernels{GEMM_CUBLAS, ATTENTION_SIMPLE}) {
     memset(m, 0, sizeof(*m));
@@ -244,9 +251,11 @@ static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device devi
     // parameters and their gradients: size, allocate, lay out
     m->param_arena = arena_sizing(device);
     m->grad_arena = arena_sizing(device);
+    m->weight_arena = arena_sizing(device);
     gpt2_layout_params(m);
     arena_allocate(&m->param_arena);
     arena_allocate(&m->grad_arena);
+    if (m->weight_arena.used) arena_allocate(&m->weight_arena);
     gpt2_layout_params(m);
     gpt2_layout_blocks(m);
     m->num_parameters = gpt2_num_parameters(cfg);
@@ -280,6 +289,7 @@ static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device devi
 static void gpt2_free(GPT2* m) {
     arena_free(&m->param_arena);
     arena_free(&m->grad_arena);
+    arena_free(&m->weight_arena);
     arena_free(&m->act_arena);  // act_grad_arena lives inside it
     device_free(m->device, m->ids);
     device_free(m->device, m->token_groups);
@@ -295,6 +305,21 @@ static void gpt2_free(GPT2* m) {
 
 // ----------------------------------------------------------------------------------------------------
 // forward and backward
+
+// --precision bf16's rounding points (tensor.h's Precision). Before a forward, the layers' copy of the weights is
+// rounded from the fp32 master weights (one pass over the parameters: at every forward, so no optimizer step,
+// checkpoint load or test that writes params can leave it stale). Each activation's first n values are rounded
+// where the forward makes them, after the op that wrote them: the ops compute in fp32 from bf16 inputs, and the
+// backward reads the bf16 values. The rounding has no backward of its own (the gradient passes through it as
+// through a cast, as in autocast). At fp32 these do nothing.
+static void gpt2_refresh_weights(GPT2* m) {
+    if (m->kernels.precision != PRECISION_BF16) return;
+    if (!m->weight_arena.base) die("gpt2_forward: bf16 precision, but the model was built without the bf16 weight copy");
+    device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
+}
+static void gpt2_store(const GPT2* m, Tensor* t, size_t n) {
+    if (m->kernels.precision == PRECISION_BF16) device_round_bf16(m->device, t->data, t->data, n);
+}
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
 // per-position losses and returns their mean; without, only the logits (returns -1). The tape records
@@ -317,37 +342,52 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     Tape* tape = &m->tape;
     tape_reset(tape);
     m->fused_loss_scale = 0.0f;
+    gpt2_refresh_weights(m);
+    size_t NC = (size_t)N * C;  // an activation of width w has w · NC values (gpt2_store rounds them at bf16)
 
-    embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &m->params[P_WTE], &m->params[P_WPE], B, T, C);
+    Tensor* w = m->weights;
+    embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &w[P_WTE], &w[P_WPE], B, T, C);
+    gpt2_store(m, &m->encoded, NC);
     Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
     // every layernorm but the first reads a residual add's result: the two run fused (ops/layernorm.h), the add
     // writing the stream and the layernorm normalising it in one pass; so each block ends with the next one's ln1
     layernorm(tape, &m->acts[0].ln1, &m->acts[0].ln1_mean, &m->acts[0].ln1_rstd, stream, &m->blocks[0].ln1w,
               &m->blocks[0].ln1b, N, C);
+    gpt2_store(m, &m->acts[0].ln1, NC);
     for (int l = 0; l < cfg->num_layers; l++) {
         BlockParams* p = &m->blocks[l];
         BlockActs* a = &m->acts[l];
         // attention half: res2 = stream + proj(attention(qkv(ln1(stream)))), and ln2 = ln2(res2)
         matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
+        gpt2_store(m, &a->qkv, 3 * NC);
         attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
+        gpt2_store(m, &a->atty, NC);
         matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
+        gpt2_store(m, &a->attproj, NC);
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
+        gpt2_store(m, &a->res2, NC);
+        gpt2_store(m, &a->ln2, NC);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
         matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
+        gpt2_store(m, &a->fch, 4 * NC);
         gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+        gpt2_store(m, &a->fch_gelu, 4 * NC);
         matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
+        gpt2_store(m, &a->fcproj, NC);
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];
         Tensor *ln = last ? &m->lnf : &next->ln1, *ln_mean = last ? &m->lnf_mean : &next->ln1_mean,
                *ln_rstd = last ? &m->lnf_rstd : &next->ln1_rstd;
-        Tensor *ln_w = last ? &m->params[P_LNFW] : &m->blocks[l + 1].ln1w,
-               *ln_b = last ? &m->params[P_LNFB] : &m->blocks[l + 1].ln1b;
+        Tensor *ln_w = last ? &w[P_LNFW] : &m->blocks[l + 1].ln1w, *ln_b = last ? &w[P_LNFB] : &m->blocks[l + 1].ln1b;
         residual_layernorm(tape, &a->res3, ln, ln_mean, ln_rstd, &a->res2, &a->fcproj, ln_w, ln_b, N, C);
+        gpt2_store(m, &a->res3, NC);
+        gpt2_store(m, ln, NC);
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    matmul(tape, m->kernels, &m->logits, &m->lnf, &m->params[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
+    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
+    gpt2_store(m, &m->logits, (size_t)N * Vp);  // bf16 logits; the loss reads them in fp32 arithmetic
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 

@@ -40,6 +40,7 @@ struct RunConfig {
     char ns_dtype[8];
     char matmul[8];                                 // the machine: the products' precision
     float ns_gram;                                  // the Muon family: Newton-Schulz on the Gram matrix
+    char precision[8];                              // the machine: the numbers the model stores
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -110,8 +111,12 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_NUM("--stop-at", FLAG_INT, stop_at, "0", 0, BIG, "stop after this step as if interrupted, with a checkpoint"),
         FLAG_STR("--device", device, "auto", "cpu|cuda|auto", "cpu|cuda|auto"),
         FLAG_STR("--attention", attention, "flash", "flash|simple", "GPU attention: flash (fused kernels, no T x T buffers) or simple (cuBLAS products, T x T scores kept); the CPU has one attention"),
-        FLAG_STR("--matmul", matmul, "fp32", "fp32|tf32|bf16", "the layers' matrix products: fp32, or on the GPU's tensor cores with inputs rounded "
-                                                              "to tf32 or bf16 and fp32 sums (the CPU rounds the same inputs)"),
+        FLAG_STR("--precision", precision, "auto", "auto|bf16|fp32", "the numbers the model stores: bf16 (a bf16 copy of the fp32 master weights, "
+                                                                     "bf16 activations; fp32 statistics, sums, gradients and optimizer state) or fp32 "
+                                                                     "(auto: bf16 on a GPU, fp32 on the CPU; the CPU rounds as the GPU does)"),
+        FLAG_STR("--matmul", matmul, "auto", "auto|fp32|tf32|bf16", "the layers' matrix products: fp32, or on the GPU's tensor cores with inputs "
+                                                                    "rounded to tf32 or bf16 and fp32 sums (the CPU rounds the same inputs; auto: "
+                                                                    "bf16 at bf16 precision, else fp32)"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", 0, 4096, "CPU threads, at most the cores there are (0: all cores)"),
         FLAG_NUM("--seed", FLAG_INT64, seed, "1337", 1, 0, "initial weights and data order"),
         FLAG_STR("--optimizers", optimizers, "adamw,muon", NULL, "compare: the optimizers to compare"),
@@ -327,14 +332,21 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     if (rc->eval_every == 0) rc->eval_every = rc->steps / 10 > 0 ? rc->steps / 10 : 1;
     if (rc->health_every == 0) rc->health_every = rc->steps / 8 > 0 ? rc->steps / 8 : 1;
     if (rc->run_name[0] == 0) snprintf(rc->run_name, sizeof(rc->run_name), "%s", rc->optimizer);
+    if (strcmp(rc->precision, "auto") == 0) snprintf(rc->precision, sizeof(rc->precision), "%s", gpu ? "bf16" : "fp32");
+    if (strcmp(rc->matmul, "auto") == 0)  // a bf16 model's products take bf16 values: the bf16 tensor cores' work
+        snprintf(rc->matmul, sizeof(rc->matmul), "%s", strcmp(rc->precision, "bf16") == 0 ? "bf16" : "fp32");
 }
 
-// the GPU kernels the flags choose (tensor.h's Kernels): --matmul's product level and --attention's path
+// the kernels the flags choose (tensor.h's Kernels): --matmul's product level, --attention's path, --precision's
+// numbers (after run_config_resolve: "auto" is resolved by then)
 static Kernels run_kernels(const RunConfig* rc) {
+    if (strcmp(rc->precision, "auto") == 0 || strcmp(rc->matmul, "auto") == 0)
+        die("run_kernels: --precision and --matmul must be resolved for the device first (run_config_resolve)");
     Kernels k;
     k.gemm = strcmp(rc->matmul, "bf16") == 0 ? GEMM_CUBLAS_BF16 : strcmp(rc->matmul, "tf32") == 0 ? GEMM_CUBLAS_TF32
                                                                                                 : GEMM_CUBLAS;
     k.attention = strcmp(rc->attention, "simple") == 0 ? ATTENTION_SIMPLE : ATTENTION_FLASH;
+    k.precision = strcmp(rc->precision, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
     return k;
 }
 

@@ -108,9 +108,9 @@ static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, i
 }
 
 // ----------------------------------------------------------------------------------------------------
-// kernel choices: how a model's ops run on the GPU, chosen when the model is built (--attention; the product
-// level by tests and benchmarks), passed to the ops that have a choice and kept on the tape for their backward.
-// The CPU has one of each.
+// kernel choices: how a model's ops run, chosen when the model is built (--attention, --matmul, --precision),
+// passed to the ops that have a choice and kept on the tape for their backward. The CPU has one attention; its
+// products round their inputs as the GPU's level does, and it keeps the same precision's rounding points.
 
 // the GPU's matrix products (gemm.h): cuBLAS in FP32; cuBLAS allowed TF32 tensor cores (inputs rounded to 10
 // mantissa bits: faster, not CPU parity); the handwritten teaching kernel (gemm_tiled.h); cuBLAS on the bf16
@@ -119,9 +119,15 @@ enum GemmLevel { GEMM_CUBLAS = 0, GEMM_CUBLAS_TF32 = 1, GEMM_TILED = 2, GEMM_CUB
 // the GPU's attention (ops/attention.h): cuBLAS products and softmax kernels, saving (B, NH, T, T)
 // probabilities; or the fused flash kernels (ops/attention_flash.h), saving only a logsumexp per row
 enum AttentionPath { ATTENTION_SIMPLE = 0, ATTENTION_FLASH = 1 };
+// the numbers a model stores (model.h): fp32 everywhere; or bf16's, as a bf16 trainer stores them (llm.c, PyTorch's
+// autocast): the weights the layers read are a bf16-rounded copy of the fp32 master weights, and every activation
+// is rounded to bf16 where it is made, while statistics (layernorm's mean and rstd, softmax's max and sum, the
+// loss), sums, gradients and optimizer state stay fp32. Held in fp32 buffers with bf16 values, on both devices.
+enum Precision { PRECISION_FP32 = 0, PRECISION_BF16 = 1 };
 struct Kernels {
     GemmLevel gemm;
     AttentionPath attention;
+    Precision precision;
 };
 
 // ----------------------------------------------------------------------------------------------------

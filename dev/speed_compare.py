@@ -9,8 +9,9 @@ ratios. Flow: the whole training step (data -> model -> loss -> backward -> opti
 
 Precision: by default both compute in FP32 everywhere (cuBLAS in plain FP32, no TF32), the like-for-like
 comparison. --precision tf32 runs PyTorch's matmuls in TF32 and ./train with --matmul tf32 (the same inputs
-rounded, on the tensor cores); --precision bf16 runs PyTorch under bf16 autocast and ./train with --matmul bf16,
-which rounds only its products' inputs to bf16 (its activations stay fp32: not yet bf16 mixed precision).
+rounded, on the tensor cores); --precision bf16 runs PyTorch under bf16 autocast and ./train with --precision
+bf16 (a bf16 copy of the weights, bf16 activations and bf16 tensor-core products; ./train still holds the bf16
+values in fp32 buffers, so it moves twice the bytes a bf16 tensor would).
 
 Timing: each step from zeroing the gradients to the end of the optimizer step (the GPU synchronized), the
 first --skip steps left out (warm-up: allocation, torch.compile's compilation, cuBLAS heuristics); the
@@ -88,6 +89,8 @@ def time_train(args, device, threads):
         cmd += ["--threads", str(threads)]
     if "--health-every" in help_text:
         cmd += ["--health-every", "-1"]  # no optimizer-health SVDs inside the timed steps
+    if "--precision" in help_text:  # ./train's GPU default is bf16: say fp32 when fp32 is meant
+        cmd += ["--precision", "bf16" if args.precision == "bf16" else "fp32"]
     if "--matmul" in help_text:
         cmd += ["--matmul", args.precision]
     print("  " + " ".join(cmd), flush=True)
@@ -148,7 +151,7 @@ def main():
     print(f"model {args.model} (L {cfg.num_layers}, NH {cfg.num_heads}, C {cfg.channels}; "
           f"{num_parameters(cfg) / 1e6:.2f}M parameters), batch {args.batch} x {args.seq_len} = {tokens} tokens/step, "
           f"{args.steps} steps (first {args.skip} not timed), {where}; PyTorch {torch.__version__} in {args.precision}, "
-          f"./train with --matmul {args.precision}")
+          f"./train with --matmul {args.precision}" + (" --precision bf16" if args.precision == "bf16" else ""))
 
     rows = []
     print("./train:")

@@ -1,7 +1,7 @@
 // tests/test_gpu_model.cu: the GPU training path as a whole against the CPU reference: the gradient norm, the
-// fused AdamW launch, one full training step (loss, every gradient, the parameters after AdamW), the first
-// 20 steps of training, bit-for-bit repeatability of the GPU step, and the model trained through the
-// teaching GEMM. Built by nvcc; each test skips, visibly, without a GPU.
+// fused AdamW launch, one full training step (loss, every gradient, the parameters after AdamW), one at bf16
+// precision, the first 20 steps of training, bit-for-bit repeatability of the GPU step, and the model trained
+// through the teaching GEMM. Built by nvcc; each test skips, visibly, without a GPU.
 // These tests go through optim.h's optimizer_step, which dispatches to grad_norm_cuda and
 // adamw_update_slices_cuda when the model lives on the GPU.
 #include "gpu_testutil.h"
@@ -131,6 +131,43 @@ TEST_CASE("gpu: one training step (loss, every gradient, AdamW) matches the CPU"
     CHECK_MESSAGE(step_err <= 1e-4, "AdamW parameter change: relative error " << step_err);
     optimizer_free(&opt_cpu);
     optimizer_free(&opt_gpu);
+    gpt2_free(&cpu);
+    gpt2_free(&gpu);
+}
+
+// --precision bf16 on the GPU against the CPU's bf16 model (the same rounding points, model.h): the copy of the
+// weights the layers read is the master weights rounded, bit for bit; the activations are bf16 values; the loss
+// and the gradients agree within bf16's tolerance (the devices' fp32 sums differ in order, so a value near a
+// rounding boundary may round the other way: one bf16 step, 2^-8 relative).
+TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    GPT2Config cfg = small_config();
+    GPT2 cpu, gpu;
+    gpt2_build(&cpu, &cfg, SMALL_B, SMALL_T, DEV_CPU, 24, Kernels{GEMM_CUBLAS_BF16, ATTENTION_SIMPLE, PRECISION_BF16});
+    gpt2_build(&gpu, &cfg, SMALL_B, SMALL_T, DEV_CUDA, 24, Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16});
+    std::vector<int> ids, targets;
+    random_tokens(&ids, SMALL_B * SMALL_T, cfg.vocab_size, 25);
+    random_tokens(&targets, SMALL_B * SMALL_T, cfg.vocab_size, 26);
+    float loss_cpu = train_forward_backward(&cpu, ids, targets);
+    float loss_gpu = train_forward_backward(&gpu, ids, targets);
+    CAPTURE(loss_cpu);
+    CAPTURE(loss_gpu);
+    CHECK(fabs(loss_gpu - loss_cpu) <= 1e-3 * fabs(loss_cpu));
+    std::vector<float> w_gpu = to_host(gpu.weights[0].data, gpu.num_parameters), p_gpu = model_params(&gpu);
+    size_t off = 0;
+    for (size_t j = 0; j < p_gpu.size(); j++) off += w_gpu[j] != bf16_round(p_gpu[j]);
+    CHECK(off == 0);
+    std::vector<float> h = to_host(gpu.acts[1].fch_gelu.data, gpu.acts[1].fch_gelu.size);
+    for (float x : h) off += bf16_round(x) != x;
+    CHECK(off == 0);
+    std::vector<float> g_cpu = model_grads(&cpu), g_gpu = model_grads(&gpu);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        size_t at = cpu.params[i].data - cpu.params[0].data, n = cpu.params[i].size;
+        double err = rel_error(g_gpu.data() + at, g_cpu.data() + at, n);
+        CAPTURE(std::string(param_tensor_names[i]));
+        CAPTURE(err);
+        CHECK(err <= 1e-2);
+    }
     gpt2_free(&cpu);
     gpt2_free(&gpu);
 }

@@ -107,10 +107,10 @@ TEST_CASE("model: activation gradients take two layers' room whatever the depth;
     size_t layer = gpt2_activation_bytes(&two, B, T, DEV_CUDA, ATTENTION_FLASH) -
                    gpt2_activation_bytes(&one, B, T, DEV_CUDA, ATTENTION_FLASH);
     CHECK(layer == (18 * C + 4 + NH) * N * sizeof(float));  // every piece a multiple of 256 bytes here: no padding
-    // the figure the issue asks for: GPT-2 124M at B = 64, T = 1024 with flash attention, plus 16 bytes a parameter
-    // (weights, gradients, AdamW's two moments), inside an 80 GB card
+    // the figure the issue asks for: GPT-2 124M at B = 64, T = 1024 with flash attention, plus 20 bytes a parameter
+    // (the master weights, their bf16 copy in fp32 buffers, gradients, AdamW's two moments), inside an 80 GB card
     double acts = (double)gpt2_activation_bytes(&cfg, 64, 1024, DEV_CUDA, ATTENTION_FLASH);
-    double total = acts + 16.0 * (double)gpt2_num_parameters(&cfg);
+    double total = acts + 20.0 * (double)gpt2_num_parameters(&cfg);
     MESSAGE("d12, B = 64, T = 1024, flash: activations " << acts / 1e9 << " GB, with parameters and AdamW " << total / 1e9 << " GB");
     CHECK(total < 80e9);
     CHECK(total > 40e9);  // and the sizing is still counting what is there (13 GB of logits alone)
@@ -141,6 +141,78 @@ TEST_CASE("model: the loss's backward fused into the forward gives the same grad
     for (float g : grads[1]) norm += (double)g * g;
     CHECK(norm > 0.0);
     gpt2_free(&model);
+}
+
+// how many of x's n values are not bf16 values (a bf16 value rounds to itself)
+static size_t not_bf16(const float* x, size_t n) {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) off += bf16_round(x[i]) != x[i];
+    return off;
+}
+
+// --precision bf16 (tensor.h's Precision, model.h's rounding points): the layers read a bf16 copy of the weights
+// and every activation is stored as a bf16 value, while the master weights, the statistics and the gradients stay
+// fp32; the loss (within 1e-2, measured 1.6e-4) and every parameter's gradient (within 2e-2) stay within bf16's
+// tolerance of the fp32 model's from the same weights, and differ from them (the rounding is there). Weights at std 0.3, so few are bf16 values.
+TEST_CASE("model: bf16 precision stores bf16 weights and activations, keeps fp32 statistics, stays near fp32") {
+    GPT2Config cfg = tiny_config();
+    int B = 2, T = 8, N = B * T, C = cfg.channels;
+    int ids[16], targets[16];
+    random_tokens(ids, N, cfg.vocab_size, 7);
+    random_tokens(targets, N, cfg.vocab_size, 8);
+    GPT2 fp32, bf16;
+    gpt2_build(&fp32, &cfg, B, T, DEV_CPU, 1);
+    gpt2_build(&bf16, &cfg, B, T, DEV_CPU, 1, Kernels{GEMM_CUBLAS_BF16, ATTENTION_SIMPLE, PRECISION_BF16});
+    CHECK(fp32.weight_arena.capacity == 0);  // fp32: the layers read the parameters themselves
+    CHECK(fp32.weights[P_QKVW].data == fp32.params[P_QKVW].data);
+    std::vector<float> p = random_vector(fp32.num_parameters, 2, 0.3f);
+    memcpy(fp32.params[0].data, p.data(), p.size() * sizeof(float));
+    memcpy(bf16.params[0].data, p.data(), p.size() * sizeof(float));
+    float loss[2];
+    GPT2* models[2] = {&fp32, &bf16};
+    for (int k = 0; k < 2; k++) {
+        gpt2_zero_grad(models[k]);
+        loss[k] = gpt2_forward(models[k], ids, targets, B, T);
+    }
+    // the weights the layers read are the master weights rounded; the master weights are untouched
+    size_t P = bf16.num_parameters;
+    for (size_t j = 0; j < P; j++) REQUIRE(bf16.weights[0].data[j] == bf16_round(p[j]));
+    CHECK(memcmp(bf16.params[0].data, p.data(), P * sizeof(float)) == 0);
+    CHECK(not_bf16(bf16.params[0].data, P) > P / 2);
+    CHECK(bf16.weights[P_QKVW].grad == bf16.params[P_QKVW].grad);  // one gradient for both
+    // every stored activation holds bf16 values; the layernorm statistics and the loss's log-sum-exp do not
+    CHECK(not_bf16(bf16.encoded.data, (size_t)N * C) == 0);
+    for (int l = 0; l < cfg.num_layers; l++) {
+        BlockActs* a = &bf16.acts[l];
+        const Tensor* acts[] = {&a->ln1, &a->qkv, &a->atty, &a->attproj, &a->res2, &a->ln2, &a->fch, &a->fch_gelu,
+                                &a->fcproj, &a->res3};
+        for (const Tensor* t : acts) {
+            CAPTURE(t->name);
+            CHECK(not_bf16(t->data, t->size) == 0);
+            CHECK(t->size == (size_t)N * t->shape[2]);  // built for this B, T: every value was checked
+        }
+        CHECK(not_bf16(a->ln1_rstd.data, N) > 0);
+        CHECK(not_bf16(a->ln2_mean.data, N) > 0);
+    }
+    CHECK(not_bf16(bf16.lnf.data, (size_t)N * C) == 0);
+    CHECK(not_bf16(bf16.logits.data, (size_t)N * cfg.padded_vocab_size) == 0);
+    CHECK(not_bf16(bf16.lse.data, N) > 0);
+    CHECK(not_bf16(fp32.acts[0].fch.data, (size_t)N * 4 * C) > 0);  // fp32 stores fp32
+    // the same model within bf16's tolerance: the loss and every parameter tensor's gradient
+    CAPTURE(loss[0]);
+    CAPTURE(loss[1]);
+    CHECK(fabs(loss[1] - loss[0]) <= 1e-2 * fabs(loss[0]));
+    CHECK(loss[1] != loss[0]);
+    for (int k = 0; k < 2; k++) gpt2_backward(models[k], B, T, 1.0f / N);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const Tensor* t = &fp32.params[i];
+        double err = rel_error(bf16.params[i].grad, t->grad, t->size);
+        CAPTURE(std::string(param_tensor_names[i]));
+        CHECK(err <= 2e-2);  // measured 2.4e-3 to 1.05e-2 (the backward reads ~25 rounded tensors)
+        CHECK(err > 0.0);
+    }
+    gpt2_free(&fp32);
+    gpt2_free(&bf16);
 }
 
 TEST_CASE("model: initialisation follows GPT-2 (std 0.02, scaled residual projections, zero padding)") {
