@@ -27,32 +27,40 @@ static std::vector<float> checkpoint_numbers(const std::string& path) {
     return all;
 }
 
-TEST_CASE("train: N steps straight equal N/2 steps + checkpoint + resume + N/2 steps, bit for bit") {
+// At both precisions: at bf16 the resumed run rebuilds the weights' bf16 copy from the checkpoint's fp32 master
+// weights, and must still be the same run.
+TEST_CASE("train: N steps straight equal N/2 steps + checkpoint + resume + N/2 steps, bit for bit (fp32 and bf16)") {
     std::string dir = make_test_data(1);
     char err[ERR_LEN];
     OptimizerConfig oc = optimizer_config_adamw();
-    RunResult res;
+    std::vector<std::string> resumed[2];  // each precision's last 4 losses, after the resume
+    for (std::string precision : {"fp32", "bf16"}) {
+        CAPTURE(precision);
+        RunResult res;
+        std::string straight_name = "straight-" + precision, split_name = "split-" + precision;
+        RunConfig straight = test_config(dir, {"--run-name", straight_name, "--precision", precision});
+        REQUIRE_MESSAGE(run_training(&straight, &oc, DEV_CPU, &res, err) == 0, err);
+        CHECK(res.steps == 8);
 
-    RunConfig straight = test_config(dir, {"--run-name", "straight"});
-    REQUIRE_MESSAGE(run_training(&straight, &oc, DEV_CPU, &res, err) == 0, err);
-    CHECK(res.steps == 8);
+        RunConfig first = test_config(dir, {"--run-name", split_name, "--precision", precision, "--stop-at", "4"});
+        REQUIRE_MESSAGE(run_training(&first, &oc, DEV_CPU, &res, err) == 0, err);
+        CHECK(res.steps == 4);
+        std::string ckpt = dir + "/runs/" + split_name + "/checkpoint.bin";
+        RunConfig second = test_config(dir, {"--resume", ckpt});
+        REQUIRE_MESSAGE(run_training(&second, &oc, DEV_CPU, &res, err) == 0, err);
+        CHECK(res.steps == 8);
 
-    RunConfig first = test_config(dir, {"--run-name", "split", "--stop-at", "4"});
-    REQUIRE_MESSAGE(run_training(&first, &oc, DEV_CPU, &res, err) == 0, err);
-    CHECK(res.steps == 4);
-    std::string ckpt = dir + "/runs/split/checkpoint.bin";
-    RunConfig second = test_config(dir, {"--resume", ckpt});
-    REQUIRE_MESSAGE(run_training(&second, &oc, DEV_CPU, &res, err) == 0, err);
-    CHECK(res.steps == 8);
-
-    std::vector<float> a = checkpoint_numbers(dir + "/runs/straight/checkpoint.bin");
-    std::vector<float> b = checkpoint_numbers(ckpt);
-    REQUIRE(a.size() == b.size());
-    CHECK(memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);  // parameters, m and v: the same bits
-    std::vector<std::string> la = logged_losses(dir + "/runs/straight/log.csv");
-    std::vector<std::string> lb = logged_losses(dir + "/runs/split/log.csv");
-    CHECK(la.size() == 8);
-    CHECK(la == lb);  // the same 8 training losses, 4 before and 4 after the resume
+        std::vector<float> a = checkpoint_numbers(dir + "/runs/" + straight_name + "/checkpoint.bin");
+        std::vector<float> b = checkpoint_numbers(ckpt);
+        REQUIRE(a.size() == b.size());
+        CHECK(memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);  // parameters, m and v: the same bits
+        std::vector<std::string> la = logged_losses(dir + "/runs/" + straight_name + "/log.csv");
+        std::vector<std::string> lb = logged_losses(dir + "/runs/" + split_name + "/log.csv");
+        CHECK(la.size() == 8);
+        CHECK(la == lb);  // the same 8 training losses, 4 before and 4 after the resume
+        resumed[precision == "bf16"].assign(lb.begin() + 4, lb.end());
+    }
+    CHECK(resumed[0] != resumed[1]);  // the resumed bf16 run kept its checkpoint's precision
 }
 
 // --matmul bf16 rounds every input of the layers' products to bf16 (8 mantissa bits), and --precision bf16 also
