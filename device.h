@@ -82,6 +82,10 @@ static HOST_DEVICE FORCE_INLINE float bf16_round(float x) {
     return x;
 }
 
+// x as a tensor stores it: rounded to bf16 in a tensor of bf16 values (Tensor.bf16: --precision bf16), else as it
+// is. Each op applies it to the values it writes into its outputs, so no pass of its own rounds them afterwards.
+static HOST_DEVICE FORCE_INLINE float as_stored(float x, bool bf16) { return bf16 ? bf16_round(x) : x; }
+
 // x rounded to TF32 (10 mantissa bits) as the tensor cores take an fp32 input (cvt.rna: ties away from zero)
 static HOST_DEVICE FORCE_INLINE float tf32_round(float x) {
     uint32_t bits;

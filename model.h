@@ -137,10 +137,11 @@ static GradSet grad_set_slots(float* base, size_t BTC) {
     return g;
 }
 
-// A tensor with values from `values` and its gradient at `grad` (a slot of a gradient set).
-static Tensor tensor_with_grad(const char* name, Arena* values, float* grad, int d0, int d1 = 0, int d2 = 0) {
+// An activation: values from `values`, its gradient at `grad` (a slot of a gradient set), bf16 values at bf16.
+static Tensor activation(const char* name, Arena* values, float* grad, bool bf16, int d0, int d1 = 0, int d2 = 0) {
     Tensor t = tensor_make(name, values, NULL, d0, d1, d2);
     t.grad = grad;
+    t.bf16 = bf16;
     return t;
 }
 
@@ -150,39 +151,41 @@ static void gpt2_layout_acts(GPT2* m) {
     int L = m->config.num_layers;
     Arena *a = &m->act_arena, *g = &m->act_grad_arena;
     size_t BTC = (size_t)B * T * C;
+    bool bf16 = m->kernels.precision == PRECISION_BF16;  // the activations' values; statistics stay fp32
     GradSet sets[2];
     for (int k = 0; k < 2; k++) {
         m->grad_sets[k] = tensor_make("grad_set", g, NULL, GRAD_SET_C * B, T, C);  // gradients only: data is the block
         m->grad_sets[k].grad = m->grad_sets[k].data;
         sets[k] = grad_set_slots(m->grad_sets[k].data, BTC);
     }
-    m->encoded = tensor_with_grad("encoded", a, sets[0].stream, B, T, C);
+    m->encoded = activation("encoded", a, sets[0].stream, bf16, B, T, C);
     for (int l = 0; l < L; l++) {
         BlockActs* x = &m->acts[l];
         const GradSet* s = &sets[l % 2];
-        x->ln1 = tensor_with_grad("ln1", a, s->ln1, B, T, C);
+        x->ln1 = activation("ln1", a, s->ln1, bf16, B, T, C);
         x->ln1_mean = tensor_make("ln1_mean", a, NULL, B, T);
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
-        x->qkv = tensor_with_grad("qkv", a, s->qkv, B, T, 3 * C);
-        x->atty = tensor_with_grad("atty", a, s->atty, B, T, C);
+        x->qkv = activation("qkv", a, s->qkv, bf16, B, T, 3 * C);
+        x->atty = activation("atty", a, s->atty, bf16, B, T, C);
         if (attention_saved_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
             x->att = tensor_make("att_lse", a, NULL, B, NH, T);
         else
             x->att = tensor_make("att", a, NULL, B, NH, T, T);
-        x->attproj = tensor_with_grad("attproj", a, s->attproj, B, T, C);
-        x->res2 = tensor_with_grad("res2", a, s->res2, B, T, C);
-        x->ln2 = tensor_with_grad("ln2", a, s->ln2, B, T, C);
+        x->attproj = activation("attproj", a, s->attproj, bf16, B, T, C);
+        x->res2 = activation("res2", a, s->res2, bf16, B, T, C);
+        x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C);
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
-        x->fch = tensor_with_grad("fch", a, s->fch, B, T, 4 * C);
-        x->fch_gelu = tensor_with_grad("fch_gelu", a, s->fch_gelu, B, T, 4 * C);
-        x->fcproj = tensor_with_grad("fcproj", a, s->fcproj, B, T, C);
-        x->res3 = tensor_with_grad("res3", a, sets[(l + 1) % 2].stream, B, T, C);  // the stream entering layer l + 1
+        x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C);
+        x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C);
+        x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C);
+        x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
     }
-    m->lnf = tensor_with_grad("lnf", a, sets[L % 2].ln1, B, T, C);  // "ln1 of layer L"
+    m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C);  // "ln1 of layer L"
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
     m->logits = tensor_make("logits", a, NULL, B, T, Vp);  // the loss's backward writes dlogits over the logits
+    m->logits.bf16 = bf16;                                   // (bf16 values at bf16; read in fp32 arithmetic)
     m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
@@ -308,17 +311,15 @@ static void gpt2_free(GPT2* m) {
 
 // --precision bf16's rounding points (tensor.h's Precision). Before a forward, the layers' copy of the weights is
 // rounded from the fp32 master weights (one pass over the parameters: at every forward, so no optimizer step,
-// checkpoint load or test that writes params can leave it stale). Each activation's first n values are rounded
-// where the forward makes them, after the op that wrote them: the ops compute in fp32 from bf16 inputs, and the
-// backward reads the bf16 values. The rounding has no backward of its own (the gradient passes through it as
-// through a cast, as in autocast). At fp32 these do nothing.
+// checkpoint load or test that writes params can leave it stale). Each activation is a tensor of bf16 values
+// (gpt2_layout_acts sets Tensor.bf16), so the op that writes it rounds each value as it stores it (as_stored): the
+// ops compute in fp32 from bf16 inputs, and the backward reads the bf16 values. The rounding has no backward of its
+// own (the gradient passes through it as through a cast, as in autocast). At fp32 nothing is rounded.
 static void gpt2_refresh_weights(GPT2* m) {
-    if (m->kernels.precision != PRECISION_BF16) return;
-    if (!m->weight_arena.base) die("gpt2_forward: bf16 precision, but the model was built without the bf16 weight copy");
-    device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
-}
-static void gpt2_store(const GPT2* m, Tensor* t, size_t n) {
-    if (m->kernels.precision == PRECISION_BF16) device_round_bf16(m->device, t->data, t->data, n);
+    bool bf16 = m->kernels.precision == PRECISION_BF16;
+    if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
+        die("gpt2_forward: the precision changed after the model was built for %s", m->encoded.bf16 ? "bf16" : "fp32");
+    if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
 }
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
@@ -343,51 +344,37 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     tape_reset(tape);
     m->fused_loss_scale = 0.0f;
     gpt2_refresh_weights(m);
-    size_t NC = (size_t)N * C;  // an activation of width w has w · NC values (gpt2_store rounds them at bf16)
 
     Tensor* w = m->weights;
     embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &w[P_WTE], &w[P_WPE], B, T, C);
-    gpt2_store(m, &m->encoded, NC);
     Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
     // every layernorm but the first reads a residual add's result: the two run fused (ops/layernorm.h), the add
     // writing the stream and the layernorm normalising it in one pass; so each block ends with the next one's ln1
     layernorm(tape, &m->acts[0].ln1, &m->acts[0].ln1_mean, &m->acts[0].ln1_rstd, stream, &m->blocks[0].ln1w,
               &m->blocks[0].ln1b, N, C);
-    gpt2_store(m, &m->acts[0].ln1, NC);
     for (int l = 0; l < cfg->num_layers; l++) {
         BlockParams* p = &m->blocks[l];
         BlockActs* a = &m->acts[l];
         // attention half: res2 = stream + proj(attention(qkv(ln1(stream)))), and ln2 = ln2(res2)
         matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
-        gpt2_store(m, &a->qkv, 3 * NC);
         attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
-        gpt2_store(m, &a->atty, NC);
         matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
-        gpt2_store(m, &a->attproj, NC);
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
-        gpt2_store(m, &a->res2, NC);
-        gpt2_store(m, &a->ln2, NC);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
         matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
-        gpt2_store(m, &a->fch, 4 * NC);
         gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
-        gpt2_store(m, &a->fch_gelu, 4 * NC);
         matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
-        gpt2_store(m, &a->fcproj, NC);
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];
         Tensor *ln = last ? &m->lnf : &next->ln1, *ln_mean = last ? &m->lnf_mean : &next->ln1_mean,
                *ln_rstd = last ? &m->lnf_rstd : &next->ln1_rstd;
         Tensor *ln_w = last ? &w[P_LNFW] : &m->blocks[l + 1].ln1w, *ln_b = last ? &w[P_LNFB] : &m->blocks[l + 1].ln1b;
         residual_layernorm(tape, &a->res3, ln, ln_mean, ln_rstd, &a->res2, &a->fcproj, ln_w, ln_b, N, C);
-        gpt2_store(m, &a->res3, NC);
-        gpt2_store(m, ln, NC);
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
-    gpt2_store(m, &m->logits, (size_t)N * Vp);  // bf16 logits; the loss reads them in fp32 arithmetic
+    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ  // bf16 logits; the loss reads them in fp32 arithmetic
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 

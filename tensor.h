@@ -70,6 +70,7 @@ struct Tensor {
     size_t size;    // number of floats
     Device device;
     const char* name;
+    bool bf16;      // holds bf16 values (in fp32 storage): the op that writes it rounds what it stores (as_stored)
 };
 
 // A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.

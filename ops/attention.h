@@ -52,7 +52,9 @@ static inline void attention_add_weighted_rows(float* y, const float* w, const f
 // att (B, NH, T, T) is kept for the backward; only the softmax output is needed there. The dot products and
 // sums run in vector lanes added in a fixed order (attention_dot, `omp simd` reductions): the same bits every
 // run, on any thread count; the exponentials by exp_nonpositive (device.h).
-static void attention_forward_cpu(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+// bf16: out holds bf16 values (as_stored)
+static void attention_forward_cpu(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+                                  bool bf16 = false) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(3) schedule(static)
@@ -81,6 +83,8 @@ static void attention_forward_cpu(float* out, float* att, const float* qkv, int 
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
                 attention_add_weighted_rows(o, a, qkv + (size_t)b * T * 3 * C + 2 * C + h * HS, 3 * (size_t)C, t + 1,
                                             HS);
+                if (bf16)
+                    for (int i = 0; i < HS; i++) o[i] = bf16_round(o[i]);
             }
 }
 
@@ -192,7 +196,7 @@ static __global__ void attention_softmax_backward_kernel(float* datt, const floa
 // For a fixed h these are a batch over b at constant strides: one strided-batched GEMM per head and step.
 
 static void attention_forward_cuda(GemmLevel gemm, float* out, float* att, const float* qkv, int B, int T, int C,
-                                   int NH) {
+                                   int NH, bool bf16 = false) {
     if (B == 0 || T == 0) return;
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -212,7 +216,8 @@ static void attention_forward_cuda(GemmLevel gemm, float* out, float* att, const
         gemm_batched_cuda(gemm, out + h * HS, att + (size_t)h * T * T, v, T, HS, T, false, false, 1.0f, 0.0f, T, 3 * C, C,
                           s_att, s_qkv, s_out, B);
     }
-}
+    if (bf16) device_round_bf16(DEV_CUDA, out, out, (size_t)B * T * C);  // cuBLAS wrote fp32: one pass (this path
+}                                                                       // is the reference; flash is the fast one)
 
 // scratch: (B, NH, T, T) floats, for datt and then ds
 static void attention_backward_cuda(GemmLevel gemm, float* dqkv, float* scratch, const float* dout, const float* qkv,
@@ -260,12 +265,12 @@ static GemmLevel attention_gemm(GemmLevel model_level) {
 }
 
 static void attention_forward(Device d, Kernels k, float* out, float* att, const float* qkv, int B, int T, int C,
-                              int NH) {
+                              int NH, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH);
-    if (d == DEV_CUDA) return attention_forward_cuda(attention_gemm(k.gemm), out, att, qkv, B, T, C, NH);
+    if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH, bf16);
+    if (d == DEV_CUDA) return attention_forward_cuda(attention_gemm(k.gemm), out, att, qkv, B, T, C, NH, bf16);
 #endif
-    attention_forward_cpu(out, att, qkv, B, T, C, NH);
+    attention_forward_cpu(out, att, qkv, B, T, C, NH, bf16);
 }
 
 static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch, const float* dout, const float* qkv,
@@ -292,7 +297,7 @@ static void attention_backward_node(const TapeNode* node) {
 // forward that ran.
 static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B,
                       int T, int C, int NH) {
-    attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH);
+    attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16);
     TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
                               attention_backward_node, out);
     node.kernels = kernels;

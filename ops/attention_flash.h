@@ -111,7 +111,7 @@ static __device__ __forceinline__ float flash_row_sum(float v) {
 // L (B, NH, T). Query tiles are taken last first: they have the most key tiles, so they start first.
 template <int HS>
 static __global__ void __launch_bounds__(FLASH_THREADS)
-    attention_flash_forward_kernel(float* out, float* L, const float* qkv, int T, int C, int NH, float scale) {
+    attention_flash_forward_kernel(float* out, float* L, const float* qkv, int T, int C, int NH, float scale, bool bf16) {
     constexpr int TILE = flash_tile(HS), RT = TILE / 16, CT = HS / 16;
     extern __shared__ float flash_smem[];
     float* Qs = flash_smem;
@@ -174,7 +174,7 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
         if (i >= T) continue;
         float* dst = out + ((size_t)b * T + i) * C + h * HS;
 #pragma unroll
-        for (int c = 0; c < CT; c++) dst[tx + 16 * c] = o[r][c] / l[r];
+        for (int c = 0; c < CT; c++) dst[tx + 16 * c] = as_stored(o[r][c] / l[r], bf16);
         if (tx == 0) L[(size_t)bh * T + i] = m[r] + logf(l[r]);
     }
 }
@@ -384,11 +384,12 @@ static dim3 flash_grid(int B, int T, int NH, int HS) {
 }
 
 template <int HS>
-static void attention_flash_forward_launch(float* out, float* L, const float* qkv, int B, int T, int C, int NH) {
+static void attention_flash_forward_launch(float* out, float* L, const float* qkv, int B, int T, int C, int NH,
+                                           bool bf16) {
     size_t smem = flash_forward_smem<HS>();
     flash_allow_smem(attention_flash_forward_kernel<HS>, smem, HS);
     attention_flash_forward_kernel<HS><<<flash_grid(B, T, NH, HS), FLASH_THREADS, smem>>>(
-        out, L, qkv, T, C, NH, 1.0f / sqrtf((float)HS));
+        out, L, qkv, T, C, NH, 1.0f / sqrtf((float)HS), bf16);
     cudaCheckLaunch();
 }
 
@@ -406,14 +407,16 @@ static void attention_flash_backward_launch(float* dqkv, float* D, const float* 
     cudaCheckLaunch();
 }
 
-// out (B, T, C) = attention(qkv (B, T, 3C)); L (B, NH, T), the logsumexp of each row of scores, for the backward
-static void attention_flash_forward_cuda(float* out, float* L, const float* qkv, int B, int T, int C, int NH) {
+// out (B, T, C) = attention(qkv (B, T, 3C)); L (B, NH, T), the logsumexp of each row of scores, for the backward;
+// bf16: out holds bf16 values (as_stored)
+static void attention_flash_forward_cuda(float* out, float* L, const float* qkv, int B, int T, int C, int NH,
+                                         bool bf16 = false) {
     if (B == 0 || T == 0) return;
     switch (attention_flash_head_size(C, NH)) {
-        case 16: attention_flash_forward_launch<16>(out, L, qkv, B, T, C, NH); break;
-        case 32: attention_flash_forward_launch<32>(out, L, qkv, B, T, C, NH); break;
-        case 64: attention_flash_forward_launch<64>(out, L, qkv, B, T, C, NH); break;
-        case 128: attention_flash_forward_launch<128>(out, L, qkv, B, T, C, NH); break;
+        case 16: attention_flash_forward_launch<16>(out, L, qkv, B, T, C, NH, bf16); break;
+        case 32: attention_flash_forward_launch<32>(out, L, qkv, B, T, C, NH, bf16); break;
+        case 64: attention_flash_forward_launch<64>(out, L, qkv, B, T, C, NH, bf16); break;
+        case 128: attention_flash_forward_launch<128>(out, L, qkv, B, T, C, NH, bf16); break;
     }
 }
 

@@ -8,8 +8,9 @@
 // CPU reference
 
 // out[b, t, :] = wte[ids[b, t], :] + wpe[t, :]        ids (B, T), wte (Vp, C), wpe (maxT, C), out (B, T, C)
+// bf16: out holds bf16 values (as_stored)
 static void embedding_forward_cpu(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                                  int C) {
+                                  int C, bool bf16 = false) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -17,6 +18,8 @@ static void embedding_forward_cpu(float* out, const int* ids, const float* wte, 
             const float* e = wte + (size_t)ids[b * T + t] * C;
             const float* p = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+            if (bf16)
+                for (int c = 0; c < C; c++) o[c] = bf16_round(o[c]);
         }
 }
 
@@ -81,11 +84,11 @@ static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, in
 
 // one thread per output element (n, c), n = b·T + t
 static __global__ void embedding_forward_kernel(float* out, const int* ids, const float* wte, const float* wpe,
-                                                int N, int T, int C) {
+                                                int N, int T, int C, bool bf16) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     int n = (int)(i / C), c = (int)(i % C);
-    out[i] = wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c];
+    out[i] = as_stored(wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c], bf16);
 }
 
 #define WTE_THREADS 128  // channels per block of the dwte backward
@@ -121,10 +124,10 @@ static __global__ void embedding_backward_wpe_kernel(float* dwpe, const float* d
 // from embedding_token_groups
 
 static void embedding_forward_cuda(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                                   int C) {
+                                   int C, bool bf16 = false) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return;
-    embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, ids, wte, wpe, B * T, T, C);
+    embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
     cudaCheckLaunch();
 }
 
@@ -148,11 +151,11 @@ static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout,
 // CPU's sums in position order without them)
 
 static void embedding_forward(Device d, float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                              int C) {
+                              int C, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C);
+    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C, bf16);
 #endif
-    embedding_forward_cpu(out, ids, wte, wpe, B, T, C);
+    embedding_forward_cpu(out, ids, wte, wpe, B, T, C, bf16);
 }
 
 static void embedding_backward(Device d, float* dwte, float* dwpe, const float* dout, const int* ids,
@@ -176,7 +179,7 @@ static void embedding_backward_node(const TapeNode* node) {
 // embedding_token_groups (unused on the CPU: NULL, 0).
 static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, int G, Tensor* wte, Tensor* wpe,
                       int B, int T, int C) {
-    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C);
+    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16);
     TapeNode node = tape_node("embedding", embedding_backward_node, out);
     node.in[0] = wte;
     node.in[1] = wpe;

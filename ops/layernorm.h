@@ -15,8 +15,10 @@
 // x̂ = (x − μ)·rstd, out = w ⊙ x̂ + b. μ and rstd (N) are kept for the backward.
 // Fused (add != NULL): the row is x = inp + add, first stored in `sum` (the residual stream the next block reads);
 // the same float additions as residual_forward_cpu, so fused and unfused give the same bits.
+// bf16: out and sum hold bf16 values (as_stored), and the row normalised is the stored sum, as the backward sees it.
 static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                  const float* bias, int N, int C, const float* add = NULL, float* sum = NULL) {
+                                  const float* bias, int N, int C, const float* add = NULL, float* sum = NULL,
+                                  bool bf16 = false) {
     const float eps = 1e-5f;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -24,6 +26,8 @@ static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const fl
         if (add) {
             float* r = sum + (size_t)n * C;
             for (int c = 0; c < C; c++) r[c] = x[c] + add[(size_t)n * C + c];
+            if (bf16)
+                for (int c = 0; c < C; c++) r[c] = bf16_round(r[c]);
             x = r;
         }
         float m = 0.0f;
@@ -35,6 +39,8 @@ static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const fl
         float s = 1.0f / sqrtf(v + eps);
         float* y = out + (size_t)n * C;
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+        if (bf16)  // the row is still in cache (a test inside the loop above would slow the fp32 path)
+            for (int c = 0; c < C; c++) y[c] = bf16_round(y[c]);
         mean[n] = m;
         rstd[n] = s;
     }
@@ -109,7 +115,7 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
 // read back what the same lane wrote (from cache), so the row crosses global memory once in and once out.
 static __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
                                                 const float* weight, const float* bias, int N, int C,
-                                                const float* add, float* sum) {
+                                                const float* add, float* sum, bool bf16) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
     size_t row = (size_t)n * C;
@@ -117,7 +123,7 @@ static __global__ void layernorm_forward_kernel(float* out, float* mean, float* 
     float total = 0.0f;
     if (add) {
         for (int c = lane; c < C; c += 32) {
-            float v = x[c] + add[row + c];
+            float v = as_stored(x[c] + add[row + c], bf16);
             sum[row + c] = v;
             total += v;
         }
@@ -130,7 +136,7 @@ static __global__ void layernorm_forward_kernel(float* out, float* mean, float* 
     for (int c = lane; c < C; c += 32) var += (x[c] - m) * (x[c] - m);
     float s = 1.0f / sqrtf(warp_reduce_sum(var) / C + 1e-5f);
     float* y = out + row;
-    for (int c = lane; c < C; c += 32) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+    for (int c = lane; c < C; c += 32) y[c] = as_stored((x[c] - m) * s * weight[c] + bias[c], bf16);
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = s;
@@ -201,9 +207,10 @@ static __global__ void layernorm_backward_params_kernel(float* dweight, float* d
 // CUDA launchers: the CPU functions' arguments, as device pointers
 
 static void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                   const float* bias, int N, int C, const float* add = NULL, float* sum = NULL) {
+                                   const float* bias, int N, int C, const float* add = NULL, float* sum = NULL,
+                                   bool bf16 = false) {
     if (N == 0 || C == 0) return;
-    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C, add, sum);
+    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C, add, sum, bf16);
     cudaCheckLaunch();
 }
 
@@ -227,11 +234,11 @@ static void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, c
 // by device: the one place that picks the CPU or the CUDA code
 
 static void layernorm_forward(Device d, float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int N, int C) {
+                              const float* bias, int N, int C, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, inp, weight, bias, N, C);
+    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, inp, weight, bias, N, C, NULL, NULL, bf16);
 #endif
-    layernorm_forward_cpu(out, mean, rstd, inp, weight, bias, N, C);
+    layernorm_forward_cpu(out, mean, rstd, inp, weight, bias, N, C, NULL, NULL, bf16);
 }
 
 static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbias, const float* dout,
@@ -245,11 +252,12 @@ static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbi
 
 // sum = a + b, out = layernorm(sum): the fused pair (N, C)
 static void residual_layernorm_forward(Device d, float* sum, float* out, float* mean, float* rstd, const float* a,
-                                       const float* b, const float* weight, const float* bias, int N, int C) {
+                                       const float* b, const float* weight, const float* bias, int N, int C,
+                                       bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum);
+    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16);
 #endif
-    layernorm_forward_cpu(out, mean, rstd, a, weight, bias, N, C, b, sum);
+    layernorm_forward_cpu(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16);
 }
 
 // da, db += dsum + (layernorm's dx); dweight, dbias += as layernorm's. dsum: the sum's gradient from its other
@@ -276,7 +284,8 @@ static void layernorm_backward_node(const TapeNode* node) {
 // out (N, C) = layernorm(inp (N, C)) with gain weight (C) and bias (C); mean and rstd (N) are saved
 static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* inp, Tensor* weight,
                       Tensor* bias, int N, int C) {
-    layernorm_forward(out->device, out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C);
+    layernorm_forward(out->device, out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C,
+                      out->bf16);
     TapeNode node = tape_node("layernorm", layernorm_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;
@@ -299,8 +308,9 @@ static void residual_layernorm_backward_node(const TapeNode* node) {
 // are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input.
 static void residual_layernorm(Tape* tape, Tensor* sum, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* a,
                                Tensor* b, Tensor* weight, Tensor* bias, int N, int C) {
+    if (sum->bf16 != out->bf16) die("residual_layernorm: the stream and the normalised output must be stored alike");
     residual_layernorm_forward(out->device, sum->data, out->data, mean->data, rstd->data, a->data, b->data,
-                               weight->data, bias->data, N, C);
+                               weight->data, bias->data, N, C, out->bf16);
     TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out);
     node.out2 = sum;
     node.in[0] = a;

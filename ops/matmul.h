@@ -38,14 +38,15 @@ static void matmul_backward_cpu_naive(float* dinp, float* dweight, float* dbias,
         }
 }
 
-// the layer on the CPU, through gemm_cpu
+// the layer on the CPU, through gemm_cpu; bf16: out holds bf16 values (as_stored), rounded once the sums are done
 static void matmul_forward_cpu(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
-                               int OC, GemmLevel level = GEMM_CUBLAS) {
+                               int OC, GemmLevel level = GEMM_CUBLAS, bool bf16 = false) {
     if (bias) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
     }
     gemm_cpu(out, inp, weight, N, OC, C, false, true, bias != NULL, level);  // out (N,OC) (+)= inp (N,C) · Wᵀ
+    if (bf16) device_round_bf16(DEV_CPU, out, out, (size_t)N * OC);
 }
 
 // backward formulas as in matmul_backward_cpu_naive above
@@ -67,10 +68,11 @@ static void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const
 // ----------------------------------------------------------------------------------------------------
 // CUDA kernels for the bias (the products are gemm.h's)
 
-// out[n, o] += bias[o]: one thread per element (after the product, as the CPU: bias + Σ)
-static __global__ void matmul_bias_add_kernel(float* out, const float* bias, int N, int OC) {
+// out[n, o] = as_stored(out[n, o] + bias[o]) (bias may be NULL: the rounding alone): one thread per element, after
+// the product (the CPU starts its sums from the bias: the same value up to the order of the additions)
+static __global__ void matmul_bias_add_kernel(float* out, const float* bias, int N, int OC, bool bf16) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < (size_t)N * OC) out[i] += bias[i % OC];
+    if (i < (size_t)N * OC) out[i] = as_stored(bias ? out[i] + bias[i % OC] : out[i], bf16);
 }
 
 #define COLSUM_COLS 8    // columns per block (a 32-byte sector of each row)
@@ -99,12 +101,12 @@ static __global__ void matmul_bias_backward_kernel(float* dbias, const float* do
 // ----------------------------------------------------------------------------------------------------
 // CUDA launchers: the CPU functions' arguments, as device pointers
 
-// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias
+// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias; bf16: rounded in the bias kernel's pass (one pass either way)
 static void matmul_forward_cuda(GemmLevel gemm, float* out, const float* inp, const float* weight, const float* bias,
-                                int N, int C, int OC) {
+                                int N, int C, int OC, bool bf16 = false) {
     gemm_cuda(gemm, out, inp, weight, N, OC, C, false, true, false);
-    if (bias && (size_t)N * OC > 0) {
-        matmul_bias_add_kernel<<<cuda_blocks((size_t)N * OC, 256), 256>>>(out, bias, N, OC);
+    if ((bias || bf16) && (size_t)N * OC > 0) {
+        matmul_bias_add_kernel<<<cuda_blocks((size_t)N * OC, 256), 256>>>(out, bias, N, OC, bf16);
         cudaCheckLaunch();
     }
 }
@@ -126,11 +128,11 @@ static void matmul_backward_cuda(GemmLevel gemm, float* dinp, float* dweight, fl
 // inputs as the GPU's tensor cores would at TF32 and bf16, and computes the other levels in fp32)
 
 static void matmul_forward(Device d, GemmLevel gemm, float* out, const float* inp, const float* weight,
-                           const float* bias, int N, int C, int OC) {
+                           const float* bias, int N, int C, int OC, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return matmul_forward_cuda(gemm, out, inp, weight, bias, N, C, OC);
+    if (d == DEV_CUDA) return matmul_forward_cuda(gemm, out, inp, weight, bias, N, C, OC, bf16);
 #endif
-    matmul_forward_cpu(out, inp, weight, bias, N, C, OC, gemm);
+    matmul_forward_cpu(out, inp, weight, bias, N, C, OC, gemm, bf16);
 }
 
 static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweight, float* dbias, const float* dout,
@@ -153,7 +155,8 @@ static void matmul_backward_node(const TapeNode* node) {
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none)
 static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, int N, int C,
                    int OC) {
-    matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC);
+    matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC,
+                   out->bf16);
     TapeNode node = tape_node("matmul", matmul_backward_node, out);
     node.kernels = kernels;
     node.in[0] = inp;

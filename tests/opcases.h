@@ -50,7 +50,11 @@ struct OpCase {
     OpRun forward, backward;
     std::function<void(std::vector<std::vector<float>>*)> adjust;  // after the random fill (e.g. padded logits)
     double flops;                        // forward + backward, for the benchmark
+    bool rounds = false;                 // at Kernels.precision bf16 its forward stores bf16 values (as_stored)
 };
+
+// whether the forward stores bf16 values (--precision bf16: the model's activations)
+static bool bf16_of(Kernels k) { return k.precision == PRECISION_BF16; }
 
 // A sum of K float32 terms of size ~1 carries a rounding error of about 6e-8·sqrt(K) of its typical size in any
 // order; the GPU and the CPU add in different orders, so an entry behind a K-term sum is compared at
@@ -73,8 +77,9 @@ static OpCase matmul_case(int N, int C, int OC, bool bias) {
               {"dweight", OP_GRAD, (size_t)OC * C, sum_tol(N), 1},
               {"dbias", OP_GRAD, (size_t)OC, sum_tol(N), 2}};  // without bias: left as it was, on both devices
     c.forward = [=](Device d, Kernels k, float** b, int**) {
-        matmul_forward(d, k.gemm, b[3], b[0], b[1], bias ? b[2] : NULL, N, C, OC);
+        matmul_forward(d, k.gemm, b[3], b[0], b[1], bias ? b[2] : NULL, N, C, OC, bf16_of(k));
     };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels k, float** b, int**) {
         matmul_backward(d, k.gemm, b[5], b[6], bias ? b[7] : NULL, b[4], b[0], b[1], N, C, OC);
     };
@@ -97,7 +102,10 @@ static OpCase layernorm_case(int N, int C) {
               {"dinp", OP_GRAD, (size_t)N * C, 2 * row, 0},
               {"dweight", OP_GRAD, (size_t)C, col + row, 1},
               {"dbias", OP_GRAD, (size_t)C, col, 2}};
-    c.forward = [=](Device d, Kernels, float** b, int**) { layernorm_forward(d, b[3], b[4], b[5], b[0], b[1], b[2], N, C); };
+    c.forward = [=](Device d, Kernels k, float** b, int**) {
+        layernorm_forward(d, b[3], b[4], b[5], b[0], b[1], b[2], N, C, bf16_of(k));
+    };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels, float** b, int**) {
         layernorm_backward(d, b[7], b[8], b[9], b[6], b[0], b[1], b[4], b[5], N, C);
     };
@@ -125,9 +133,10 @@ static OpCase residual_layernorm_case(int N, int C) {
               {"db", OP_GRAD, (size_t)N * C, 2 * row, 1},
               {"dweight", OP_GRAD, (size_t)C, col + row, 2},
               {"dbias", OP_GRAD, (size_t)C, col, 3}};
-    c.forward = [=](Device d, Kernels, float** b, int**) {
-        residual_layernorm_forward(d, b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], N, C);
+    c.forward = [=](Device d, Kernels k, float** b, int**) {
+        residual_layernorm_forward(d, b[4], b[5], b[6], b[7], b[0], b[1], b[2], b[3], N, C, bf16_of(k));
     };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels, float** b, int**) {
         residual_layernorm_backward(d, b[10], b[11], b[12], b[13], b[8], b[9], b[4], b[2], b[6], b[7], N, C);
     };
@@ -148,7 +157,10 @@ static OpCase attention_case(int B, int T, int C, int NH) {
               {"dout", OP_DOUT, out, -1},
               {"dqkv", OP_GRAD, qkv, 2 * tol, 0},
               {"scratch", OP_SCRATCH, att, -1}};  // (B, NH, T) on the CPU, (B, NH, T, T) for the simple GPU path
-    c.forward = [=](Device d, Kernels k, float** b, int**) { attention_forward(d, k, b[1], b[2], b[0], B, T, C, NH); };
+    c.forward = [=](Device d, Kernels k, float** b, int**) {
+        attention_forward(d, k, b[1], b[2], b[0], B, T, C, NH, bf16_of(k));
+    };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels k, float** b, int**) {
         attention_backward(d, k, b[4], b[5], b[3], b[0], b[1], b[2], B, T, C, NH);
     };
@@ -166,7 +178,8 @@ static OpCase gelu_case(size_t n) {
               {"out", OP_OUTPUT, n, 1e-5},
               {"dout", OP_DOUT, n, -1},
               {"dinp", OP_GRAD, n, 1e-5, 0}};
-    c.forward = [=](Device d, Kernels, float** b, int**) { gelu_forward(d, b[1], b[0], n); };
+    c.forward = [=](Device d, Kernels k, float** b, int**) { gelu_forward(d, b[1], b[0], n, bf16_of(k)); };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels, float** b, int**) { gelu_backward(d, b[3], b[0], b[2], n); };
     c.flops = 30.0 * n;
     return c;
@@ -209,7 +222,10 @@ static OpCase embedding_case(int B, int T, int C, int Vp, std::vector<int> ids =
               {"dout", OP_DOUT, (size_t)N * C, -1},
               {"dwte", OP_GRAD, (size_t)Vp * C, 0, 0},
               {"dwpe", OP_GRAD, (size_t)T * C, 0, 1}};
-    c.forward = [=](Device d, Kernels, float** b, int** in) { embedding_forward(d, b[2], in[0], b[0], b[1], B, T, C); };
+    c.forward = [=](Device d, Kernels k, float** b, int** in) {
+        embedding_forward(d, b[2], in[0], b[0], b[1], B, T, C, bf16_of(k));
+    };
+    c.rounds = true;
     c.backward = [=](Device d, Kernels, float** b, int** in) {
         embedding_backward(d, b[4], b[5], b[3], in[0], in[1], G, B, T, C);
     };

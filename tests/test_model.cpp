@@ -152,8 +152,9 @@ static size_t not_bf16(const float* x, size_t n) {
 
 // --precision bf16 (tensor.h's Precision, model.h's rounding points): the layers read a bf16 copy of the weights
 // and every activation is stored as a bf16 value, while the master weights, the statistics and the gradients stay
-// fp32; the loss (within 1e-2, measured 1.6e-4) and every parameter's gradient (within 2e-2) stay within bf16's
-// tolerance of the fp32 model's from the same weights, and differ from them (the rounding is there). Weights at std 0.3, so few are bf16 values.
+// fp32; the loss (within 1e-2, measured 9.1e-5) and every parameter's gradient (within 2e-2, measured <= 9.9e-3)
+// stay within bf16's tolerance of the fp32 model's from the same weights, and differ from them (the rounding is
+// there). Weights at std 0.3, so few are bf16 values.
 TEST_CASE("model: bf16 precision stores bf16 weights and activations, keeps fp32 statistics, stays near fp32") {
     GPT2Config cfg = tiny_config();
     int B = 2, T = 8, N = B * T, C = cfg.channels;
@@ -204,13 +205,16 @@ TEST_CASE("model: bf16 precision stores bf16 weights and activations, keeps fp32
     CHECK(fabs(loss[1] - loss[0]) <= 1e-2 * fabs(loss[0]));
     CHECK(loss[1] != loss[0]);
     for (int k = 0; k < 2; k++) gpt2_backward(models[k], B, T, 1.0f / N);
+    double worst = 0.0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const Tensor* t = &fp32.params[i];
         double err = rel_error(bf16.params[i].grad, t->grad, t->size);
         CAPTURE(std::string(param_tensor_names[i]));
-        CHECK(err <= 2e-2);  // measured 2.4e-3 to 1.05e-2 (the backward reads ~25 rounded tensors)
+        CHECK(err <= 2e-2);  // the backward reads ~25 rounded tensors
         CHECK(err > 0.0);
+        worst = fmax(worst, err);
     }
+    MESSAGE("bf16 vs fp32: loss " << fabs(loss[1] - loss[0]) / loss[0] << " relative, gradients up to " << worst);
     gpt2_free(&fp32);
     gpt2_free(&bf16);
 }

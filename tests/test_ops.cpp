@@ -127,6 +127,40 @@ TEST_CASE("ops: every op's backward against finite differences (the op-case tabl
     }
 }
 
+// --precision bf16 (tensor.h's Precision): an op whose outputs are bf16 tensors computes in fp32 and rounds each value
+// as it stores it, so its outputs are its fp32 outputs rounded (bf16_round), and what it saves for the backward is
+// unchanged; the fused pair normalises the stored, rounded sum (as its backward reads it), so its layernorm output
+// and statistics are compared within bf16's tolerance instead. The ops that store no bf16 tensor (the loss, the
+// reference add) give their fp32 bits.
+TEST_CASE("ops: at bf16 precision each op stores its fp32 result rounded to bf16 (the op-case table)") {
+    Kernels fp32 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_FP32}, bf16 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_BF16};
+    int rounding = 0;
+    for (const OpCase& c : op_cases_fd()) {
+        CAPTURE(c.name);
+        std::vector<std::vector<float>> h = op_case_inputs(c, 13, false);
+        std::vector<std::vector<float>> a = op_case_run(c, DEV_CPU, fp32, h, false), b = op_case_run(c, DEV_CPU, bf16, h, false);
+        bool fused = c.name.rfind("residual_layernorm", 0) == 0;
+        rounding += c.rounds;
+        for (size_t i = 0; i < c.bufs.size(); i++) {
+            const OpBuf& buf = c.bufs[i];
+            if (buf.role != OP_OUTPUT && buf.role != OP_SAVED) continue;
+            CAPTURE(buf.name);
+            bool from_rounded_sum = fused && strcmp(buf.name, "sum") != 0;
+            if (!c.rounds || (buf.role == OP_SAVED && !fused)) {
+                CHECK(b[i] == a[i]);
+            } else if (from_rounded_sum) {
+                CHECK(rel_error(b[i].data(), a[i].data(), buf.n) <= 1e-2);
+                if (buf.role == OP_OUTPUT)
+                    for (float x : b[i]) REQUIRE(bf16_round(x) == x);
+            } else {
+                for (size_t j = 0; j < buf.n; j++) REQUIRE(b[i][j] == bf16_round(a[i][j]));
+                CHECK(b[i] != a[i]);  // random inputs: most fp32 results are not bf16 values
+            }
+        }
+    }
+    CHECK(rounding == 6);  // matmul, layernorm, the fused pair, attention, GELU, embedding
+}
+
 TEST_CASE("layernorm: the output is normalized") {
     int N = 5, C = 19;
     std::vector<float> inp = random_vector((size_t)N * C, 12, 2.0f);
