@@ -172,12 +172,13 @@ TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
     gpt2_free(&gpu);
 }
 
-// Runs `steps` AdamW steps of the small model on one device (a fixed sequence of random batches); returns
-// the losses, and the final parameters in *params.
-static std::vector<float> train_steps(Device dev, int steps, std::vector<float>* params) {
+// Runs `steps` AdamW steps of the small model on one device (a fixed sequence of random batches), with the kernel
+// choices `k` (by default fp32 cuBLAS, simple attention, fp32 precision); returns the losses, and the final
+// parameters in *params.
+static std::vector<float> train_steps(Device dev, int steps, std::vector<float>* params, Kernels k = Kernels{}) {
     GPT2Config cfg = small_config();
     GPT2 model;
-    gpt2_build(&model, &cfg, SMALL_B, SMALL_T, dev, 31);
+    gpt2_build(&model, &cfg, SMALL_B, SMALL_T, dev, 31, k);
     OptimizerConfig oc = optimizer_config_adamw();
     oc.lr = 3e-3f;  // large enough that 20 steps move the loss well below its start
     Optimizer opt;
