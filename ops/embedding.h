@@ -90,6 +90,17 @@ static __global__ void embedding_forward_kernel(float* out, const int* ids, cons
     int n = (int)(i / C), c = (int)(i % C);
     out[i] = as_stored(wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c], bf16);
 }
+// the same, four channels a thread with 128-bit accesses (float4), where C % 4 == 0 and the tables and out are
+// 16-byte aligned (every row then starts aligned)
+static __global__ void embedding_forward4_kernel(float* out, const int* ids, const float* wte, const float* wpe,
+                                                 int N, int T, int C, bool bf16) {
+    size_t i = 4 * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= (size_t)N * C) return;
+    int n = (int)(i / C), c = (int)(i % C);
+    float4 e = *(const float4*)(wte + (size_t)ids[n] * C + c), p = *(const float4*)(wpe + (size_t)(n % T) * C + c);
+    *(float4*)(out + i) = make_float4(as_stored(e.x + p.x, bf16), as_stored(e.y + p.y, bf16),
+                                      as_stored(e.z + p.z, bf16), as_stored(e.w + p.w, bf16));
+}
 
 #define WTE_THREADS 128  // channels per block of the dwte backward
 
@@ -127,7 +138,10 @@ static void embedding_forward_cuda(float* out, const int* ids, const float* wte,
                                    int C, bool bf16 = false) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return;
-    embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
+    if (C % 4 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe))
+        embedding_forward4_kernel<<<cuda_blocks(n / 4, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
+    else
+        embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
     cudaCheckLaunch();
 }
 

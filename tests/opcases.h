@@ -287,7 +287,7 @@ static std::vector<OpCase> op_cases_fd() {
 // awkward shapes for the GPU: not multiples of 32, T = 1, rows of 1000+ channels, GPT-2's 50257/50304 vocabulary
 static std::vector<OpCase> op_cases_gpu() {
     return {matmul_case(111, 1001, 67, true), matmul_case(13, 48, 50304, false), matmul_case(1, 1, 1, true),
-            matmul_case(65, 33, 129, true),
+            matmul_case(65, 33, 129, true), matmul_case(37, 48, 192, true),  // the last: the bias kernel's float4 path
             layernorm_case(1, 7), layernorm_case(74, 1001), layernorm_case(130, 768), layernorm_case(37, 33),
             residual_layernorm_case(1, 7), residual_layernorm_case(74, 1001), residual_layernorm_case(37, 33),
             attention_case(2, 1, 48, 3), attention_case(2, 37, 48, 3), attention_case(1, 67, 768, 12),
