@@ -89,9 +89,11 @@ static void compare_write_table(const RunConfig* rc, const std::vector<CompareEn
                  "tokens,tokens_per_s,optimizer_share,status\n");
     char header[1024];
     snprintf(header, sizeof(header),
-             "model %s, batch %d x %d x %d, %d steps, %s schedule, seed %lld, on %s. Same initial weights and data "
-             "order for every run. \"to %.3f\": the first evaluation at or below that validation loss%s.\n\n",
-             rc->model, rc->batch, rc->seq_len, rc->grad_accum, rc->steps, rc->schedule, rc->seed, machine, level,
+             "model %s, batch %d x %d x %d, %d steps, %s schedule, seed %lld, on %s, %s precision, %s products. Same "
+             "initial weights and data order for every run. \"to %.3f\": the first evaluation at or below that "
+             "validation loss%s.\n\n",
+             rc->model, rc->batch, rc->seq_len, rc->grad_accum, rc->steps, rc->schedule, rc->seed, machine,
+             rc->precision, rc->matmul, level,
              rc->target_loss > 0 ? " (--target-loss)" : " (the level every run reached)");
     const char* columns = "| optimizer | lr (matrices) | final val loss | best val loss | tokens to %.3f | train time to "
                           "%.3f | train time | tokens/s | optimizer share of step |\n"
