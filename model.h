@@ -185,7 +185,7 @@ static void gpt2_layout_acts(GPT2* m) {
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
     m->logits = tensor_make("logits", a, NULL, B, T, Vp);  // the loss's backward writes dlogits over the logits
-    m->logits.bf16 = bf16;                                   // (bf16 values at bf16; read in fp32 arithmetic)
+    // (at bf16 the LM head stores fp32 values and the loss reads them as bf16's: ops/crossentropy.h)
     m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
@@ -378,7 +378,8 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 
-    crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp, loss_scale);
+    crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp, loss_scale,
+                 m->kernels.precision == PRECISION_BF16);  // bf16: the loss reads the logits as bf16 values
     if (tape->recording) m->fused_loss_scale = loss_scale;  // what gpt2_backward must then be given
     copy_to_host(m->device, m->host_losses, m->losses.data, sizeof(float) * N);
     double sum = 0.0;

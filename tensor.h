@@ -122,8 +122,9 @@ enum GemmLevel { GEMM_CUBLAS = 0, GEMM_CUBLAS_TF32 = 1, GEMM_TILED = 2, GEMM_CUB
 enum AttentionPath { ATTENTION_SIMPLE = 0, ATTENTION_FLASH = 1 };
 // the numbers a model stores (model.h): fp32 everywhere; or bf16's, as a bf16 trainer stores them (llm.c, PyTorch's
 // autocast): the weights the layers read are a bf16-rounded copy of the fp32 master weights, and every activation
-// is rounded to bf16 where it is made, while statistics (layernorm's mean and rstd, softmax's max and sum, the
-// loss), sums, gradients and optimizer state stay fp32. Held in fp32 buffers with bf16 values, on both devices.
+// is rounded to bf16 where it is made (the logits: where the loss reads them), while statistics (layernorm's mean
+// and rstd, softmax's max and sum, the loss), sums, gradients and optimizer state stay fp32. Held in fp32 buffers
+// with bf16 values, on both devices.
 enum Precision { PRECISION_FP32 = 0, PRECISION_BF16 = 1 };
 struct Kernels {
     GemmLevel gemm;

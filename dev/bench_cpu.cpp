@@ -54,13 +54,14 @@ struct StepBench {
     int B, T;
 };
 
-static void step_bench_init(StepBench* s, const char* optimizer) {
+static void step_bench_init(StepBench* s, const char* optimizer, Precision precision = PRECISION_FP32) {
     GPT2Config cfg;
     char err[ERR_LEN];
     if (gpt2_config_preset(&cfg, "d4", err)) die("%s", err);
     s->B = 8;
     s->T = 256;
-    gpt2_build(&s->model, &cfg, s->B, s->T, DEV_CPU, 1);
+    GemmLevel products = precision == PRECISION_BF16 ? GEMM_CUBLAS_BF16 : GEMM_CUBLAS;  // as --matmul auto
+    gpt2_build(&s->model, &cfg, s->B, s->T, DEV_CPU, 1, Kernels{products, ATTENTION_SIMPLE, precision});
     OptimizerConfig oc;
     if (optimizer_config_by_name(optimizer, &oc, err)) die("%s", err);
     if (optimizer_init(&s->opt, &s->model, &oc, err)) die("%s", err);
@@ -111,9 +112,9 @@ static void BM_optimizer(benchmark::State& state, const char* name) {
 }
 
 // forward + backward + optimizer: tokens/s of training
-static void BM_train_step(benchmark::State& state, const char* name) {
+static void BM_train_step(benchmark::State& state, const char* name, Precision precision) {
     StepBench s;
-    step_bench_init(&s, name);
+    step_bench_init(&s, name, precision);
     for (auto _ : state) {
         step_forward(&s, 1.0f / (s.B * s.T));
         step_backward(&s);
@@ -130,7 +131,9 @@ BENCHMARK(BM_step_forward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseReal
 BENCHMARK(BM_step_backward)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_optimizer, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_optimizer, muon, "muon")->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw")->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_train_step, adamw, "adamw", PRECISION_FP32)->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
+// --precision bf16 on the CPU: the same step with the bf16 rounding points (what they cost here)
+BENCHMARK_CAPTURE(BM_train_step, adamw_bf16, "adamw", PRECISION_BF16)->Unit(benchmark::kMillisecond)->MinTime(4.0)->UseRealTime();
 
 // ----------------------------------------------------------------------------------------------------
 // Newton–Schulz on one matrix (rows, cols), plain (newton_schulz_batch) or on the Gram matrix
@@ -260,6 +263,10 @@ int main(int argc, char** argv) {
         printf("  d4 training step (B 8, T 256) with AdamW: %.0f ms = %.0f tokens/s; forward %.0f ms, backward %.0f ms\n",
                step_adamw, 8 * 256 / (step_adamw / 1e3), fwd, bwd);
         printf("  AdamW step: %.1f ms, %.1f%% of the training step\n", opt_adamw, 100.0 * opt_adamw / step_adamw);
+        double step_bf16 = ms_of("BM_train_step/adamw_bf16/");
+        if (step_bf16 > 0)
+            printf("  the same step at --precision bf16 (the rounding points, bf16 products): %.0f ms, %.2fx fp32's time\n",
+                   step_bf16, step_bf16 / step_adamw);
         double opt_muon = ms_of("BM_optimizer/muon/");  // Newton-Schulz in fp64 on the 16 hidden matrices + AdamW
         if (opt_muon > 0)
             printf("  Muon step (Newton-Schulz, fp64): %.1f ms, %.1f%% of a training step with it\n", opt_muon,

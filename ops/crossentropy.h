@@ -6,6 +6,10 @@
 // row is still in cache, and no backward is recorded: forward and backward in one pass, as llm.c's classifier.
 // The vocabulary is padded from V = 50257 to Vp = 50304 (a multiple of 64, for fast matmuls); the padded
 // logits take no part in the softmax, so they can never win, and get zero gradient.
+// bf16 (--precision bf16): the loss reads the logits as bf16 values (as_stored), so the LM head stores them as they
+// come and no pass of their own rounds the largest activation: the GPU's kernels round each logit as they read it
+// (forward and backward); the CPU rounds each row in place as its forward starts (the row in cache; a test inside
+// its vectorized loops would slow the fp32 path), so its backward then reads the rounded values. The same numbers.
 // Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
 #pragma once
 #include <math.h>
@@ -33,11 +37,13 @@ static inline void crossentropy_row_backward_cpu(float* dz, const float* z, floa
 //   loss = lse − z[target]  ( = −log softmax(z)[target] )
 // The sum runs in float over blocks of 1024 terms (each <= 1), the blocks' sums in double.
 // Fused (dlogits not NULL): the row's gradient for dlosses[n] = dloss, as crossentropy_backward_cpu writes it.
-static void crossentropy_forward_cpu(float* losses, float* lse, const float* logits, const int* targets, int N,
-                                     int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
+static void crossentropy_forward_cpu(float* losses, float* lse, float* logits, const int* targets, int N, int V,
+                                     int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        const float* z = logits + (size_t)n * Vp;
+        float* z = logits + (size_t)n * Vp;
+        if (bf16)
+            for (int v = 0; v < V; v++) z[v] = bf16_round(z[v]);
         float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
         for (int v = 0; v < V; v++) maxv = z[v] > maxv ? z[v] : maxv;
@@ -74,9 +80,9 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
 // The block's threads stride over the row's Vp columns, each entry read by the thread that writes it (so dz may
 // be z); the padded columns get zero.
 static __device__ void crossentropy_row_backward(float* dz, const float* z, float d, float l, int target, int V,
-                                                 int Vp) {
+                                                 int Vp, bool bf16) {
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
-        float g = v < V ? d * expf(z[v] - l) : 0.0f;
+        float g = v < V ? d * expf(as_stored(z[v], bf16) - l) : 0.0f;
         dz[v] = v == target ? g - d : g;  // the CPU's order: the softmax term, then minus d at the target
     }
 }
@@ -89,13 +95,13 @@ static __device__ void crossentropy_row_backward(float* dz, const float* z, floa
 // Fused (dlogits not NULL): then the row's gradient for dloss, while the row is still in cache (every thread has
 // the lse from the reductions; z[target] was read before them, so dlogits may be the logits).
 static __global__ void crossentropy_forward_kernel(float* losses, float* lse, const float* logits, const int* targets,
-                                                   int V, int Vp, float* dlogits, float dloss) {
+                                                   int V, int Vp, float* dlogits, float dloss, bool bf16) {
     int n = blockIdx.x, target = targets[n];
     const float* z = logits + (size_t)n * Vp;
-    float z_target = z[target];
+    float z_target = as_stored(z[target], bf16);
     float m = -INFINITY, s = 0.0f;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float x = z[v];
+        float x = as_stored(z[v], bf16);
         if (x > m) {
             s = s * expf(m - x) + 1.0f;  // exp(-inf) = 0 for the first
             m = x;
@@ -110,30 +116,31 @@ static __global__ void crossentropy_forward_kernel(float* losses, float* lse, co
         lse[n] = l;
         losses[n] = l - z_target;
     }
-    if (dlogits) crossentropy_row_backward(dlogits + (size_t)n * Vp, z, dloss, l, target, V, Vp);
+    if (dlogits) crossentropy_row_backward(dlogits + (size_t)n * Vp, z, dloss, l, target, V, Vp, bf16);
 }
 
 // One block per row, as the forward.
 static __global__ void crossentropy_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
-                                                    const float* lse, const int* targets, int V, int Vp) {
+                                                    const float* lse, const int* targets, int V, int Vp, bool bf16) {
     int n = blockIdx.x;
-    crossentropy_row_backward(dlogits + (size_t)n * Vp, logits + (size_t)n * Vp, dlosses[n], lse[n], targets[n], V, Vp);
+    crossentropy_row_backward(dlogits + (size_t)n * Vp, logits + (size_t)n * Vp, dlosses[n], lse[n], targets[n], V, Vp,
+                              bf16);
 }
 
 // ----------------------------------------------------------------------------------------------------
 // CUDA launchers: the CPU functions' arguments, as device pointers (targets too)
 
 static void crossentropy_forward_cuda(float* losses, float* lse, const float* logits, const int* targets, int N,
-                                      int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
+                                      int V, int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false) {
     if (N == 0) return;
-    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp, dlogits, dloss);
+    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp, dlogits, dloss, bf16);
     cudaCheckLaunch();
 }
 
 static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, const float* logits, const float* lse,
-                                       const int* targets, int N, int V, int Vp) {
+                                       const int* targets, int N, int V, int Vp, bool bf16 = false) {
     if (N == 0) return;
-    crossentropy_backward_kernel<<<N, CE_THREADS>>>(dlogits, dlosses, logits, lse, targets, V, Vp);
+    crossentropy_backward_kernel<<<N, CE_THREADS>>>(dlogits, dlosses, logits, lse, targets, V, Vp, bf16);
     cudaCheckLaunch();
 }
 #endif
@@ -141,20 +148,23 @@ static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, con
 // ----------------------------------------------------------------------------------------------------
 // by device: the one place that picks the CPU or the CUDA code (targets on the same device as the logits)
 
-// dlogits not NULL: fused, the gradient for dlosses = dloss at every position written too (may be logits)
-static void crossentropy_forward(Device d, float* losses, float* lse, const float* logits, const int* targets, int N,
-                                 int V, int Vp, float* dlogits = NULL, float dloss = 0.0f) {
+// dlogits not NULL: fused, the gradient for dlosses = dloss at every position written too (may be logits); bf16:
+// the logits read as bf16 values (the CPU leaves them rounded)
+static void crossentropy_forward(Device d, float* losses, float* lse, float* logits, const int* targets, int N, int V,
+                                 int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp, dlogits, dloss);
+    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp, dlogits, dloss, bf16);
 #endif
-    crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp, dlogits, dloss);
+    crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp, dlogits, dloss, bf16);
 }
 
+// bf16: as the forward (the CPU's forward left the logits rounded: its backward reads them as they are)
 static void crossentropy_backward(Device d, float* dlogits, const float* dlosses, const float* logits,
-                                  const float* lse, const int* targets, int N, int V, int Vp) {
+                                  const float* lse, const int* targets, int N, int V, int Vp, bool bf16 = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, N, V, Vp);
+    if (d == DEV_CUDA) return crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, N, V, Vp, bf16);
 #endif
+    (void)bf16;
     crossentropy_backward_cpu(dlogits, dlosses, logits, lse, targets, N, V, Vp);
 }
 
@@ -163,19 +173,21 @@ static void crossentropy_backward(Device d, float* dlogits, const float* dlosses
 
 static void crossentropy_backward_node(const TapeNode* node) {
     crossentropy_backward(node->out->device, node->in[0]->grad, node->out->grad, node->in[0]->data,
-                          node->saved[0]->data, node->ids, node->dims[0], node->dims[1], node->dims[2]);
+                          node->saved[0]->data, node->ids, node->dims[0], node->dims[1], node->dims[2],
+                          node->kernels.precision == PRECISION_BF16);
 }
 
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
 // lse (N) is saved. The caller seeds losses->grad (1/N for the mean loss) before the backward, which sets
 // logits->grad (which may be logits->data: the logits are then gone once the backward has run).
 // dloss > 0 (with a recording tape): fused, logits->grad set here for dL/dlosses = dloss at every position, and
-// nothing recorded (the caller's seed of losses->grad must then be the same dloss, or is unused).
+// nothing recorded (the caller's seed of losses->grad must then be the same dloss, or is unused). bf16: the logits
+// are read as bf16 values (--precision bf16).
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
-                         int Vp, float dloss = 0.0f) {
+                         int Vp, float dloss = 0.0f, bool bf16 = false) {
     bool fused = dloss > 0.0f && tape && tape->recording;
     crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp,
-                         fused ? logits->grad : NULL, dloss);
+                         fused ? logits->grad : NULL, dloss, bf16);
     if (fused) return;
     TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
     node.in[0] = logits;
@@ -184,5 +196,6 @@ static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits
     node.dims[0] = N;
     node.dims[1] = V;
     node.dims[2] = Vp;
+    node.kernels.precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
     tape_push(tape, &node);
 }

@@ -51,6 +51,7 @@ struct OpCase {
     std::function<void(std::vector<std::vector<float>>*)> adjust;  // after the random fill (e.g. padded logits)
     double flops;                        // forward + backward, for the benchmark
     bool rounds = false;                 // at Kernels.precision bf16 its forward stores bf16 values (as_stored)
+    bool reads_bf16 = false;             // at Kernels.precision bf16 it reads its input as bf16 values (the loss)
 };
 
 // whether the forward stores bf16 values (--precision bf16: the model's activations)
@@ -252,10 +253,13 @@ static OpCase crossentropy_case(int N, int V, int Vp, float padding) {
         for (int n = 0; n < N; n++)
             for (int v = V; v < Vp; v++) (*h)[0][(size_t)n * Vp + v] = padding;
     };
-    c.forward = [=](Device d, Kernels, float** b, int** in) { crossentropy_forward(d, b[1], b[2], b[0], in[0], N, V, Vp); };
-    c.backward = [=](Device d, Kernels, float** b, int** in) {
-        crossentropy_backward(d, b[4], b[3], b[0], b[2], in[0], N, V, Vp);
+    c.forward = [=](Device d, Kernels k, float** b, int** in) {
+        crossentropy_forward(d, b[1], b[2], b[0], in[0], N, V, Vp, NULL, 0.0f, bf16_of(k));
     };
+    c.backward = [=](Device d, Kernels k, float** b, int** in) {
+        crossentropy_backward(d, b[4], b[3], b[0], b[2], in[0], N, V, Vp, bf16_of(k));
+    };
+    c.reads_bf16 = true;
     c.flops = 6.0 * N * V;
     return c;
 }
@@ -266,8 +270,8 @@ static OpCase crossentropy_fused_case(int N, int V, int Vp, float padding) {
     OpCase c = crossentropy_case(N, V, Vp, padding);
     c.name = "crossentropy fused N=" + std::to_string(N) + " V=" + std::to_string(V) + " Vp=" + std::to_string(Vp);
     const float dloss = 1.0f / N;
-    c.forward = [=](Device d, Kernels, float** b, int** in) {
-        crossentropy_forward(d, b[1], b[2], b[0], in[0], N, V, Vp, b[4], dloss);
+    c.forward = [=](Device d, Kernels k, float** b, int** in) {
+        crossentropy_forward(d, b[1], b[2], b[0], in[0], N, V, Vp, b[4], dloss, bf16_of(k));
     };
     c.backward = [](Device, Kernels, float**, int**) {};
     c.flops = 8.0 * N * V;

@@ -130,12 +130,13 @@ TEST_CASE("ops: every op's backward against finite differences (the op-case tabl
 // --precision bf16 (tensor.h's Precision): an op whose outputs are bf16 tensors computes in fp32 and rounds each value
 // as it stores it, so its outputs are its fp32 outputs rounded (bf16_round), and what it saves for the backward is
 // unchanged; the fused pair normalises the stored, rounded sum (as its backward reads it), so its layernorm output
-// and statistics are compared within bf16's tolerance instead. The ops that store no bf16 tensor (the loss, the
-// reference add) give their fp32 bits.
+// and statistics are compared within bf16's tolerance instead. The reference add, which stores no bf16 tensor, gives
+// its fp32 bits.
 TEST_CASE("ops: at bf16 precision each op stores its fp32 result rounded to bf16 (the op-case table)") {
     Kernels fp32 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_FP32}, bf16 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_BF16};
     int rounding = 0;
     for (const OpCase& c : op_cases_fd()) {
+        if (c.reads_bf16) continue;  // the loss: the next test
         CAPTURE(c.name);
         std::vector<std::vector<float>> h = op_case_inputs(c, 13, false);
         std::vector<std::vector<float>> a = op_case_run(c, DEV_CPU, fp32, h, false), b = op_case_run(c, DEV_CPU, bf16, h, false);
@@ -159,6 +160,29 @@ TEST_CASE("ops: at bf16 precision each op stores its fp32 result rounded to bf16
         }
     }
     CHECK(rounding == 6);  // matmul, layernorm, the fused pair, attention, GELU, embedding
+}
+
+// At bf16 precision the loss reads the logits as bf16 values (ops/crossentropy.h): its forward and backward on raw
+// logits give, bit for bit, what the fp32 loss gives on the logits rounded beforehand; and differ from fp32's.
+TEST_CASE("ops: at bf16 precision the loss reads its logits as bf16 values, forward and backward (op-case table)") {
+    Kernels fp32 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_FP32}, bf16 = {GEMM_CUBLAS, ATTENTION_SIMPLE, PRECISION_BF16};
+    int reading = 0;
+    for (const OpCase& c : {op_cases_fd().back(), crossentropy_fused_case(4, 10, 16, 100.0f)}) {
+        CAPTURE(c.name);
+        REQUIRE(c.reads_bf16);
+        reading++;
+        std::vector<std::vector<float>> h = op_case_inputs(c, 19, false), rounded = h;
+        for (float& x : rounded[0]) x = bf16_round(x);  // the logits, as bf16 would store them
+        std::vector<std::vector<float>> a = op_case_run(c, DEV_CPU, fp32, rounded), b = op_case_run(c, DEV_CPU, bf16, h),
+                                        plain = op_case_run(c, DEV_CPU, fp32, h);
+        for (size_t i = 1; i < c.bufs.size(); i++) {
+            if (c.bufs[i].role == OP_DOUT || c.bufs[i].role == OP_SCRATCH) continue;
+            CAPTURE(c.bufs[i].name);
+            CHECK(b[i] == a[i]);
+            CHECK(b[i] != plain[i]);
+        }
+    }
+    CHECK(reading == 2);
 }
 
 TEST_CASE("layernorm: the output is normalized") {
