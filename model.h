@@ -185,8 +185,8 @@ static void gpt2_layout_acts(GPT2* m) {
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
     m->logits = tensor_make("logits", a, NULL, B, T, Vp);  // the loss's backward writes dlogits over the logits
-    // (at bf16 the LM head stores fp32 values and the loss reads them as bf16's: ops/crossentropy.h)
-    m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two
+    m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two; at bf16
+                                                             // the loss reads the logits as bf16 values (not stored so)
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
     if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
@@ -374,7 +374,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ  // bf16 logits; the loss reads them in fp32 arithmetic
+    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 

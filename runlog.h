@@ -111,7 +111,8 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
         snprintf(ranks_batch, sizeof(ranks_batch), " x %d", dist.ranks);
     }
     printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s = %lld "
-           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s precision, %s products, seed %lld\n", c->run_name, c->model,
+           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s precision, %s products, seed %lld\n", c->run_name,
+           c->model,
            m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
            c->seq_len, c->grad_accum, ranks_batch, (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks,
            c->steps, c->schedule, c->warmup, device_name(dev), ranks, c->precision, c->matmul, c->seed);
@@ -123,7 +124,8 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
                             : attention_uses_flash(dev, m->kernels.attention) ? "flash attention, no T x T buffers"
                                                                               : "simple attention, T x T buffers";
     char copy[64] = "";  // bf16 precision: the layers' copy of the weights
-    if (m->weight_arena.capacity) snprintf(copy, sizeof(copy), ", their bf16 copy %.1f MiB", m->weight_arena.capacity / 1048576.0);
+    if (m->weight_arena.capacity)
+        snprintf(copy, sizeof(copy), ", their bf16 copy %.1f MiB", m->weight_arena.capacity / 1048576.0);
     printf("memory (%s): parameters %.1f MiB%s, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB (%s)\n",
            device_name(dev), m->param_arena.capacity / 1048576.0, copy, m->grad_arena.capacity / 1048576.0,
            opt->state.capacity / 1048576.0, (m->act_arena.capacity + m->act_grad_arena.capacity) / 1048576.0,

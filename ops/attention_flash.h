@@ -111,7 +111,8 @@ static __device__ __forceinline__ float flash_row_sum(float v) {
 // L (B, NH, T). Query tiles are taken last first: they have the most key tiles, so they start first.
 template <int HS>
 static __global__ void __launch_bounds__(FLASH_THREADS)
-    attention_flash_forward_kernel(float* out, float* L, const float* qkv, int T, int C, int NH, float scale, bool bf16) {
+    attention_flash_forward_kernel(float* out, float* L, const float* qkv, int T, int C, int NH, float scale,
+                                   bool bf16) {
     constexpr int TILE = flash_tile(HS), RT = TILE / 16, CT = HS / 16;
     extern __shared__ float flash_smem[];
     float* Qs = flash_smem;
