@@ -52,6 +52,7 @@ struct OpCase {
     double flops;                        // forward + backward, for the benchmark
     bool rounds = false;                 // at Kernels.precision bf16 its forward stores bf16 values (as_stored)
     bool reads_bf16 = false;             // at Kernels.precision bf16 it reads its input as bf16 values (the loss)
+    int head_size = 0;                   // attention: C / NH (flash attention has kernels for some head sizes)
 };
 
 // whether the forward stores bf16 values (--precision bf16: the model's activations)
@@ -162,6 +163,7 @@ static OpCase attention_case(int B, int T, int C, int NH) {
         attention_forward(d, k, b[1], b[2], b[0], B, T, C, NH, bf16_of(k));
     };
     c.rounds = true;
+    c.head_size = C / NH;
     c.backward = [=](Device d, Kernels k, float** b, int**) {
         attention_backward(d, k, b[4], b[5], b[3], b[0], b[1], b[2], B, T, C, NH);
     };

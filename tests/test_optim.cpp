@@ -115,6 +115,7 @@ TEST_CASE("optimizer flags: Muon's knobs by torch.optim.Muon's names, checked, a
                        {{"--ns-dtype", "fp16"}, "--ns-dtype: expected one of fp32|bf16, got 'fp16'"},
                        {{"--matmul", "fp16"}, "--matmul: expected one of auto|fp32|tf32|bf16, got 'fp16'"},
                        {{"--precision", "fp16"}, "--precision: expected one of auto|bf16|fp32, got 'fp16'"},
+                       {{"--attention", "fast"}, "--attention: expected one of flash|simple, got 'fast'"},
                        {{"--ns-gram", "-1"}, "--ns-gram -1: expected a number from 0 to 1000000"}};
     for (const Bad& b : bad) {  // refused as they are parsed, by the flag table's ranges
         CHECK(settings_from(b.args, &rc, err) != 0);
