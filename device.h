@@ -82,6 +82,12 @@ static HOST_DEVICE FORCE_INLINE float bf16_round(float x) {
     return x;
 }
 
+// n values rounded to bf16 in place by the calling thread: the CPU loops' rounding points, on a row still in cache
+// (a test inside their vectorized loops would slow the fp32 path; the caller's loop over rows is the parallel one)
+static inline void bf16_round_row(float* x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
+}
+
 // x as a tensor stores it: rounded to bf16 in a tensor of bf16 values (Tensor.bf16: --precision bf16), else as it
 // is. Each op applies it to the values it writes into its outputs, so no pass of its own rounds them afterwards.
 static HOST_DEVICE FORCE_INLINE float as_stored(float x, bool bf16) { return bf16 ? bf16_round(x) : x; }

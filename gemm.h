@@ -37,7 +37,7 @@
 // pass of their own after packing, so the fp32 packing loops stay as they are
 static void gemm_round_inputs(float* panel, size_t n, GemmLevel level) {
     if (level == GEMM_CUBLAS_BF16)
-        for (size_t i = 0; i < n; i++) panel[i] = bf16_round(panel[i]);
+        bf16_round_row(panel, n);
     else if (level == GEMM_CUBLAS_TF32)
         for (size_t i = 0; i < n; i++) panel[i] = tf32_round(panel[i]);
 }

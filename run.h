@@ -114,10 +114,11 @@ static int init_weights_from(const char* path, GPT2* model, char* err) {
 static int run_memory_check(const Run* r, Device dev, char* err) {
     const RunConfig* c = &r->rc;
     double sharing = dev == DEV_CPU ? dist.local_ranks : 1.0, n = dist.ranks;
-    double copy = run_kernels(c).precision == PRECISION_BF16 ? 4.0 : 0.0;
+    Kernels k = run_kernels(c);
+    double copy = k.precision == PRECISION_BF16 ? 4.0 : 0.0;
     double weights =
         sharing * (8.0 + 8.0 / n + (n > 1 ? 4.0 + 4.0 / n : 0.0) + copy) * (double)gpt2_num_parameters(&r->cfg);
-    double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev, run_kernels(c).attention);
+    double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev, k.attention);
     double have = device_memory_total(dev);
     if (have > 0 && weights + acts > have)
         return fail(err, "--model %s --batch %d --seq-len %d: needs %.1f GiB (parameters, gradients and optimizer state "

@@ -83,8 +83,7 @@ static void attention_forward_cpu(float* out, float* att, const float* qkv, int 
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
                 attention_add_weighted_rows(o, a, qkv + (size_t)b * T * 3 * C + 2 * C + h * HS, 3 * (size_t)C, t + 1,
                                             HS);
-                if (bf16)
-                    for (int i = 0; i < HS; i++) o[i] = bf16_round(o[i]);
+                if (bf16) bf16_round_row(o, HS);
             }
 }
 

@@ -42,8 +42,7 @@ static void crossentropy_forward_cpu(float* losses, float* lse, float* logits, c
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float* z = logits + (size_t)n * Vp;
-        if (bf16)
-            for (int v = 0; v < V; v++) z[v] = bf16_round(z[v]);
+        if (bf16) bf16_round_row(z, V);
         float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
         for (int v = 0; v < V; v++) maxv = z[v] > maxv ? z[v] : maxv;

@@ -18,8 +18,7 @@ static void embedding_forward_cpu(float* out, const int* ids, const float* wte, 
             const float* e = wte + (size_t)ids[b * T + t] * C;
             const float* p = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
-            if (bf16)
-                for (int c = 0; c < C; c++) o[c] = bf16_round(o[c]);
+            if (bf16) bf16_round_row(o, C);
         }
 }
 

@@ -26,8 +26,7 @@ static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const fl
         if (add) {
             float* r = sum + (size_t)n * C;
             for (int c = 0; c < C; c++) r[c] = x[c] + add[(size_t)n * C + c];
-            if (bf16)
-                for (int c = 0; c < C; c++) r[c] = bf16_round(r[c]);
+            if (bf16) bf16_round_row(r, C);
             x = r;
         }
         float m = 0.0f;
@@ -39,8 +38,7 @@ static void layernorm_forward_cpu(float* out, float* mean, float* rstd, const fl
         float s = 1.0f / sqrtf(v + eps);
         float* y = out + (size_t)n * C;
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + bias[c];
-        if (bf16)  // the row is still in cache (a test inside the loop above would slow the fp32 path)
-            for (int c = 0; c < C; c++) y[c] = bf16_round(y[c]);
+        if (bf16) bf16_round_row(y, C);  // the row is still in cache
         mean[n] = m;
         rstd[n] = s;
     }

@@ -143,13 +143,6 @@ TEST_CASE("model: the loss's backward fused into the forward gives the same grad
     gpt2_free(&model);
 }
 
-// how many of x's n values are not bf16 values (a bf16 value rounds to itself)
-static size_t not_bf16(const float* x, size_t n) {
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) off += bf16_round(x[i]) != x[i];
-    return off;
-}
-
 // --precision bf16 (tensor.h's Precision, model.h's rounding points): the layers read a bf16 copy of the weights
 // and every activation is stored as a bf16 value, while the master weights, the statistics and the gradients stay
 // fp32; the loss (within 1e-2, measured 9.1e-5) and every parameter's gradient (within 2e-2, measured <= 9.9e-3)

@@ -3,7 +3,14 @@
 #include <doctest/doctest.h>
 #include <string>
 #include <vector>
-#include "../common.h"
+#include "../device.h"
+
+// how many of x's n values are not bf16 values (a bf16 value rounds to itself: bf16_round)
+static size_t not_bf16(const float* x, size_t n) {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) off += bf16_round(x[i]) != x[i];
+    return off;
+}
 
 static std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
     Rng rng = rng_make(seed);
