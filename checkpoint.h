@@ -199,15 +199,7 @@ static long long first_non_finite(const float* x, size_t n) {
     return -1;
 }
 
-// bf16 is the top half of an fp32: widening it is a shift
-static float bf16_to_float(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-// Reads num_parameters values (fp32, or bf16 widened) into the model.
+// Reads num_parameters values (fp32, or bf16 widened: device.h's bf16_to_float) into the model.
 static int model_read_params(FILE* f, const char* path, GPT2* m, int version, char* err) {
     size_t n = m->num_parameters;
     float* host = (float*)xmalloc(n * sizeof(float));

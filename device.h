@@ -88,6 +88,25 @@ static inline void bf16_round_row(float* x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
 }
 
+// 16-bit storage (the GPU at --precision bf16 keeps its largest activation, the logits, so: model.h): a bfloat16 is
+// the top 16 bits of an fp32 (sign, 8 exponent bits, 7 stored mantissa bits). bf16_from_float rounds as bf16_round
+// (a NaN stays a quiet NaN); bf16_to_float is exact. cuBLAS reads and writes these as CUDA_R_16BF.
+typedef uint16_t bfloat16;
+static HOST_DEVICE FORCE_INLINE bfloat16 bf16_from_float(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (bfloat16)((bits >> 16) | 0x40u);
+    float rounded = bf16_round(x);
+    memcpy(&bits, &rounded, sizeof(bits));
+    return (bfloat16)(bits >> 16);
+}
+static HOST_DEVICE FORCE_INLINE float bf16_to_float(bfloat16 b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
 // x as a tensor stores it: rounded to bf16 in a tensor of bf16 values (Tensor.bf16: --precision bf16), else as it
 // is. Each op applies it to the values it writes into its outputs, so no pass of its own rounds them afterwards.
 static HOST_DEVICE FORCE_INLINE float as_stored(float x, bool bf16) { return bf16 ? bf16_round(x) : x; }
@@ -433,6 +452,27 @@ static void device_round_bf16(Device d, float* dst, const float* src, size_t n) 
     if (n == 0) return;
     if (aligned16(dst) && aligned16(src)) round_bf16_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(dst, src, n);
     else round_bf16_scalar_kernel<<<cuda_blocks(n, 256), 256>>>(dst, src, n);
+    cudaCheckLaunch();
+#endif
+}
+
+// dst (bf16 storage) = src rounded to bf16, n values, on either device: a bf16 copy for the products that take bf16
+// operands (the LM head's input and the token embedding at 16-bit storage: model.h)
+#ifdef __CUDACC__
+static __global__ void to_bf16_kernel(bfloat16* dst, const float* src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = bf16_from_float(src[i]);
+}
+#endif
+static void device_to_bf16(Device d, bfloat16* dst, const float* src, size_t n) {
+    if (d == DEV_CPU) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t i = 0; i < n; i++) dst[i] = bf16_from_float(src[i]);
+        return;
+    }
+#ifdef __CUDACC__
+    if (n == 0) return;
+    to_bf16_kernel<<<cuda_blocks(n, 256), 256>>>(dst, src, n);
     cudaCheckLaunch();
 #endif
 }

@@ -4,7 +4,8 @@
 //    levels its inputs are rounded as the tensor cores round them, while they are packed (fp32 sums as before).
 //  - GPU: gemm_batched_cuda, Cm = alpha·op(A)·op(B) + beta·Cm with leading dimensions and a batch at fixed
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
-//    TF32 tensor cores, or the teaching kernel of gemm_tiled.h.
+//    TF32 tensor cores, or the teaching kernel of gemm_tiled.h; gemm_bf16_cuda, the same from operands in 16-bit
+//    storage (bf16 inputs, fp32 sums, a bf16 or fp32 result).
 // Flow: the matmul layer (ops/matmul.h), attention's simple GPU path (ops/attention.h) and Muon on the GPU
 // (linalg.h) call these; no op includes another op for a product.
 #pragma once
@@ -216,5 +217,20 @@ static void gemm_cuda(GemmLevel level, float* Cm, const float* A, const float* B
                       bool trans_b, bool accumulate) {
     gemm_batched_cuda(level, Cm, A, B, M, N, K, trans_a, trans_b, 1.0f, accumulate ? 1.0f : 0.0f, trans_a ? M : K,
                       trans_b ? K : N, N, 0, 0, 0, 1);
+}
+
+// The same product from operands in 16-bit storage (bfloat16, device.h), on the bf16 tensor cores with fp32 sums
+// (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm is bf16 storage (c_bf16: each sum rounded as it is
+// stored; overwritten, never accumulated) or fp32 (Cm [+]= ...). What the LM head runs at 16-bit storage (model.h).
+static void gemm_bf16_cuda(void* Cm, bool c_bf16, const bfloat16* A, const bfloat16* B, int M, int N, int K,
+                           bool trans_a, bool trans_b, bool accumulate) {
+    if (M <= 0 || N <= 0) return;
+    if (c_bf16 && accumulate) die("gemm_bf16_cuda: a bf16 output is overwritten, not accumulated into");
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    int lda = trans_a ? M : K, ldb = trans_b ? K : N;  // packed row-major, as gemm_cuda (the operands swapped there)
+    cublasCheck(cublasGemmEx(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             N, M, K, &alpha, B, CUDA_R_16BF, ldb > 1 ? ldb : 1, A, CUDA_R_16BF, lda > 1 ? lda : 1,
+                             &beta, Cm, c_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT));
 }
 #endif

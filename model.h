@@ -66,7 +66,8 @@ struct GPT2 {
     Tensor grad_sets[2];   // the two activation-gradient sets (above), as tensors for the tape's zeroing nodes
     Tensor encoded;        // (B, T, C)
     Tensor lnf, lnf_mean, lnf_rstd;  // (B, T, C), (B, T), (B, T)
-    Tensor logits;         // (B, T, Vp); its grad is its data: after the backward, dlogits
+    Tensor logits;         // (B, T, Vp); its grad is its data: after the backward, dlogits (at 16-bit storage both
+                           // in logits.data16, below)
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
     Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
@@ -82,6 +83,15 @@ struct GPT2 {
     Tape tape;
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
+
+// 16-bit storage (device.h's bfloat16), so far for the largest activation alone: on the GPU at bf16 precision with
+// bf16 products, the logits are held in bf16 (data16: 2 bytes a value, 6.6 GB less at d12, B = 64, T = 1024) and
+// the tied LM head runs from bf16 copies of its operands (lnf.data16 and the token embedding's weights[P_WTE].data16)
+// on the bf16 tensor cores (ops/matmul.h's matmul_bf16). The same numbers as fp32 storage of bf16 values: those
+// products round their operands to bf16 anyway. Every other tensor, and the CPU's every tensor, is fp32 storage.
+static bool gpt2_logits16(Device device, Kernels k) {
+    return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
+}
 
 static void gpt2_layout_params(GPT2* m) {
     int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
@@ -101,6 +111,8 @@ static void gpt2_layout_params(GPT2* m) {
         m->weights[i] = tensor_view(&read, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
         offset += m->params[i].size;
     }
+    if (gpt2_logits16(m->device, m->kernels))
+        m->weights[P_WTE].data16 = arena_take_bf16(&m->weight_arena, m->weights[P_WTE].size);
 }
 
 // per-layer views of the weights the layers read: layer l of a stacked tensor starts at l · (its per-layer size)
@@ -184,9 +196,12 @@ static void gpt2_layout_acts(GPT2* m) {
     m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C);  // "ln1 of layer L"
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
-    m->logits = tensor_make("logits", a, NULL, B, T, Vp);  // the loss's backward writes dlogits over the logits
-    m->logits.grad = m->logits.data;                         // (ops/crossentropy.h): one buffer, not two; at bf16
-                                                             // the loss reads the logits as bf16 values (not stored so)
+    // the loss's backward writes dlogits over the logits (ops/crossentropy.h): one buffer, not two; at bf16 the loss
+    // reads them as bf16 values, in fp32 storage, or in 16-bit storage on the GPU (gpt2_logits16)
+    bool logits16 = gpt2_logits16(m->device, m->kernels);
+    m->logits = tensor_make("logits", a, NULL, B, T, Vp, 0, logits16);
+    if (logits16) m->lnf.data16 = arena_take_bf16(a, BTC);  // the LM head's bf16 operand
+    else m->logits.grad = m->logits.data;
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
     if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
@@ -196,13 +211,13 @@ static void gpt2_layout_acts(GPT2* m) {
 }
 
 // Bytes of activation memory (values and gradients) a model of this config needs for batches of B x T on
-// `device` with GPU attention `attention`: gpt2_build's sizing pass alone, nothing allocated.
-static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device device, AttentionPath attention) {
+// `device` with the kernel choices `kernels`: gpt2_build's sizing pass alone, nothing allocated.
+static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device device, Kernels kernels) {
     GPT2 m;
     memset(&m, 0, sizeof(m));
     m.config = *cfg;
     m.device = device;
-    m.kernels.attention = attention;
+    m.kernels = kernels;
     m.B = B;
     m.T = T;
     m.acts = (BlockActs*)xcalloc(cfg->num_layers, sizeof(BlockActs));
@@ -211,6 +226,20 @@ static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device 
     gpt2_layout_acts(&m);
     free(m.acts);
     return m.act_arena.used + m.act_grad_arena.used;
+}
+
+// Bytes of the layers' copy of the weights (bf16 precision; none at fp32): its sizing pass alone, as above.
+static size_t gpt2_weight_copy_bytes(const GPT2Config* cfg, Device device, Kernels kernels) {
+    GPT2 m;
+    memset(&m, 0, sizeof(m));
+    m.config = *cfg;
+    m.device = device;
+    m.kernels = kernels;
+    m.param_arena = arena_sizing(device);
+    m.grad_arena = arena_sizing(device);
+    m.weight_arena = arena_sizing(device);
+    gpt2_layout_params(&m);
+    return m.weight_arena.used;
 }
 
 // GPT-2's initialisation: weights N(0, 0.02), the two residual projections N(0, 0.02/sqrt(2L)) so the
@@ -320,6 +349,8 @@ static void gpt2_refresh_weights(GPT2* m) {
     if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
         die("gpt2_forward: the precision changed after the model was built for %s", m->encoded.bf16 ? "bf16" : "fp32");
     if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
+    Tensor* wte = &m->weights[P_WTE];
+    if (wte->data16) device_to_bf16(m->device, wte->data16, m->params[P_WTE].data, wte->size);
 }
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
@@ -374,7 +405,10 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
+    if (m->logits.data16)  // tied LM head: lnf · wteᵀ, in 16-bit storage or not (gpt2_logits16)
+        matmul_bf16(tape, &m->logits, &m->lnf, &w[P_WTE], N, C, Vp);
+    else
+        matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 

@@ -48,16 +48,24 @@ static int sample_next(const float* logits, int V, float temperature, int top_k,
 static void generate(GPT2* m, int* tokens, int n_prompt, int n_total, float temperature, int top_k, Rng* rng) {
     int V = m->config.vocab_size, Vp = m->config.padded_vocab_size;
     float* row = (float*)xmalloc(sizeof(float) * V);
+    bfloat16* row16 = (bfloat16*)xmalloc(sizeof(bfloat16) * V);
     bool recording = m->tape.recording;
     m->tape.recording = false;
     for (int t = n_prompt; t < n_total; t++) {
         int window = t < m->T ? t : m->T;
         gpt2_forward(m, tokens + t - window, NULL, 1, window);
-        copy_to_host(m->device, row, m->logits.data + (size_t)(window - 1) * Vp, sizeof(float) * V);
+        size_t last = (size_t)(window - 1) * Vp;  // the last position's row, in fp32 or 16-bit storage (model.h)
+        if (m->logits.data) {
+            copy_to_host(m->device, row, m->logits.data + last, sizeof(float) * V);
+        } else {
+            copy_to_host(m->device, row16, m->logits.data16 + last, sizeof(bfloat16) * V);
+            for (int v = 0; v < V; v++) row[v] = bf16_to_float(row16[v]);
+        }
         tokens[t] = sample_next(row, V, temperature, top_k, rng);
     }
     m->tape.recording = recording;
     free(row);
+    free(row16);
 }
 
 // During training: a short sample from <|endoftext|>, printed as text.

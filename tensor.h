@@ -25,9 +25,9 @@ static Arena arena_sizing(Device d) {
     return a;
 }
 
-// a piece of `count` floats; NULL while sizing
-static float* arena_take(Arena* a, size_t count) {
-    size_t bytes = (count * sizeof(float) + 255) & ~(size_t)255;
+// a piece of `bytes` bytes; NULL while sizing
+static void* arena_take_bytes(Arena* a, size_t bytes) {
+    bytes = (bytes + 255) & ~(size_t)255;
     char* p = NULL;
     if (a->base) {
         if (a->used + bytes > a->capacity)
@@ -35,7 +35,13 @@ static float* arena_take(Arena* a, size_t count) {
         p = a->base + a->used;
     }
     a->used += bytes;
-    return (float*)p;
+    return p;
+}
+
+// a piece of `count` floats, or of `count` bf16 values (16-bit storage: device.h); NULL while sizing
+static float* arena_take(Arena* a, size_t count) { return (float*)arena_take_bytes(a, count * sizeof(float)); }
+static bfloat16* arena_take_bf16(Arena* a, size_t count) {
+    return (bfloat16*)arena_take_bytes(a, count * sizeof(bfloat16));
 }
 
 // after the sizing pass: allocate what was counted (zeroed), and rewind for the real pass
@@ -71,12 +77,15 @@ struct Tensor {
     Device device;
     const char* name;
     bool bf16;      // holds bf16 values (in fp32 storage): the op that writes it rounds what it stores (as_stored)
+    bfloat16* data16;  // 16-bit storage (the GPU at --precision bf16, model.h): the values in bf16, as the only
+                       // storage (data NULL: the logits) or as a copy of data for a product's bf16 operand; or NULL
 };
 
 // A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.
 // Dimensions after the first zero are unused: tensor_make("ln1", &a, &g, B, T, C) is (B, T, C).
+// With `bf16_only`, the values are 16-bit storage alone (data16; data and grad NULL).
 static Tensor tensor_make(const char* name, Arena* values, Arena* grads, int d0, int d1 = 0, int d2 = 0,
-                          int d3 = 0) {
+                          int d3 = 0, bool bf16_only = false) {
     Tensor t;
     memset(&t, 0, sizeof(t));
     int dims[4] = {d0, d1, d2, d3};
@@ -88,6 +97,11 @@ static Tensor tensor_make(const char* name, Arena* values, Arena* grads, int d0,
     }
     t.name = name;
     t.device = values->device;
+    if (bf16_only) {
+        t.data16 = arena_take_bf16(values, t.size);
+        t.bf16 = true;
+        return t;
+    }
     t.data = arena_take(values, t.size);
     t.grad = grads ? arena_take(grads, t.size) : NULL;
     return t;

@@ -10,6 +10,9 @@
 // come and no pass of their own rounds the largest activation: the GPU's kernels round each logit as they read it
 // (forward and backward); the CPU rounds each row in place as its forward starts (the row in cache; a test inside
 // its vectorized loops would slow the fp32 path), so its backward then reads the rounded values. The same numbers.
+// 16-bit storage (the GPU at bf16 with bf16 products, model.h): the logits are bf16 values in a bf16 buffer (data16),
+// half the bytes of the largest activation, and the gradient is written over them in bf16 (the products of the LM
+// head's backward round it to bf16 anyway); the kernels read and write through logit_at and set_logit_grad.
 // Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
 #pragma once
 #include <math.h>
@@ -78,11 +81,19 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
 // Backward formula above crossentropy_row_backward_cpu; the softmax is recomputed from the logits and lse.
 // The block's threads stride over the row's Vp columns, each entry read by the thread that writes it (so dz may
 // be z); the padded columns get zero.
-static __device__ void crossentropy_row_backward(float* dz, const float* z, float d, float l, int target, int V,
-                                                 int Vp, bool bf16) {
+// Each row is fp32 storage (z, dz; read as bf16 values with bf16) or 16-bit storage (z16, dz16 not NULL).
+static __device__ float logit_at(const float* z, const bfloat16* z16, int v, bool bf16) {
+    return z16 ? bf16_to_float(z16[v]) : as_stored(z[v], bf16);
+}
+static __device__ void set_logit_grad(float* dz, bfloat16* dz16, int v, float g) {
+    if (dz16) dz16[v] = bf16_from_float(g);
+    else dz[v] = g;
+}
+static __device__ void crossentropy_row_backward(float* dz, bfloat16* dz16, const float* z, const bfloat16* z16,
+                                                 float d, float l, int target, int V, int Vp, bool bf16) {
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
-        float g = v < V ? d * expf(as_stored(z[v], bf16) - l) : 0.0f;
-        dz[v] = v == target ? g - d : g;  // the CPU's order: the softmax term, then minus d at the target
+        float g = v < V ? d * expf(logit_at(z, z16, v, bf16) - l) : 0.0f;
+        set_logit_grad(dz, dz16, v, v == target ? g - d : g);  // the CPU's order: the softmax term, then minus d
     }
 }
 
@@ -93,14 +104,17 @@ static __device__ void crossentropy_row_backward(float* dz, const float* z, floa
 // takes two passes (max, then the sum in double); the two agree to ~1e-7 relative.
 // Fused (dlogits not NULL): then the row's gradient for dloss, while the row is still in cache (every thread has
 // the lse from the reductions; z[target] was read before them, so dlogits may be the logits).
-static __global__ void crossentropy_forward_kernel(float* losses, float* lse, const float* logits, const int* targets,
-                                                   int V, int Vp, float* dlogits, float dloss, bool bf16) {
+static __global__ void crossentropy_forward_kernel(float* losses, float* lse, const float* logits,
+                                                   const bfloat16* logits16, const int* targets, int V, int Vp,
+                                                   float* dlogits, bfloat16* dlogits16, float dloss, bool bf16) {
     int n = blockIdx.x, target = targets[n];
-    const float* z = logits + (size_t)n * Vp;
-    float z_target = as_stored(z[target], bf16);
+    size_t row = (size_t)n * Vp;
+    const float* z = logits ? logits + row : NULL;
+    const bfloat16* z16 = logits16 ? logits16 + row : NULL;
+    float z_target = logit_at(z, z16, target, bf16);
     float m = -INFINITY, s = 0.0f;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float x = as_stored(z[v], bf16);
+        float x = logit_at(z, z16, v, bf16);
         if (x > m) {
             s = s * expf(m - x) + 1.0f;  // exp(-inf) = 0 for the first
             m = x;
@@ -115,31 +129,41 @@ static __global__ void crossentropy_forward_kernel(float* losses, float* lse, co
         lse[n] = l;
         losses[n] = l - z_target;
     }
-    if (dlogits) crossentropy_row_backward(dlogits + (size_t)n * Vp, z, dloss, l, target, V, Vp, bf16);
+    if (dlogits || dlogits16)
+        crossentropy_row_backward(dlogits ? dlogits + row : NULL, dlogits16 ? dlogits16 + row : NULL, z, z16, dloss, l,
+                                  target, V, Vp, bf16);
 }
 
 // One block per row, as the forward.
-static __global__ void crossentropy_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
-                                                    const float* lse, const int* targets, int V, int Vp, bool bf16) {
+static __global__ void crossentropy_backward_kernel(float* dlogits, bfloat16* dlogits16, const float* dlosses,
+                                                    const float* logits, const bfloat16* logits16, const float* lse,
+                                                    const int* targets, int V, int Vp, bool bf16) {
     int n = blockIdx.x;
-    crossentropy_row_backward(dlogits + (size_t)n * Vp, logits + (size_t)n * Vp, dlosses[n], lse[n], targets[n], V, Vp,
-                              bf16);
+    size_t row = (size_t)n * Vp;
+    crossentropy_row_backward(dlogits ? dlogits + row : NULL, dlogits16 ? dlogits16 + row : NULL,
+                              logits ? logits + row : NULL, logits16 ? logits16 + row : NULL, dlosses[n], lse[n],
+                              targets[n], V, Vp, bf16);
 }
 
 // ----------------------------------------------------------------------------------------------------
-// CUDA launchers: the CPU functions' arguments, as device pointers (targets too)
+// CUDA launchers: the CPU functions' arguments, as device pointers (targets too); and for 16-bit storage, logits16
+// and dlogits16 in place of logits and dlogits (those then NULL; dlogits16 may be logits16)
 
 static void crossentropy_forward_cuda(float* losses, float* lse, const float* logits, const int* targets, int N,
-                                      int V, int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false) {
+                                      int V, int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false,
+                                      const bfloat16* logits16 = NULL, bfloat16* dlogits16 = NULL) {
     if (N == 0) return;
-    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, targets, V, Vp, dlogits, dloss, bf16);
+    crossentropy_forward_kernel<<<N, CE_THREADS>>>(losses, lse, logits, logits16, targets, V, Vp, dlogits, dlogits16,
+                                                   dloss, bf16);
     cudaCheckLaunch();
 }
 
 static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, const float* logits, const float* lse,
-                                       const int* targets, int N, int V, int Vp, bool bf16 = false) {
+                                       const int* targets, int N, int V, int Vp, bool bf16 = false,
+                                       bfloat16* dlogits16 = NULL, const bfloat16* logits16 = NULL) {
     if (N == 0) return;
-    crossentropy_backward_kernel<<<N, CE_THREADS>>>(dlogits, dlosses, logits, lse, targets, V, Vp, bf16);
+    crossentropy_backward_kernel<<<N, CE_THREADS>>>(dlogits, dlogits16, dlosses, logits, logits16, lse, targets, V, Vp,
+                                                    bf16);
     cudaCheckLaunch();
 }
 #endif
@@ -148,32 +172,42 @@ static void crossentropy_backward_cuda(float* dlogits, const float* dlosses, con
 // by device: the one place that picks the CPU or the CUDA code (targets on the same device as the logits)
 
 // dlogits not NULL: fused, the gradient for dlosses = dloss at every position written too (may be logits); bf16:
-// the logits read as bf16 values (the CPU leaves them rounded)
+// the logits read as bf16 values (the CPU leaves them rounded). logits16, dlogits16: 16-bit storage (the GPU only)
 static void crossentropy_forward(Device d, float* losses, float* lse, float* logits, const int* targets, int N, int V,
-                                 int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false) {
+                                 int Vp, float* dlogits = NULL, float dloss = 0.0f, bool bf16 = false,
+                                 const bfloat16* logits16 = NULL, bfloat16* dlogits16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp, dlogits, dloss, bf16);
+    if (d == DEV_CUDA)
+        return crossentropy_forward_cuda(losses, lse, logits, targets, N, V, Vp, dlogits, dloss, bf16, logits16,
+                                         dlogits16);
 #endif
+    if (logits16) die("crossentropy: 16-bit storage is the GPU's only");
     crossentropy_forward_cpu(losses, lse, logits, targets, N, V, Vp, dlogits, dloss, bf16);
 }
 
 // bf16: as the forward (the CPU's forward left the logits rounded: its backward reads them as they are)
 static void crossentropy_backward(Device d, float* dlogits, const float* dlosses, const float* logits,
-                                  const float* lse, const int* targets, int N, int V, int Vp, bool bf16 = false) {
+                                  const float* lse, const int* targets, int N, int V, int Vp, bool bf16 = false,
+                                  bfloat16* dlogits16 = NULL, const bfloat16* logits16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, N, V, Vp, bf16);
+    if (d == DEV_CUDA)
+        return crossentropy_backward_cuda(dlogits, dlosses, logits, lse, targets, N, V, Vp, bf16, dlogits16, logits16);
 #endif
     (void)bf16;
+    if (logits16) die("crossentropy: 16-bit storage is the GPU's only");
     crossentropy_backward_cpu(dlogits, dlosses, logits, lse, targets, N, V, Vp);
 }
 
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
+// (at 16-bit storage the logits' gradient is written over their bf16 values: logits->data16)
 static void crossentropy_backward_node(const TapeNode* node) {
-    crossentropy_backward(node->out->device, node->in[0]->grad, node->out->grad, node->in[0]->data,
-                          node->saved[0]->data, node->ids, node->dims[0], node->dims[1], node->dims[2],
-                          node->kernels.precision == PRECISION_BF16);
+    Tensor* logits = node->in[0];
+    bfloat16* logits16 = logits->data ? NULL : logits->data16;
+    crossentropy_backward(node->out->device, logits->grad, node->out->grad, logits->data, node->saved[0]->data,
+                          node->ids, node->dims[0], node->dims[1], node->dims[2],
+                          node->kernels.precision == PRECISION_BF16, logits16, logits16);
 }
 
 // losses (N) = cross-entropy of logits (N, Vp) against targets (N), softmax over the first V entries;
@@ -181,12 +215,14 @@ static void crossentropy_backward_node(const TapeNode* node) {
 // logits->grad (which may be logits->data: the logits are then gone once the backward has run).
 // dloss > 0 (with a recording tape): fused, logits->grad set here for dL/dlosses = dloss at every position, and
 // nothing recorded (the caller's seed of losses->grad must then be the same dloss, or is unused). bf16: the logits
-// are read as bf16 values (--precision bf16).
+// are read as bf16 values (--precision bf16). Logits in 16-bit storage (data16, data NULL: the GPU at bf16) are read
+// from there, and their gradient written over them.
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
                          int Vp, float dloss = 0.0f, bool bf16 = false) {
     bool fused = dloss > 0.0f && tape && tape->recording;
+    bfloat16* logits16 = logits->data ? NULL : logits->data16;
     crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp,
-                         fused ? logits->grad : NULL, dloss, bf16);
+                         fused ? logits->grad : NULL, dloss, bf16, logits16, fused ? logits16 : NULL);
     if (fused) return;
     TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
     node.in[0] = logits;

@@ -184,3 +184,41 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
     node.dims[2] = OC;
     tape_push(tape, &node);
 }
+
+// ----------------------------------------------------------------------------------------------------
+// in 16-bit storage (the GPU at --precision bf16 with bf16 products: the tied LM head, model.h)
+
+// out->data16 (N, OC) = inp (N, C) · weight (OC, C)ᵀ, no bias, from the operands' bf16 copies (data16) on the bf16
+// tensor cores (gemm_bf16_cuda); inp's copy is made here (its values are bf16's already: exact), weight's is the
+// model's. The backward formulas are matmul_backward_cpu_naive's, with dout the bf16 values the loss writes over
+// out's (ops/crossentropy.h: a (B, T, Vp) buffer of 2 bytes a value instead of 4); the gradients stay fp32.
+// The same numbers as matmul() with fp32 storage, whose bf16 products round their inputs to bf16 anyway: the loss
+// then rounds each logit as it reads it (so does this product's store), and the products round dout.
+// The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
+static void matmul_bf16_backward_node(const TapeNode* node) {
+    const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1];
+    int N = node->dims[0], C = node->dims[1], OC = node->dims[2];
+#ifdef __CUDACC__
+    if (inp->grad) gemm_bf16_cuda(inp->grad, false, out->data16, weight->data16, N, C, OC, false, false, true);
+    gemm_bf16_cuda(weight->grad, false, out->data16, inp->data16, OC, C, N, true, false, true);
+#else
+    (void)out, (void)inp, (void)weight, (void)N, (void)C, (void)OC;
+    die("matmul_bf16: 16-bit storage is the GPU's only");
+#endif
+}
+
+static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, int N, int C, int OC) {
+    if (out->device != DEV_CUDA || !out->data16 || !inp->data16 || !weight->data16)
+        die("matmul_bf16: needs the GPU and bf16 storage for out, inp and weight (%s)", out->name);
+#ifdef __CUDACC__
+    device_to_bf16(inp->device, inp->data16, inp->data, (size_t)N * C);
+    gemm_bf16_cuda(out->data16, true, inp->data16, weight->data16, N, OC, C, false, true, false);
+#endif
+    TapeNode node = tape_node("matmul_bf16", matmul_bf16_backward_node, out);
+    node.in[0] = inp;
+    node.in[1] = weight;
+    node.dims[0] = N;
+    node.dims[1] = C;
+    node.dims[2] = OC;
+    tape_push(tape, &node);
+}

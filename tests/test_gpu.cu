@@ -222,3 +222,93 @@ TEST_CASE("gpu: the teaching tiled GEMM equals cuBLAS (transposes, leading dimen
                 }
     }
 }
+
+// ----------------------------------------------------------------------------------------------------
+// 16-bit storage (model.h's gpt2_logits16: the GPU at bf16 precision with bf16 products)
+
+static bfloat16* device_bf16(size_t n) {
+    bfloat16* d = NULL;
+    cudaCheck(cudaMalloc(&d, sizeof(bfloat16) * n));
+    return d;
+}
+
+static std::vector<float> bf16_to_host(const bfloat16* d, size_t n) {
+    std::vector<bfloat16> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, sizeof(bfloat16) * n, cudaMemcpyDeviceToHost));
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = bf16_to_float(h[i]);
+    return f;
+}
+
+// The LM head writes bf16 logits, the fused loss reads them and writes its gradient over them in bf16, and the head's
+// backward reads that: against the same three steps in fp32 storage of bf16 values (the product's output rounded, the
+// loss's gradient fp32, rounded by the bf16 products as they read it). The same numbers up to the order of each
+// product's fp32 sums (cuBLAS may take other kernels for bf16 inputs than for fp32 ones); the CPU emulation runs both
+// in one order, so there they are the same bits.
+TEST_CASE("gpu: the LM head and the loss in 16-bit storage give what fp32 storage of bf16 values gives") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    const int N = 37, C = 96, V = 1000, Vp = 1024;
+    const float dloss = 1.0f / N;
+    std::vector<float> inp = random_vector((size_t)N * C, 81, 2.0f), w = random_vector((size_t)Vp * C, 82, 0.5f);
+    for (float& x : inp) x = bf16_round(x);  // the layers' inputs and weights are bf16 values at bf16 precision
+    for (float& x : w) x = bf16_round(x);
+    std::vector<int> targets(N);
+    for (int n = 0; n < N; n++) targets[n] = (n * 131) % V;
+    std::vector<float> dinp0 = random_vector((size_t)N * C, 83), dw0 = random_vector((size_t)Vp * C, 84);
+    int* d_targets = to_device_int(targets);
+
+    // fp32 storage: matmul()'s and crossentropy()'s kernels, as the model runs them at --matmul fp32 storage
+    float *d_inp = to_device(inp), *d_w = to_device(w), *d_logits = to_device(std::vector<float>((size_t)N * Vp));
+    float *d_losses = to_device(std::vector<float>(N)), *d_lse = to_device(std::vector<float>(N));
+    float *d_dinp = to_device(dinp0), *d_dw = to_device(dw0);
+    matmul_forward_cuda(GEMM_CUBLAS_BF16, d_logits, d_inp, d_w, NULL, N, C, Vp, true);
+    std::vector<float> logits_ref = to_host(d_logits, (size_t)N * Vp);
+    crossentropy_forward_cuda(d_losses, d_lse, d_logits, d_targets, N, V, Vp, d_logits, dloss, true);
+    std::vector<float> dlogits_ref = to_host(d_logits, (size_t)N * Vp);
+    matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dinp, d_dw, NULL, d_logits, d_inp, d_w, N, C, Vp);
+
+    // 16-bit storage: the ops as the model calls them, on tensors whose logits are bf16 storage alone
+    Tensor logits, x, weight, losses, lse;
+    for (Tensor* t : {&logits, &x, &weight, &losses, &lse}) {
+        memset(t, 0, sizeof(*t));
+        t->device = DEV_CUDA;
+    }
+    logits.data16 = device_bf16((size_t)N * Vp);
+    x.data = d_inp;
+    x.data16 = device_bf16((size_t)N * C);
+    x.grad = to_device(dinp0);
+    weight.data16 = device_bf16((size_t)Vp * C);
+    weight.grad = to_device(dw0);
+    device_to_bf16(DEV_CUDA, weight.data16, d_w, (size_t)Vp * C);
+    losses.data = to_device(std::vector<float>(N));
+    lse.data = to_device(std::vector<float>(N));
+    Tape tape;
+    tape_init(&tape, 4);
+    matmul_bf16(&tape, &logits, &x, &weight, N, C, Vp);
+    CHECK(logits.data == NULL);
+    std::vector<float> logits16 = bf16_to_host(logits.data16, (size_t)N * Vp);
+    crossentropy(&tape, &losses, &lse, &logits, d_targets, N, V, Vp, dloss, true);  // fused: records nothing
+    REQUIRE(tape.count == 1);
+    std::vector<float> dlogits16 = bf16_to_host(logits.data16, (size_t)N * Vp);
+    tape_backward(&tape);
+
+    std::vector<float> dlogits_rounded(dlogits_ref);
+    for (float& g : dlogits_rounded) g = bf16_round(g);
+    // a bf16 step is 2^-8 relative: entries rounded the other way after a differently ordered sum differ by one
+    check_close("logits", logits16, logits_ref, 1e-2);
+    check_close("losses", to_host(losses.data, N), to_host(d_losses, N), 1e-3);
+    check_close("lse", to_host(lse.data, N), to_host(d_lse, N), 1e-3);
+    check_close("dlogits (bf16)", dlogits16, dlogits_rounded, 1e-2);
+    check_close("dinp", to_host(x.grad, (size_t)N * C), to_host(d_dinp, (size_t)N * C), 1e-2);
+    check_close("dweight", to_host(weight.grad, (size_t)Vp * C), to_host(d_dw, (size_t)Vp * C), 1e-2);
+    size_t same = 0;  // the emulation's single order: every bit equal (reported; hardware may differ by a rounding)
+    std::vector<float> g16 = to_host(weight.grad, (size_t)Vp * C), g32 = to_host(d_dw, (size_t)Vp * C);
+    for (size_t i = 0; i < g16.size(); i++) same += g16[i] == g32[i];
+    MESSAGE("16-bit storage: " << same << " of " << g16.size() << " dweight entries the same bits as fp32 storage's");
+    CHECK(not_bf16(logits16.data(), logits16.size()) == 0);
+    tape_free(&tape);
+    for (bfloat16* p : {logits.data16, x.data16, weight.data16}) cudaCheck(cudaFree(p));
+    for (float* p : {d_inp, d_w, d_logits, d_losses, d_lse, d_dinp, d_dw, x.grad, weight.grad, losses.data, lse.data})
+        cudaCheck(cudaFree(p));
+    cudaCheck(cudaFree(d_targets));
+}

@@ -148,6 +148,8 @@ TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
     std::vector<int> ids, targets;
     random_tokens(&ids, SMALL_B * SMALL_T, cfg.vocab_size, 25);
     random_tokens(&targets, SMALL_B * SMALL_T, cfg.vocab_size, 26);
+    CHECK((gpu.logits.data == NULL && gpu.logits.data16 != NULL));  // the GPU's logits in 16-bit storage (model.h)
+    CHECK((cpu.logits.data != NULL && cpu.logits.data16 == NULL));  // the CPU's in fp32 storage
     float loss_cpu = train_forward_backward(&cpu, ids, targets);
     float loss_gpu = train_forward_backward(&gpu, ids, targets);
     CAPTURE(loss_cpu);

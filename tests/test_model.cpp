@@ -84,13 +84,13 @@ TEST_CASE("model: T x T attention buffers exist only where the attention path us
     REQUIRE(gpt2_config_preset(&cfg, "d12", err) == 0);
     const size_t B = 32, T = 1024, L = 12, NH = 12;
     size_t tt = B * NH * T * T * sizeof(float), t1 = B * NH * T * sizeof(float);
-    size_t simple = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, ATTENTION_SIMPLE);
-    size_t flash = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, ATTENTION_FLASH);
-    size_t cpu = gpt2_activation_bytes(&cfg, B, T, DEV_CPU, ATTENTION_SIMPLE);
+    size_t simple = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, Kernels{GEMM_CUBLAS, ATTENTION_SIMPLE});
+    size_t flash = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, Kernels{GEMM_CUBLAS, ATTENTION_FLASH});
+    size_t cpu = gpt2_activation_bytes(&cfg, B, T, DEV_CPU, Kernels{GEMM_CUBLAS, ATTENTION_SIMPLE});
     CHECK(simple - flash == (L + 1) * (tt - t1));
     CHECK(simple - cpu == tt - t1);
     CHECK(flash < simple * 3 / 4);
-    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, ATTENTION_FLASH) == cpu);  // the CPU has one attention
+    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, Kernels{GEMM_CUBLAS, ATTENTION_FLASH}) == cpu);  // the CPU has one attention
 }
 
 // Activation gradients live in two sets shared by alternate layers (model.h): a layer more adds its values alone.
@@ -104,16 +104,42 @@ TEST_CASE("model: activation gradients take two layers' room whatever the depth;
     GPT2Config one = cfg, two = cfg;
     one.num_layers = 1;
     two.num_layers = 2;
-    size_t layer = gpt2_activation_bytes(&two, B, T, DEV_CUDA, ATTENTION_FLASH) -
-                   gpt2_activation_bytes(&one, B, T, DEV_CUDA, ATTENTION_FLASH);
+    size_t layer = gpt2_activation_bytes(&two, B, T, DEV_CUDA, Kernels{GEMM_CUBLAS, ATTENTION_FLASH}) -
+                   gpt2_activation_bytes(&one, B, T, DEV_CUDA, Kernels{GEMM_CUBLAS, ATTENTION_FLASH});
     CHECK(layer == (18 * C + 4 + NH) * N * sizeof(float));  // every piece a multiple of 256 bytes here: no padding
-    // the figure the issue asks for: GPT-2 124M at B = 64, T = 1024 with flash attention, plus 20 bytes a parameter
-    // (the master weights, their bf16 copy in fp32 buffers, gradients, AdamW's two moments), inside an 80 GB card
-    double acts = (double)gpt2_activation_bytes(&cfg, 64, 1024, DEV_CUDA, ATTENTION_FLASH);
-    double total = acts + 20.0 * (double)gpt2_num_parameters(&cfg);
-    MESSAGE("d12, B = 64, T = 1024, flash: activations " << acts / 1e9 << " GB, with parameters and AdamW " << total / 1e9 << " GB");
+    // the figure the issue asks for: GPT-2 124M at B = 64, T = 1024 with the GPU's defaults (flash attention, bf16
+    // precision and products: the logits in 16-bit storage), plus 16 bytes a parameter (the master weights,
+    // gradients, AdamW's two moments) and the weights' bf16 copy (fp32 buffers, and the token embedding's 16-bit
+    // copy), inside an 80 GB card
+    Kernels gpu = {GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
+    double acts = (double)gpt2_activation_bytes(&cfg, 64, 1024, DEV_CUDA, gpu);
+    double copy = (double)gpt2_weight_copy_bytes(&cfg, DEV_CUDA, gpu);
+    double total = acts + copy + 16.0 * (double)gpt2_num_parameters(&cfg);
+    MESSAGE("d12, B = 64, T = 1024, GPU defaults: activations " << acts / 1e9 << " GB, with the weights' copy, parameters and AdamW "
+            << total / 1e9 << " GB");
     CHECK(total < 80e9);
-    CHECK(total > 40e9);  // and the sizing is still counting what is there (13 GB of logits alone)
+    CHECK(total > 40e9);  // and the sizing is still counting what is there (6.6 GB of bf16 logits alone)
+}
+
+// 16-bit storage (model.h's gpt2_logits16): on the GPU at bf16 precision with bf16 products the logits take 2 bytes a
+// value instead of 4, for a bf16 copy of lnf (B, T, C) and of the token embedding (Vp, C); nowhere else.
+TEST_CASE("model: the GPU at bf16 holds its logits in 16-bit storage, and only there (sizes)") {
+    GPT2Config cfg;
+    char err[ERR_LEN];
+    REQUIRE(gpt2_config_preset(&cfg, "d12", err) == 0);
+    const size_t B = 4, T = 64, N = B * T, C = 768, Vp = 50304;
+    Kernels bf16 = {GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16}, fp32_products = bf16, fp32 = {GEMM_CUBLAS, ATTENTION_FLASH};
+    fp32_products.gemm = GEMM_CUBLAS;  // bf16 values in fp32 storage: the products could not take bf16 operands
+    size_t stored16 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, bf16);
+    size_t stored32 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32_products);
+    CHECK(stored32 - stored16 == N * Vp * 4 - (N * Vp * 2 + N * C * 2));  // every piece a multiple of 256 bytes
+    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32) == stored32);
+    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, bf16) == gpt2_activation_bytes(&cfg, B, T, DEV_CPU, fp32));
+    size_t P = gpt2_num_parameters(&cfg);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) == ((P * 4 + 255) / 256 * 256) + Vp * C * 2);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32_products) == (P * 4 + 255) / 256 * 256);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CPU, bf16) == (P * 4 + 255) / 256 * 256);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32) == 0);
 }
 
 // A training step passes its loss scale to the forward, which then runs the loss's backward in the same pass
