@@ -55,11 +55,13 @@ TEST_CASE("gpu: grad_norm_cuda matches grad_norm_cpu and repeats bit for bit") {
 TEST_CASE("gpu: adamw_update_slices_cuda matches the CPU over three steps (gaps, empty and odd-sized slices)") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
     // slices with gaps between them (left untouched), an empty one, sizes around the 4096-per-block chunk, one
-    // whose moments lie elsewhere than its parameters (a rank's packed state: partition.h)
-    const AdamWSlice slices[] = {{0, 10000, 0, 1e-2f, 0.1f}, {10005, 1, 10002, 3e-3f, 0.0f},
-                                 {10006, 4096, 10006, 1e-3f, 0.5f}, {14102, 0, 14102, 1e-2f, 0.1f},
-                                 {14200, 70001, 14200, 6e-4f, 0.1f}};
-    int num = 5;
+    // whose moments lie elsewhere than its parameters (a rank's packed state: partition.h); the kernel's float4
+    // path takes those starting at a multiple of 4 in both (the first, the fifth with a tail of 1), the scalar
+    // one the others (the sixth: its parameters aligned, its moments not)
+    const AdamWSlice slices[] = {{0, 10000, 0, 1e-2f, 0.1f},         {10005, 1, 10002, 3e-3f, 0.0f},
+                                 {10006, 4096, 10006, 1e-3f, 0.5f},  {14102, 0, 14102, 1e-2f, 0.1f},
+                                 {14200, 70001, 14200, 6e-4f, 0.1f}, {84204, 5, 84201, 2e-3f, 0.1f}};
+    int num = 6;
     size_t n = 14200 + 70001 + 9;
     std::vector<float> p = random_vector(n, 81), m(n, 0.0f), v(n, 0.0f), p0 = p;
     float *d_p = to_device(p), *d_m = to_device(m), *d_v = to_device(v);
@@ -79,7 +81,8 @@ TEST_CASE("gpu: adamw_update_slices_cuda matches the CPU over three steps (gaps,
     check_close("adamw m", gm, m, 1e-5);
     check_close("adamw v", gv, v, 1e-5);
     size_t gaps_changed = 0;
-    for (size_t i : {(size_t)10000, (size_t)10004, (size_t)14102, (size_t)14199, n - 1}) gaps_changed += gp[i] != p0[i];
+    for (size_t i : {(size_t)10000, (size_t)10004, (size_t)14102, (size_t)14199, (size_t)84201, n - 1})
+        gaps_changed += gp[i] != p0[i];
     CHECK(gaps_changed == 0);
     for (float* q : {d_p, d_m, d_v}) cudaCheck(cudaFree(q));
 }
