@@ -197,7 +197,8 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
                     c->resume[0] ? c->resume : c->init_from[0] ? c->init_from : "model", r->cfg.vocab_size,
                     GPT2_VOCAB_SIZE);
     if (c->seq_len > r->cfg.max_seq_len)
-        return fail(err, "--seq-len %d: longer than the model's context %d", c->seq_len, r->cfg.max_seq_len);
+        return fail(err, "--seq-len %d: longer than the model's context %d (give --seq-len %d or less)", c->seq_len,
+                    r->cfg.max_seq_len, r->cfg.max_seq_len);
     if (run_memory_check(r, dev, err)) return -1;
     r->sched = {SCHEDULE_COSINE, c->warmup, c->steps, c->final_lr_frac, c->cooldown_frac};
     if (strcmp(c->schedule, "wsd") == 0) r->sched.kind = SCHEDULE_WSD;  // the names are the flag table's

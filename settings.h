@@ -81,7 +81,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_NUM("--heads", FLAG_INT, heads, "0", 0, 1024, "override the model's attention heads (must divide channels)"),
         FLAG_NUM("--channels", FLAG_INT, channels, "0", 0, 65536, "override the model's width C"),
         FLAG_NUM("--batch", FLAG_INT, batch, "0", 0, 65536, "B, sequences per micro-batch (0: 8 on CPU, 16 on GPU)"),
-        FLAG_NUM("--seq-len", FLAG_INT, seq_len, "0", 0, 1 << 20, "T, tokens per sequence, at most the model's context (0: 256 on CPU, 1024 on GPU)"),
+        FLAG_NUM("--seq-len", FLAG_INT, seq_len, "0", 0, 1 << 20, "T, tokens per sequence, at most the model's context (0: 256 on CPU, 1024 on GPU, or the context if shorter)"),
         FLAG_NUM("--grad-accum", FLAG_INT, grad_accum, "1", 1, 65536, "micro-batches per optimizer step"),
         FLAG_NUM("--steps", FLAG_INT, steps, "0", 0, BIG, "optimizer steps (0: 80 on CPU, 600 on GPU)"),
         FLAG_STR("--schedule", schedule, "cosine", "cosine|wsd|constant", "learning-rate schedule after warmup: cosine|wsd|constant"),
@@ -327,7 +327,13 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     bool gpu = dev == DEV_CUDA;
     if (strcmp(rc->model, "auto") == 0) snprintf(rc->model, sizeof(rc->model), "%s", gpu ? "d12" : "d4");
     if (rc->batch == 0) rc->batch = gpu ? 16 : 8;
-    if (rc->seq_len == 0) rc->seq_len = gpu ? 1024 : 256;
+    if (rc->seq_len == 0) {  // and at most a preset's context (tiny's is 64; a file's is checked when it is read)
+        rc->seq_len = gpu ? 1024 : 256;
+        GPT2Config preset = {};
+        char unknown[ERR_LEN];  // an unknown --model is reported where the model is made
+        if (gpt2_config_preset(&preset, rc->model, unknown) == 0 && preset.max_seq_len < rc->seq_len)
+            rc->seq_len = preset.max_seq_len;
+    }
     if (rc->steps == 0) rc->steps = gpu ? 600 : 80;
     if (rc->eval_every == 0) rc->eval_every = rc->steps / 10 > 0 ? rc->steps / 10 : 1;
     if (rc->health_every == 0) rc->health_every = rc->steps / 8 > 0 ? rc->steps / 8 : 1;

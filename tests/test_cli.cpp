@@ -21,6 +21,17 @@ TEST_CASE("cli: a model that cannot be built is refused before training") {
                           "--ns-gram 2 with --ns-dtype bf16: Newton-Schulz on the Gram matrix is full precision only");
 }
 
+// --seq-len's default (0: 256 on the CPU) is at most the model's context: tiny's is 64, and an unset --seq-len must
+// not be refused as too long (it was: "--seq-len 256: longer than the model's context 64", naming a flag not given)
+TEST_CASE("cli: --model tiny without --seq-len trains at its context of 64") {
+    REQUIRE_MESSAGE(access("./train", X_OK) == 0, "./train is missing: run the tests with `make test`");
+    CommandResult r = run_command("./train --device cpu --model tiny --batch 1 --steps 1 --eval-batches 1 "
+                                  "--out /tmp/muongpt_cli_runs --run-name tiny_context", "2>&1");
+    INFO(r.text);
+    CHECK(r.status == 0);
+    CHECK(r.text.find("batch 1 x 64 x 1") != std::string::npos);
+}
+
 TEST_CASE("cli: missing, truncated and foreign token files") {
     std::string dir = temp_dir();
     expect_one_line_error(std::string(SMALL) + " --data " + dir + "/missing.bin --val-data " + dir + "/missing.bin",
