@@ -220,12 +220,12 @@ static void gemm_cuda(GemmLevel level, float* Cm, const float* A, const float* B
 }
 
 // The same product from operands in 16-bit storage (bfloat16, device.h), on the bf16 tensor cores with fp32 sums
-// (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm is bf16 storage (c_bf16: each sum rounded as it is
-// stored; overwritten, never accumulated) or fp32 (Cm [+]= ...). What the LM head runs at 16-bit storage (model.h).
+// (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm [+]= op(A)·op(B), Cm in bf16 storage (c_bf16: the fp32
+// sum, plus Cm's old value where accumulating, rounded once as it is stored) or fp32. What the layers run at 16-bit
+// storage (ops/matmul.h's matmul_bf16).
 static void gemm_bf16_cuda(void* Cm, bool c_bf16, const bfloat16* A, const bfloat16* B, int M, int N, int K,
                            bool trans_a, bool trans_b, bool accumulate) {
     if (M <= 0 || N <= 0) return;
-    if (c_bf16 && accumulate) die("gemm_bf16_cuda: a bf16 output is overwritten, not accumulated into");
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     int lda = trans_a ? M : K, ldb = trans_b ? K : N;  // packed row-major, as gemm_cuda (the operands swapped there)
     cublasCheck(cublasGemmEx(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,

@@ -70,6 +70,7 @@ struct GPT2 {
                            // in logits.data16, below)
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
+    Tensor grad16;         // 16-bit storage (gpt2_storage16): a product's output gradient in bf16, (B, T, 4C)
     Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
                            // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
     Kernels kernels;       // how the GPU runs its products and attention (tensor.h); the buffers are sized for
@@ -84,12 +85,15 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (device.h's bfloat16), so far for the largest activation alone: on the GPU at bf16 precision with
-// bf16 products, the logits are held in bf16 (data16: 2 bytes a value, 6.6 GB less at d12, B = 64, T = 1024) and
-// the tied LM head runs from bf16 copies of its operands (lnf.data16 and the token embedding's weights[P_WTE].data16)
-// on the bf16 tensor cores (ops/matmul.h's matmul_bf16). The same numbers as fp32 storage of bf16 values: those
-// products round their operands to bf16 anyway. Every other tensor, and the CPU's every tensor, is fp32 storage.
-static bool gpt2_logits16(Device device, Kernels k) {
+// 16-bit storage (device.h's bfloat16, Tensor.data16), so far for the largest activations: on the GPU at bf16
+// precision with bf16 products, the logits (B, T, Vp) and the MLP's hidden layer before and after GELU (B, T, 4C
+// each, every layer) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 52.5 GB in all, sizing
+// tested). The products that read or write them run on bf16 operands (ops/matmul.h's matmul_bf16): the layers'
+// 16-bit copies of the token embedding, fcw and fcprojw (beside the fp32-buffer copy), a bf16 copy of the fp32
+// inputs they read (ln2 of each layer, lnf), and the fp32 output gradients rounded into a shared scratch in the
+// backward. The same numbers as fp32 storage of bf16 values: those products round their operands to bf16 anyway.
+// Every other tensor, and the CPU's every tensor, is fp32 storage.
+static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
 }
 
@@ -111,8 +115,9 @@ static void gpt2_layout_params(GPT2* m) {
         m->weights[i] = tensor_view(&read, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
         offset += m->params[i].size;
     }
-    if (gpt2_logits16(m->device, m->kernels))
-        m->weights[P_WTE].data16 = arena_take_bf16(&m->weight_arena, m->weights[P_WTE].size);
+    if (gpt2_storage16(m->device, m->kernels))
+        for (int i : {P_WTE, P_FCW, P_FCPROJW})
+            m->weights[i].data16 = arena_take_bf16(&m->weight_arena, m->weights[i].size);
 }
 
 // per-layer views of the weights the layers read: layer l of a stacked tensor starts at l · (its per-layer size)
@@ -149,9 +154,11 @@ static GradSet grad_set_slots(float* base, size_t BTC) {
     return g;
 }
 
-// An activation: values from `values`, its gradient at `grad` (a slot of a gradient set), bf16 values at bf16.
-static Tensor activation(const char* name, Arena* values, float* grad, bool bf16, int d0, int d1 = 0, int d2 = 0) {
-    Tensor t = tensor_make(name, values, NULL, d0, d1, d2);
+// An activation: values from `values`, its gradient at `grad` (a slot of a gradient set), bf16 values at bf16;
+// storage16: the values in 16-bit storage alone (gpt2_storage16)
+static Tensor activation(const char* name, Arena* values, float* grad, bool bf16, int d0, int d1 = 0, int d2 = 0,
+                         bool storage16 = false) {
+    Tensor t = tensor_make(name, values, NULL, d0, d1, d2, 0, storage16);
     t.grad = grad;
     t.bf16 = bf16;
     return t;
@@ -164,6 +171,7 @@ static void gpt2_layout_acts(GPT2* m) {
     Arena *a = &m->act_arena, *g = &m->act_grad_arena;
     size_t BTC = (size_t)B * T * C;
     bool bf16 = m->kernels.precision == PRECISION_BF16;  // the activations' values; statistics stay fp32
+    bool s16 = gpt2_storage16(m->device, m->kernels);       // the largest ones in 16-bit storage
     GradSet sets[2];
     for (int k = 0; k < 2; k++) {
         m->grad_sets[k] = tensor_make("grad_set", g, NULL, GRAD_SET_C * B, T, C);  // gradients only: data is the block
@@ -188,8 +196,9 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C);
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
-        x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C);
-        x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C);
+        if (s16) x->ln2.data16 = arena_take_bf16(a, BTC);  // fc's bf16 operand, kept for its backward
+        x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C, s16);
+        x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C, s16);
         x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C);
         x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
     }
@@ -197,11 +206,14 @@ static void gpt2_layout_acts(GPT2* m) {
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
     // the loss's backward writes dlogits over the logits (ops/crossentropy.h): one buffer, not two; at bf16 the loss
-    // reads them as bf16 values, in fp32 storage, or in 16-bit storage on the GPU (gpt2_logits16)
-    bool logits16 = gpt2_logits16(m->device, m->kernels);
-    m->logits = tensor_make("logits", a, NULL, B, T, Vp, 0, logits16);
-    if (logits16) m->lnf.data16 = arena_take_bf16(a, BTC);  // the LM head's bf16 operand
-    else m->logits.grad = m->logits.data;
+    // reads them as bf16 values, in fp32 storage, or in 16-bit storage on the GPU (gpt2_storage16)
+    m->logits = tensor_make("logits", a, NULL, B, T, Vp, 0, s16);
+    if (s16) {
+        m->lnf.data16 = arena_take_bf16(a, BTC);  // the LM head's bf16 operand
+        m->grad16 = tensor_make("grad16", a, NULL, 4 * B, T, C, 0, true);  // the products' bf16 output gradients
+    } else {
+        m->logits.grad = m->logits.data;
+    }
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
     if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
@@ -349,8 +361,8 @@ static void gpt2_refresh_weights(GPT2* m) {
     if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
         die("gpt2_forward: the precision changed after the model was built for %s", m->encoded.bf16 ? "bf16" : "fp32");
     if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
-    Tensor* wte = &m->weights[P_WTE];
-    if (wte->data16) device_to_bf16(m->device, wte->data16, m->params[P_WTE].data, wte->size);
+    for (int i : {P_WTE, P_FCW, P_FCPROJW})  // their 16-bit copies (gpt2_storage16)
+        if (m->weights[i].data16) device_to_bf16(m->device, m->weights[i].data16, m->params[i].data, m->weights[i].size);
 }
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
@@ -393,9 +405,15 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
-        matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
-        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
-        matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
+        if (a->fch.data16) {  // the hidden layer in 16-bit storage (gpt2_storage16)
+            matmul_bf16(tape, &a->fch, &a->ln2, &p->fcw, &p->fcb, &m->grad16, N, C, 4 * C);
+            gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+            matmul_bf16(tape, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, &m->grad16, N, 4 * C, C);
+        } else {
+            matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
+            gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+            matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
+        }
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];
         Tensor *ln = last ? &m->lnf : &next->ln1, *ln_mean = last ? &m->lnf_mean : &next->ln1_mean,
@@ -405,8 +423,8 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    if (m->logits.data16)  // tied LM head: lnf · wteᵀ, in 16-bit storage or not (gpt2_logits16)
-        matmul_bf16(tape, &m->logits, &m->lnf, &w[P_WTE], N, C, Vp);
+    if (m->logits.data16)  // tied LM head: lnf · wteᵀ, in 16-bit storage or not (gpt2_storage16)
+        matmul_bf16(tape, &m->logits, &m->lnf, &w[P_WTE], NULL, NULL, N, C, Vp);
     else
         matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set

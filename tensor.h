@@ -2,7 +2,8 @@
 //  - Arena: one allocation carved into many buffers. It is walked twice with the same calls: first with
 //    no memory (to add up the sizes), then for real. The model uses one arena for its parameters, one for
 //    their gradients and one for activations (values and gradients), as llm.c does.
-//  - Tensor: a buffer of floats, its gradient buffer (or NULL), a shape and a device.
+//  - Tensor: a buffer of floats (or of bf16 values: 16-bit storage), its gradient buffer (or NULL), a shape and a
+//    device.
 //  - Tape: the reverse-mode autodiff record. Each op in ops/ runs its forward and pushes a node; backward
 //    walks the nodes in reverse and calls each node's handwritten backward, which adds (+=) into the
 //    gradients of its inputs. The tape is a fixed array: recording a step allocates nothing.
@@ -78,7 +79,8 @@ struct Tensor {
     const char* name;
     bool bf16;      // holds bf16 values (in fp32 storage): the op that writes it rounds what it stores (as_stored)
     bfloat16* data16;  // 16-bit storage (the GPU at --precision bf16, model.h): the values in bf16, as the only
-                       // storage (data NULL: the logits) or as a copy of data for a product's bf16 operand; or NULL
+                       // storage (data NULL: the logits, the MLP's hidden layer) or as a copy of data for a
+                       // product's bf16 operand (the weights it reads, lnf, ln2); or NULL
 };
 
 // A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.
@@ -107,7 +109,7 @@ static Tensor tensor_make(const char* name, Arena* values, Arena* grads, int d0,
     return t;
 }
 
-// A view of `count` floats starting at `offset` inside `base` (its gradient too, if it has one).
+// A view of `count` floats starting at `offset` inside `base` (its gradient and its bf16 copy too, where it has them).
 static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, int d0, int d1 = 0) {
     Tensor t;
     memset(&t, 0, sizeof(t));
@@ -119,6 +121,7 @@ static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, i
     t.size = (size_t)d0 * (d1 > 0 ? d1 : 1);
     t.data = base->data ? base->data + offset : NULL;
     t.grad = base->grad ? base->grad + offset : NULL;
+    t.data16 = base->data16 ? base->data16 + offset : NULL;
     return t;
 }
 

@@ -68,6 +68,17 @@ static __global__ void gelu_backward_kernel(float* dinp, const float* inp, const
     }
 }
 
+// 16-bit storage (the MLP's hidden layer on the GPU at bf16: model.h): fch and gelu(fch) in bf16, one element a
+// thread (2-byte accesses, coalesced across the warp); the gradients stay fp32
+static __global__ void gelu_forward_bf16_kernel(bfloat16* out, const bfloat16* inp, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = bf16_from_float(gelu_value(bf16_to_float(inp[i])));
+}
+static __global__ void gelu_backward_bf16_kernel(float* dinp, const bfloat16* inp, const float* dout, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dinp[i] += dout[i] * gelu_slope(bf16_to_float(inp[i]));
+}
+
 static void gelu_forward_cuda(float* out, const float* inp, size_t n, bool bf16 = false) {
     if (n == 0) return;
     if (!aligned16(out) || !aligned16(inp)) die("gelu_forward_cuda: buffers not 16-byte aligned (float4 accesses)");
@@ -82,36 +93,59 @@ static void gelu_backward_cuda(float* dinp, const float* inp, const float* dout,
     gelu_backward_kernel<<<cuda_blocks((n + 3) / 4, 256), 256>>>(dinp, inp, dout, n);
     cudaCheckLaunch();
 }
+
+static void gelu_forward_bf16_cuda(bfloat16* out, const bfloat16* inp, size_t n) {
+    if (n == 0) return;
+    gelu_forward_bf16_kernel<<<cuda_blocks(n, 256), 256>>>(out, inp, n);
+    cudaCheckLaunch();
+}
+
+static void gelu_backward_bf16_cuda(float* dinp, const bfloat16* inp, const float* dout, size_t n) {
+    if (n == 0) return;
+    gelu_backward_bf16_kernel<<<cuda_blocks(n, 256), 256>>>(dinp, inp, dout, n);
+    cudaCheckLaunch();
+}
 #endif
 
 // ----------------------------------------------------------------------------------------------------
-// by device: the one place that picks the CPU or the CUDA code
+// by device: the one place that picks the CPU or the CUDA code; out16 and inp16 not NULL: 16-bit storage (the GPU's
+// only: the CPU keeps bf16 values in fp32 buffers), in place of out and inp
 
-static void gelu_forward(Device d, float* out, const float* inp, size_t n, bool bf16 = false) {
+static void gelu_forward(Device d, float* out, const float* inp, size_t n, bool bf16 = false, bfloat16* out16 = NULL,
+                         const bfloat16* inp16 = NULL) {
 #ifdef __CUDACC__
+    if (d == DEV_CUDA && out16) return gelu_forward_bf16_cuda(out16, inp16, n);
     if (d == DEV_CUDA) return gelu_forward_cuda(out, inp, n, bf16);
 #endif
+    if (out16) die("gelu: 16-bit storage is the GPU's only");
     gelu_forward_cpu(out, inp, n, bf16);
 }
 
-static void gelu_backward(Device d, float* dinp, const float* inp, const float* dout, size_t n) {
+static void gelu_backward(Device d, float* dinp, const float* inp, const float* dout, size_t n,
+                          const bfloat16* inp16 = NULL) {
 #ifdef __CUDACC__
+    if (d == DEV_CUDA && inp16) return gelu_backward_bf16_cuda(dinp, inp16, dout, n);
     if (d == DEV_CUDA) return gelu_backward_cuda(dinp, inp, dout, n);
 #endif
+    if (inp16) die("gelu: 16-bit storage is the GPU's only");
     gelu_backward_cpu(dinp, inp, dout, n);
 }
 
 // ----------------------------------------------------------------------------------------------------
 // on the tape
 
+// (a tensor in 16-bit storage alone has data NULL and its values in data16: tensor.h)
 static void gelu_backward_node(const TapeNode* node) {
-    gelu_backward(node->out->device, node->in[0]->grad, node->in[0]->data, node->out->grad,
-                  (size_t)node->dims[0] * node->dims[1]);
+    const Tensor* inp = node->in[0];
+    gelu_backward(node->out->device, inp->grad, inp->data, node->out->grad, (size_t)node->dims[0] * node->dims[1],
+                  inp->data ? NULL : inp->data16);
 }
 
-// out (N, C) = gelu(inp (N, C)), elementwise
+// out (N, C) = gelu(inp (N, C)), elementwise; both in fp32 storage or both in 16-bit storage
 static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
-    gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16);
+    if ((out->data == NULL) != (inp->data == NULL)) die("gelu: %s and %s in different storage", out->name, inp->name);
+    gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, out->data ? NULL : out->data16,
+                 inp->data ? NULL : inp->data16);
     TapeNode node = tape_node("gelu", gelu_backward_node, out);
     node.in[0] = inp;
     node.dims[0] = N;

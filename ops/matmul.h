@@ -114,10 +114,8 @@ static __global__ void matmul_bias_backward_kernel(float* dbias, const float* do
 // ----------------------------------------------------------------------------------------------------
 // CUDA launchers: the CPU functions' arguments, as device pointers
 
-// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias; bf16: rounded in the bias kernel's pass (one pass either way)
-static void matmul_forward_cuda(GemmLevel gemm, float* out, const float* inp, const float* weight, const float* bias,
-                                int N, int C, int OC, bool bf16 = false) {
-    gemm_cuda(gemm, out, inp, weight, N, OC, C, false, true, false);
+// out (N, OC) = as_stored(out + bias) after a product: one pass (none when there is neither a bias nor rounding)
+static void matmul_bias_round_cuda(float* out, const float* bias, int N, int OC, bool bf16) {
     size_t n = (size_t)N * OC;
     if ((bias || bf16) && n > 0) {
         if (OC % 4 == 0 && aligned16(out) && (!bias || aligned16(bias)))
@@ -126,6 +124,13 @@ static void matmul_forward_cuda(GemmLevel gemm, float* out, const float* inp, co
             matmul_bias_add_kernel<<<cuda_blocks(n, 256), 256>>>(out, bias, N, OC, bf16);
         cudaCheckLaunch();
     }
+}
+
+// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias; bf16: rounded in the bias kernel's pass (one pass either way)
+static void matmul_forward_cuda(GemmLevel gemm, float* out, const float* inp, const float* weight, const float* bias,
+                                int N, int C, int OC, bool bf16 = false) {
+    gemm_cuda(gemm, out, inp, weight, N, OC, C, false, true, false);
+    matmul_bias_round_cuda(out, bias, N, OC, bf16);
 }
 
 // backward formulas above matmul_backward_cpu_naive
@@ -186,37 +191,73 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 }
 
 // ----------------------------------------------------------------------------------------------------
-// in 16-bit storage (the GPU at --precision bf16 with bf16 products: the tied LM head, model.h)
+// in 16-bit storage (the GPU at --precision bf16 with bf16 products: model.h's gpt2_storage16)
 
-// out->data16 (N, OC) = inp (N, C) · weight (OC, C)ᵀ, no bias, from the operands' bf16 copies (data16) on the bf16
-// tensor cores (gemm_bf16_cuda); inp's copy is made here (its values are bf16's already: exact), weight's is the
-// model's. The backward formulas are matmul_backward_cpu_naive's, with dout the bf16 values the loss writes over
-// out's (ops/crossentropy.h: a (B, T, Vp) buffer of 2 bytes a value instead of 4); the gradients stay fp32.
-// The same numbers as matmul() with fp32 storage, whose bf16 products round their inputs to bf16 anyway: the loss
-// then rounds each logit as it reads it (so does this product's store), and the products round dout.
+// out = inp · Wᵀ + bias with bf16 operands on the bf16 tensor cores, fp32 sums (gemm_bf16_cuda). inp is 16-bit
+// storage (the MLP's hidden layer) or fp32 storage of bf16 values with a bf16 copy beside it (data16), made here and
+// kept for the backward (its values are bf16's already: exact); the weight's bf16 copy is the model's (data16). out
+// is 16-bit storage (the sums start from the bias, rounded once as they are stored) or fp32 storage of bf16 values
+// (the bias and the rounding in the pass after the product, as matmul()). The backward formulas are
+// matmul_backward_cpu_naive's, with dout in bf16: the bf16 gradient the loss writes over out's values (the logits:
+// out without an fp32 gradient), or out's fp32 gradient rounded into `scratch` (the products would round it to bf16
+// anyway); the parameter and input gradients stay fp32. The same numbers as matmul() at bf16 products.
 // The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
+#ifdef __CUDACC__
+// out16[n, o] = bias[o] (a bf16 value already: the layers' weights are): where the sums start
+static __global__ void fill_rows_bf16_kernel(bfloat16* out, const float* bias, int N, int OC) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)N * OC) out[i] = bf16_from_float(bias[i % OC]);
+}
+#endif
+
 static void matmul_bf16_backward_node(const TapeNode* node) {
-    const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1];
+    const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1], *bias = node->in[2];
     int N = node->dims[0], C = node->dims[1], OC = node->dims[2];
 #ifdef __CUDACC__
-    if (inp->grad) gemm_bf16_cuda(inp->grad, false, out->data16, weight->data16, N, C, OC, false, false, true);
-    gemm_bf16_cuda(weight->grad, false, out->data16, inp->data16, OC, C, N, true, false, true);
+    const bfloat16* dout16 = out->data16;  // the loss's gradient, written over the logits
+    if (out->grad) {
+        device_to_bf16(out->device, node->saved[0]->data16, out->grad, (size_t)N * OC);
+        dout16 = node->saved[0]->data16;
+    }
+    if (inp->grad) gemm_bf16_cuda(inp->grad, false, dout16, weight->data16, N, C, OC, false, false, true);
+    gemm_bf16_cuda(weight->grad, false, dout16, inp->data16, OC, C, N, true, false, true);
+    if (bias && bias->grad && OC > 0) {  // Σ_n dout[n, :] from the fp32 gradient
+        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(bias->grad, out->grad,
+                                                                                                   N, OC);
+        cudaCheckLaunch();
+    }
 #else
-    (void)out, (void)inp, (void)weight, (void)N, (void)C, (void)OC;
+    (void)out, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
     die("matmul_bf16: 16-bit storage is the GPU's only");
 #endif
 }
 
-static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, int N, int C, int OC) {
-    if (out->device != DEV_CUDA || !out->data16 || !inp->data16 || !weight->data16)
-        die("matmul_bf16: needs the GPU and bf16 storage for out, inp and weight (%s)", out->name);
+// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC, or NULL); scratch: bf16 room for N·OC values of out's
+// gradient (NULL where out has none: the logits)
+static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
+                        int C, int OC) {
+    if (out->device != DEV_CUDA || !inp->data16 || !weight->data16 || (!out->data && !out->data16) ||
+        (out->grad && (!scratch || !scratch->data16)))
+        die("matmul_bf16: needs the GPU, bf16 storage or copies for %s's input and weight, and room for its "
+            "gradient in bf16", out->name);
 #ifdef __CUDACC__
-    device_to_bf16(inp->device, inp->data16, inp->data, (size_t)N * C);
-    gemm_bf16_cuda(out->data16, true, inp->data16, weight->data16, N, OC, C, false, true, false);
+    if (inp->data) device_to_bf16(inp->device, inp->data16, inp->data, (size_t)N * C);
+    if (out->data) {
+        gemm_bf16_cuda(out->data, false, inp->data16, weight->data16, N, OC, C, false, true, false);
+        matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);
+    } else {
+        if (bias && (size_t)N * OC > 0) {
+            fill_rows_bf16_kernel<<<cuda_blocks((size_t)N * OC, 256), 256>>>(out->data16, bias->data, N, OC);
+            cudaCheckLaunch();
+        }
+        gemm_bf16_cuda(out->data16, true, inp->data16, weight->data16, N, OC, C, false, true, bias != NULL);
+    }
 #endif
     TapeNode node = tape_node("matmul_bf16", matmul_bf16_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;
+    node.in[2] = bias;
+    node.saved[0] = scratch;
     node.dims[0] = N;
     node.dims[1] = C;
     node.dims[2] = OC;
