@@ -85,14 +85,15 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (device.h's bfloat16, Tensor.data16), so far for the largest activations: on the GPU at bf16
-// precision with bf16 products, the logits (B, T, Vp) and the MLP's hidden layer before and after GELU (B, T, 4C
-// each, every layer) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 52.5 GB in all, sizing
-// tested). The products that read or write them run on bf16 operands (ops/matmul.h's matmul_bf16): the layers'
-// 16-bit copies of the token embedding, fcw and fcprojw (beside the fp32-buffer copy), a bf16 copy of the fp32
-// inputs they read (ln2 of each layer, lnf), and the fp32 output gradients rounded into a shared scratch in the
-// backward. The same numbers as fp32 storage of bf16 values: those products round their operands to bf16 anyway.
-// Every other tensor, and the CPU's every tensor, is fp32 storage.
+// 16-bit storage (device.h's bfloat16, Tensor.data16), so far for the activations that only products read: on the
+// GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2, lnf: B, T, C)
+// and the MLP's hidden layer before and after GELU (B, T, 4C each) are held in bf16, 2 bytes a value (d12 at B = 64,
+// T = 1024: 66.9 GB -> 48.9 GB in all, sizing tested). The products that read or write them run on bf16 operands
+// (ops/matmul.h's matmul_bf16): the layers' 16-bit copies of the token embedding, qkvw, fcw and fcprojw (beside the
+// fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
+// fp32 storage of bf16 values: those products round their operands to bf16 anyway. Every other tensor (the stream,
+// qkv, attention's output, the projections), and the CPU's every tensor, is fp32 storage.
+static const int STORAGE16_WEIGHTS[4] = {P_WTE, P_QKVW, P_FCW, P_FCPROJW};  // the products' on bf16 operands
 static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
 }
@@ -116,8 +117,7 @@ static void gpt2_layout_params(GPT2* m) {
         offset += m->params[i].size;
     }
     if (gpt2_storage16(m->device, m->kernels))
-        for (int i : {P_WTE, P_FCW, P_FCPROJW})
-            m->weights[i].data16 = arena_take_bf16(&m->weight_arena, m->weights[i].size);
+        for (int i : STORAGE16_WEIGHTS) m->weights[i].data16 = arena_take_bf16(&m->weight_arena, m->weights[i].size);
 }
 
 // per-layer views of the weights the layers read: layer l of a stacked tensor starts at l · (its per-layer size)
@@ -182,7 +182,7 @@ static void gpt2_layout_acts(GPT2* m) {
     for (int l = 0; l < L; l++) {
         BlockActs* x = &m->acts[l];
         const GradSet* s = &sets[l % 2];
-        x->ln1 = activation("ln1", a, s->ln1, bf16, B, T, C);
+        x->ln1 = activation("ln1", a, s->ln1, bf16, B, T, C, s16);
         x->ln1_mean = tensor_make("ln1_mean", a, NULL, B, T);
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
         x->qkv = activation("qkv", a, s->qkv, bf16, B, T, 3 * C);
@@ -193,23 +193,21 @@ static void gpt2_layout_acts(GPT2* m) {
             x->att = tensor_make("att", a, NULL, B, NH, T, T);
         x->attproj = activation("attproj", a, s->attproj, bf16, B, T, C);
         x->res2 = activation("res2", a, s->res2, bf16, B, T, C);
-        x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C);
+        x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C, s16);
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
-        if (s16) x->ln2.data16 = arena_take_bf16(a, BTC);  // fc's bf16 operand, kept for its backward
         x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C, s16);
         x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C, s16);
         x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C);
         x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
     }
-    m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C);  // "ln1 of layer L"
+    m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C, s16);  // "ln1 of layer L"
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);
     m->lnf_rstd = tensor_make("lnf_rstd", a, NULL, B, T);
     // the loss's backward writes dlogits over the logits (ops/crossentropy.h): one buffer, not two; at bf16 the loss
     // reads them as bf16 values, in fp32 storage, or in 16-bit storage on the GPU (gpt2_storage16)
     m->logits = tensor_make("logits", a, NULL, B, T, Vp, 0, s16);
     if (s16) {
-        m->lnf.data16 = arena_take_bf16(a, BTC);  // the LM head's bf16 operand
         m->grad16 = tensor_make("grad16", a, NULL, 4 * B, T, C, 0, true);  // the products' bf16 output gradients
     } else {
         m->logits.grad = m->logits.data;
@@ -361,7 +359,7 @@ static void gpt2_refresh_weights(GPT2* m) {
     if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
         die("gpt2_forward: the precision changed after the model was built for %s", m->encoded.bf16 ? "bf16" : "fp32");
     if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
-    for (int i : {P_WTE, P_FCW, P_FCPROJW})  // their 16-bit copies (gpt2_storage16)
+    for (int i : STORAGE16_WEIGHTS)  // their 16-bit copies (gpt2_storage16)
         if (m->weights[i].data16) device_to_bf16(m->device, m->weights[i].data16, m->params[i].data, m->weights[i].size);
 }
 
@@ -399,7 +397,10 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         BlockParams* p = &m->blocks[l];
         BlockActs* a = &m->acts[l];
         // attention half: res2 = stream + proj(attention(qkv(ln1(stream)))), and ln2 = ln2(res2)
-        matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
+        if (a->ln1.data16)  // ln1 in 16-bit storage (gpt2_storage16)
+            matmul_bf16(tape, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, &m->grad16, N, C, 3 * C);
+        else
+            matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
         attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
         matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,

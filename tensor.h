@@ -79,8 +79,8 @@ struct Tensor {
     const char* name;
     bool bf16;      // holds bf16 values (in fp32 storage): the op that writes it rounds what it stores (as_stored)
     bfloat16* data16;  // 16-bit storage (the GPU at --precision bf16, model.h): the values in bf16, as the only
-                       // storage (data NULL: the logits, the MLP's hidden layer) or as a copy of data for a
-                       // product's bf16 operand (the weights it reads, lnf, ln2); or NULL
+                       // storage (data NULL: the logits, the layernorms' outputs, the MLP's hidden layer) or as
+                       // a copy of data for a product's bf16 operand (the weights the products read); or NULL
 };
 
 // A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.

@@ -111,9 +111,11 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
 // passes over the row (as the CPU), each finished with a butterfly sum, so every lane holds the same μ, rstd.
 // Fused (add != NULL): the first pass forms x = inp + add, stores it in `sum` and adds it up; the later passes
 // read back what the same lane wrote (from cache), so the row crosses global memory once in and once out.
-static __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
-                                                const float* weight, const float* bias, int N, int C,
-                                                const float* add, float* sum, bool bf16) {
+// out16 not NULL: the output in 16-bit storage instead of out (the GPU at bf16: model.h's gpt2_storage16), the same
+// values (the backward reads the input, never the output).
+static __global__ void layernorm_forward_kernel(float* out, bfloat16* out16, float* mean, float* rstd,
+                                                const float* inp, const float* weight, const float* bias, int N,
+                                                int C, const float* add, float* sum, bool bf16) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
     size_t row = (size_t)n * C;
@@ -133,8 +135,11 @@ static __global__ void layernorm_forward_kernel(float* out, float* mean, float* 
     float var = 0.0f;
     for (int c = lane; c < C; c += 32) var += (x[c] - m) * (x[c] - m);
     float s = 1.0f / sqrtf(warp_reduce_sum(var) / C + 1e-5f);
-    float* y = out + row;
-    for (int c = lane; c < C; c += 32) y[c] = as_stored((x[c] - m) * s * weight[c] + bias[c], bf16);
+    for (int c = lane; c < C; c += 32) {
+        float y = (x[c] - m) * s * weight[c] + bias[c];
+        if (out16) out16[row + c] = bf16_from_float(y);
+        else out[row + c] = as_stored(y, bf16);
+    }
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = s;
@@ -206,9 +211,10 @@ static __global__ void layernorm_backward_params_kernel(float* dweight, float* d
 
 static void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                                    const float* bias, int N, int C, const float* add = NULL, float* sum = NULL,
-                                   bool bf16 = false) {
+                                   bool bf16 = false, bfloat16* out16 = NULL) {
     if (N == 0 || C == 0) return;
-    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, mean, rstd, inp, weight, bias, N, C, add, sum, bf16);
+    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, out16, mean, rstd, inp, weight, bias, N, C, add, sum,
+                                                         bf16);
     cudaCheckLaunch();
 }
 
@@ -229,13 +235,16 @@ static void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, c
 #endif
 
 // ----------------------------------------------------------------------------------------------------
-// by device: the one place that picks the CPU or the CUDA code
+// by device: the one place that picks the CPU or the CUDA code; out16 not NULL: the output in 16-bit storage
+// instead of out (the GPU's only)
 
 static void layernorm_forward(Device d, float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int N, int C, bool bf16 = false) {
+                              const float* bias, int N, int C, bool bf16 = false, bfloat16* out16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, inp, weight, bias, N, C, NULL, NULL, bf16);
+    if (d == DEV_CUDA)
+        return layernorm_forward_cuda(out, mean, rstd, inp, weight, bias, N, C, NULL, NULL, bf16, out16);
 #endif
+    if (out16) die("layernorm: 16-bit storage is the GPU's only");
     layernorm_forward_cpu(out, mean, rstd, inp, weight, bias, N, C, NULL, NULL, bf16);
 }
 
@@ -251,10 +260,11 @@ static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbi
 // sum = a + b, out = layernorm(sum): the fused pair (N, C)
 static void residual_layernorm_forward(Device d, float* sum, float* out, float* mean, float* rstd, const float* a,
                                        const float* b, const float* weight, const float* bias, int N, int C,
-                                       bool bf16 = false) {
+                                       bool bf16 = false, bfloat16* out16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16);
+    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16, out16);
 #endif
+    if (out16) die("layernorm: 16-bit storage is the GPU's only");
     layernorm_forward_cpu(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16);
 }
 
@@ -279,11 +289,12 @@ static void layernorm_backward_node(const TapeNode* node) {
                        node->saved[1]->data, node->dims[0], node->dims[1]);
 }
 
-// out (N, C) = layernorm(inp (N, C)) with gain weight (C) and bias (C); mean and rstd (N) are saved
+// out (N, C) = layernorm(inp (N, C)) with gain weight (C) and bias (C); mean and rstd (N) are saved; out in fp32
+// or 16-bit storage (data NULL: data16)
 static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* inp, Tensor* weight,
                       Tensor* bias, int N, int C) {
     layernorm_forward(out->device, out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C,
-                      out->bf16);
+                      out->bf16, out->data ? NULL : out->data16);
     TapeNode node = tape_node("layernorm", layernorm_backward_node, out);
     node.in[0] = inp;
     node.in[1] = weight;
@@ -303,12 +314,13 @@ static void residual_layernorm_backward_node(const TapeNode* node) {
 }
 
 // sum (N, C) = a + b (N, C), and out (N, C) = layernorm(sum) with gain weight (C) and bias (C); mean and rstd (N)
-// are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input.
+// are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input (in fp32 or
+// 16-bit storage: data NULL, data16).
 static void residual_layernorm(Tape* tape, Tensor* sum, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* a,
                                Tensor* b, Tensor* weight, Tensor* bias, int N, int C) {
     if (sum->bf16 != out->bf16) die("residual_layernorm: the stream and the normalised output must be stored alike");
     residual_layernorm_forward(out->device, sum->data, out->data, mean->data, rstd->data, a->data, b->data,
-                               weight->data, bias->data, N, C, out->bf16);
+                               weight->data, bias->data, N, C, out->bf16, out->data ? NULL : out->data16);
     TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out);
     node.out2 = sum;
     node.in[0] = a;

@@ -403,3 +403,29 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         cudaCheck(cudaFree(p));
     for (bfloat16* p : {x.data16, w1.data16, w2.data16, h.data16, g.data16, scratch.data16}) cudaCheck(cudaFree(p));
 }
+
+// The layernorms write their output in 16-bit storage (the products its only readers): the same values as fp32
+// storage of bf16 values, bit for bit (the same kernel; only the store differs), alone and fused with the residual add.
+TEST_CASE("gpu: layernorm's output in 16-bit storage is the bf16 output's bits, alone and fused") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    const int N = 37, C = 200;
+    std::vector<float> a = random_vector((size_t)N * C, 111, 2.0f), b = random_vector((size_t)N * C, 112),
+                       w = random_vector(C, 113), bias = random_vector(C, 114), zeros((size_t)N * C, 0.0f);
+    float *d_a = to_device(a), *d_b = to_device(b), *d_w = to_device(w), *d_bias = to_device(bias);
+    float *d_out = to_device(zeros), *d_sum = to_device(zeros), *d_mean = to_device(zeros), *d_rstd = to_device(zeros);
+    bfloat16* d_out16 = device_bf16((size_t)N * C);
+    for (bool fused : {false, true}) {
+        CAPTURE(fused);
+        if (fused) residual_layernorm_forward(DEV_CUDA, d_sum, d_out, d_mean, d_rstd, d_a, d_b, d_w, d_bias, N, C, true);
+        else layernorm_forward(DEV_CUDA, d_out, d_mean, d_rstd, d_a, d_w, d_bias, N, C, true);
+        std::vector<float> ref = to_host(d_out, (size_t)N * C), mean = to_host(d_mean, N);
+        if (fused)
+            residual_layernorm_forward(DEV_CUDA, d_sum, NULL, d_mean, d_rstd, d_a, d_b, d_w, d_bias, N, C, true, d_out16);
+        else
+            layernorm_forward(DEV_CUDA, NULL, d_mean, d_rstd, d_a, d_w, d_bias, N, C, true, d_out16);
+        check_bitwise("layernorm output", bf16_to_host(d_out16, (size_t)N * C), ref);
+        check_bitwise("mean", to_host(d_mean, N), mean);
+    }
+    for (float* p : {d_a, d_b, d_w, d_bias, d_out, d_sum, d_mean, d_rstd}) cudaCheck(cudaFree(p));
+    cudaCheck(cudaFree(d_out16));
+}
