@@ -199,7 +199,7 @@ static long long first_non_finite(const float* x, size_t n) {
     return -1;
 }
 
-// Reads num_parameters values (fp32, or bf16 widened: device.h's bf16_to_float) into the model.
+// Reads num_parameters values (fp32, or bf16 widened: numerics.h's bf16_to_float) into the model.
 static int model_read_params(FILE* f, const char* path, GPT2* m, int version, char* err) {
     size_t n = m->num_parameters;
     float* host = (float*)xmalloc(n * sizeof(float));

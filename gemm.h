@@ -219,7 +219,7 @@ static void gemm_cuda(GemmLevel level, float* Cm, const float* A, const float* B
                       trans_b ? K : N, N, 0, 0, 0, 1);
 }
 
-// The same product from operands in 16-bit storage (bfloat16, device.h), on the bf16 tensor cores with fp32 sums
+// The same product from operands in 16-bit storage (bfloat16, numerics.h), on the bf16 tensor cores with fp32 sums
 // (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm [+]= op(A)·op(B), Cm in bf16 storage (c_bf16: the fp32
 // sum, plus Cm's old value where accumulating, rounded once as it is stored) or fp32. What the layers run at 16-bit
 // storage (ops/matmul.h's matmul_bf16).

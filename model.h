@@ -85,14 +85,14 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (device.h's bfloat16, Tensor.data16), so far for the activations that only products read: on the
-// GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2, lnf: B, T, C)
-// and the MLP's hidden layer before and after GELU (B, T, 4C each) are held in bf16, 2 bytes a value (d12 at B = 64,
-// T = 1024: 66.9 GB -> 48.9 GB in all, sizing tested). The products that read or write them run on bf16 operands
+// 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and the fused
+// residual add read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs
+// (ln1, ln2, lnf: B, T, C), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output (fcproj:
+// B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 47.5 GB in all, sizing tested). The products that read or write them run on bf16 operands
 // (ops/matmul.h's matmul_bf16): the layers' 16-bit copies of the token embedding, qkvw, fcw and fcprojw (beside the
 // fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
 // fp32 storage of bf16 values: those products round their operands to bf16 anyway. Every other tensor (the stream,
-// qkv, attention's output, the projections), and the CPU's every tensor, is fp32 storage.
+// qkv, attention's output and its projection), and the CPU's every tensor, is fp32 storage.
 static const int STORAGE16_WEIGHTS[4] = {P_WTE, P_QKVW, P_FCW, P_FCPROJW};  // the products' on bf16 operands
 static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
@@ -198,7 +198,7 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
         x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C, s16);
         x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C, s16);
-        x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C);
+        x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C, s16);
         x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
     }
     m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C, s16);  // "ln1 of layer L"
@@ -250,29 +250,6 @@ static size_t gpt2_weight_copy_bytes(const GPT2Config* cfg, Device device, Kerne
     m.weight_arena = arena_sizing(device);
     gpt2_layout_params(&m);
     return m.weight_arena.used;
-}
-
-// GPT-2's initialisation: weights N(0, 0.02), the two residual projections N(0, 0.02/sqrt(2L)) so the
-// stream's variance does not grow with depth, biases 0, layernorm gains 1; the padded vocabulary rows 0.
-// Drawn on the host in parameter order from one seed, so every device starts from the same bits.
-static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed) {
-    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
-    gpt2_param_shapes(cfg, layers, rows, cols);
-    Rng rng = rng_make(seed);
-    float residual_std = 0.02f / sqrtf(2.0f * cfg->num_layers);
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = (size_t)layers[i] * rows[i] * cols[i];
-        bool gain = i == P_LN1W || i == P_LN2W || i == P_LNFW;
-        bool weight = i == P_WTE || i == P_WPE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW;
-        float std = (i == P_ATTPROJW || i == P_FCPROJW) ? residual_std : 0.02f;
-        for (size_t j = 0; j < n; j++) {
-            if (gain) p[j] = 1.0f;
-            else if (!weight) p[j] = 0.0f;
-            else if (i == P_WTE && j >= (size_t)cfg->vocab_size * cfg->channels) p[j] = 0.0f;  // padding rows
-            else p[j] = (float)(std * rng_normal(&rng));
-        }
-        p += n;
-    }
 }
 
 // Builds the model for batches of up to B x T on `device`, initialised from `seed`, for the kernel choices
@@ -358,6 +335,9 @@ static void gpt2_refresh_weights(GPT2* m) {
     bool bf16 = m->kernels.precision == PRECISION_BF16;
     if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
         die("gpt2_forward: the precision changed after the model was built for %s", m->encoded.bf16 ? "bf16" : "fp32");
+    if ((m->logits.data16 != NULL) != gpt2_storage16(m->device, m->kernels))
+        die("gpt2_forward: the products' level changed after the model was built %s 16-bit storage",
+            m->logits.data16 ? "with" : "without");
     if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
     for (int i : STORAGE16_WEIGHTS)  // their 16-bit copies (gpt2_storage16)
         if (m->weights[i].data16) device_to_bf16(m->device, m->weights[i].data16, m->params[i].data, m->weights[i].size);
@@ -452,10 +432,4 @@ static void gpt2_backward(GPT2* m, int B, int T, float loss_scale) {
     device_fill(m->device, m->losses.grad, (size_t)B * T, loss_scale);  // the activations' gradients: the tape's
                                                                          // nodes clear each set before its users
     tape_backward(&m->tape);
-}
-
-// Flops per token for one forward + backward, as llm.c counts them: 6 per parameter (2 forward, 4 backward)
-// plus attention's 6·L·C·T (scores and weighted sum), for MFU.
-static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
-    return 6.0 * (double)gpt2_num_parameters(cfg) + 6.0 * cfg->num_layers * cfg->channels * (double)T;
 }

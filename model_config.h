@@ -1,6 +1,7 @@
 // model_config.h: the shape of a GPT-2 before any memory: its configuration (the presets tiny ... d48, the
 // limits a file's header must keep to), the 16 parameter tensors in llm.c's order and shapes, their count, and
-// the slots the optimizers see. Everything here is arithmetic on sizes, taken in 64 bits.
+// the slots the optimizers see, GPT-2's initial values (drawn on the host) and its flops per token. Everything here
+// is arithmetic on sizes, taken in 64 bits.
 // Flow: settings or a model file's header -> GPT2Config -> model.h builds the model from it.
 #pragma once
 #include "common.h"
@@ -147,4 +148,36 @@ static int gpt2_param_slots(const GPT2Config* cfg, ParamSlot* slots) {
             offset += (size_t)rows[i] * cols[i];
         }
     return n;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// initial values and cost, from the shape alone
+
+// GPT-2's initialisation: weights N(0, 0.02), the two residual projections N(0, 0.02/sqrt(2L)) so the
+// stream's variance does not grow with depth, biases 0, layernorm gains 1; the padded vocabulary rows 0.
+// Drawn on the host in parameter order from one seed, so every device starts from the same bits.
+static void gpt2_init_params_host(const GPT2Config* cfg, float* p, uint64_t seed) {
+    int layers[NUM_PARAM_TENSORS], rows[NUM_PARAM_TENSORS], cols[NUM_PARAM_TENSORS];
+    gpt2_param_shapes(cfg, layers, rows, cols);
+    Rng rng = rng_make(seed);
+    float residual_std = 0.02f / sqrtf(2.0f * cfg->num_layers);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        size_t n = (size_t)layers[i] * rows[i] * cols[i];
+        bool gain = i == P_LN1W || i == P_LN2W || i == P_LNFW;
+        bool weight = i == P_WTE || i == P_WPE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW;
+        float std = (i == P_ATTPROJW || i == P_FCPROJW) ? residual_std : 0.02f;
+        for (size_t j = 0; j < n; j++) {
+            if (gain) p[j] = 1.0f;
+            else if (!weight) p[j] = 0.0f;
+            else if (i == P_WTE && j >= (size_t)cfg->vocab_size * cfg->channels) p[j] = 0.0f;  // padding rows
+            else p[j] = (float)(std * rng_normal(&rng));
+        }
+        p += n;
+    }
+}
+
+// Flops per token for one forward + backward, as llm.c counts them: 6 per parameter (2 forward, 4 backward)
+// plus attention's 6·L·C·T (scores and weighted sum), for MFU.
+static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
+    return 6.0 * (double)gpt2_num_parameters(cfg) + 6.0 * cfg->num_layers * cfg->channels * (double)T;
 }

@@ -39,7 +39,7 @@ static void* arena_take_bytes(Arena* a, size_t bytes) {
     return p;
 }
 
-// a piece of `count` floats, or of `count` bf16 values (16-bit storage: device.h); NULL while sizing
+// a piece of `count` floats, or of `count` bf16 values (16-bit storage: numerics.h); NULL while sizing
 static float* arena_take(Arena* a, size_t count) { return (float*)arena_take_bytes(a, count * sizeof(float)); }
 static bfloat16* arena_take_bf16(Arena* a, size_t count) {
     return (bfloat16*)arena_take_bytes(a, count * sizeof(bfloat16));

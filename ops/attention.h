@@ -51,7 +51,7 @@ static inline void attention_add_weighted_rows(float* y, const float* w, const f
 //   out_t   = Σ_t2 att[t2] · v_t2
 // att (B, NH, T, T) is kept for the backward; only the softmax output is needed there. The dot products and
 // sums run in vector lanes added in a fixed order (attention_dot, `omp simd` reductions): the same bits every
-// run, on any thread count; the exponentials by exp_nonpositive (device.h).
+// run, on any thread count; the exponentials by exp_nonpositive (numerics.h).
 // bf16: out holds bf16 values (as_stored)
 static void attention_forward_cpu(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
                                   bool bf16 = false) {

@@ -21,7 +21,7 @@
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
 
-// exp_nonpositive (device.h): libm's exp is a call per element, and the softmax takes 2 of them per logit,
+// exp_nonpositive (numerics.h): libm's exp is a call per element, and the softmax takes 2 of them per logit,
 // ~100M per step at B·T = 2048.
 
 // dloss/dz_v = softmax(z)_v − [v == target] for v < V, 0 for the padding:

@@ -8,7 +8,7 @@
 // ----------------------------------------------------------------------------------------------------
 // the formulas, shared by the CPU loops and the CUDA kernels
 
-// y = ½ x (1 + tanh(u)),  u = sqrt(2/π) (x + 0.044715 x³); tanh by exp (device.h), which the CPU vectorizes
+// y = ½ x (1 + tanh(u)),  u = sqrt(2/π) (x + 0.044715 x³); tanh by exp (numerics.h), which the CPU vectorizes
 static HOST_DEVICE FORCE_INLINE float gelu_value(float x) {
     float u = GELU_SCALE * (x + 0.044715f * x * x * x);
     return 0.5f * x * (1.0f + tanh_by_exp(u));

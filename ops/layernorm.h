@@ -112,18 +112,19 @@ static void layernorm_backward_cpu(float* dinp, float* dweight, float* dbias, co
 // Fused (add != NULL): the first pass forms x = inp + add, stores it in `sum` and adds it up; the later passes
 // read back what the same lane wrote (from cache), so the row crosses global memory once in and once out.
 // out16 not NULL: the output in 16-bit storage instead of out (the GPU at bf16: model.h's gpt2_storage16), the same
-// values (the backward reads the input, never the output).
+// values (the backward reads the input, never the output); add16 not NULL: the addend read from 16-bit storage.
 static __global__ void layernorm_forward_kernel(float* out, bfloat16* out16, float* mean, float* rstd,
                                                 const float* inp, const float* weight, const float* bias, int N,
-                                                int C, const float* add, float* sum, bool bf16) {
+                                                int C, const float* add, const bfloat16* add16, float* sum,
+                                                bool bf16) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
     size_t row = (size_t)n * C;
     const float* x = inp + row;
     float total = 0.0f;
-    if (add) {
+    if (add || add16) {
         for (int c = lane; c < C; c += 32) {
-            float v = as_stored(x[c] + add[row + c], bf16);
+            float v = as_stored(x[c] + (add16 ? bf16_to_float(add16[row + c]) : add[row + c]), bf16);
             sum[row + c] = v;
             total += v;
         }
@@ -211,10 +212,10 @@ static __global__ void layernorm_backward_params_kernel(float* dweight, float* d
 
 static void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                                    const float* bias, int N, int C, const float* add = NULL, float* sum = NULL,
-                                   bool bf16 = false, bfloat16* out16 = NULL) {
+                                   bool bf16 = false, bfloat16* out16 = NULL, const bfloat16* add16 = NULL) {
     if (N == 0 || C == 0) return;
-    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, out16, mean, rstd, inp, weight, bias, N, C, add, sum,
-                                                         bf16);
+    layernorm_forward_kernel<<<cuda_blocks(N, 8), 256>>>(out, out16, mean, rstd, inp, weight, bias, N, C, add, add16,
+                                                         sum, bf16);
     cudaCheckLaunch();
 }
 
@@ -257,14 +258,15 @@ static void layernorm_backward(Device d, float* dinp, float* dweight, float* dbi
     layernorm_backward_cpu(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
-// sum = a + b, out = layernorm(sum): the fused pair (N, C)
+// sum = a + b, out = layernorm(sum): the fused pair (N, C); b16 not NULL: b in 16-bit storage (the GPU's only)
 static void residual_layernorm_forward(Device d, float* sum, float* out, float* mean, float* rstd, const float* a,
                                        const float* b, const float* weight, const float* bias, int N, int C,
-                                       bool bf16 = false, bfloat16* out16 = NULL) {
+                                       bool bf16 = false, bfloat16* out16 = NULL, const bfloat16* b16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16, out16);
+    if (d == DEV_CUDA)
+        return layernorm_forward_cuda(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16, out16, b16);
 #endif
-    if (out16) die("layernorm: 16-bit storage is the GPU's only");
+    if (out16 || b16) die("layernorm: 16-bit storage is the GPU's only");
     layernorm_forward_cpu(out, mean, rstd, a, weight, bias, N, C, b, sum, bf16);
 }
 
@@ -314,13 +316,14 @@ static void residual_layernorm_backward_node(const TapeNode* node) {
 }
 
 // sum (N, C) = a + b (N, C), and out (N, C) = layernorm(sum) with gain weight (C) and bias (C); mean and rstd (N)
-// are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input (in fp32 or
-// 16-bit storage: data NULL, data16).
+// are saved. Both outputs may be read later: sum is the residual stream, out the next matmul's input. out and b
+// in fp32 or 16-bit storage (data NULL, data16).
 static void residual_layernorm(Tape* tape, Tensor* sum, Tensor* out, Tensor* mean, Tensor* rstd, Tensor* a,
                                Tensor* b, Tensor* weight, Tensor* bias, int N, int C) {
     if (sum->bf16 != out->bf16) die("residual_layernorm: the stream and the normalised output must be stored alike");
     residual_layernorm_forward(out->device, sum->data, out->data, mean->data, rstd->data, a->data, b->data,
-                               weight->data, bias->data, N, C, out->bf16, out->data ? NULL : out->data16);
+                               weight->data, bias->data, N, C, out->bf16, out->data ? NULL : out->data16,
+                               b->data ? NULL : b->data16);
     TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out);
     node.out2 = sum;
     node.in[0] = a;

@@ -406,7 +406,7 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
 
 // The layernorms write their output in 16-bit storage (the products its only readers): the same values as fp32
 // storage of bf16 values, bit for bit (the same kernel; only the store differs), alone and fused with the residual add.
-TEST_CASE("gpu: layernorm's output in 16-bit storage is the bf16 output's bits, alone and fused") {
+TEST_CASE("gpu: layernorm's output (and the fused add's addend) in 16-bit storage: fp32 storage's bits") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     const int N = 37, C = 200;
     std::vector<float> a = random_vector((size_t)N * C, 111, 2.0f), b = random_vector((size_t)N * C, 112),
@@ -426,6 +426,21 @@ TEST_CASE("gpu: layernorm's output in 16-bit storage is the bf16 output's bits, 
         check_bitwise("layernorm output", bf16_to_host(d_out16, (size_t)N * C), ref);
         check_bitwise("mean", to_host(d_mean, N), mean);
     }
-    for (float* p : {d_a, d_b, d_w, d_bias, d_out, d_sum, d_mean, d_rstd}) cudaCheck(cudaFree(p));
-    cudaCheck(cudaFree(d_out16));
+    // the addend in 16-bit storage (fcproj's output): the same bits as the same bf16 values in fp32 storage
+    std::vector<float> b_rounded(b), b16_host;
+    std::vector<bfloat16> b16(b.size());
+    for (size_t i = 0; i < b.size(); i++) {
+        b_rounded[i] = bf16_round(b[i]);
+        b16[i] = bf16_from_float(b[i]);
+    }
+    float* d_b_rounded = to_device(b_rounded);
+    bfloat16* d_b16 = device_bf16(b.size());
+    cudaCheck(cudaMemcpy(d_b16, b16.data(), sizeof(bfloat16) * b16.size(), cudaMemcpyHostToDevice));
+    residual_layernorm_forward(DEV_CUDA, d_sum, d_out, d_mean, d_rstd, d_a, d_b_rounded, d_w, d_bias, N, C, true);
+    std::vector<float> ref_out = to_host(d_out, (size_t)N * C), ref_sum = to_host(d_sum, (size_t)N * C);
+    residual_layernorm_forward(DEV_CUDA, d_sum, NULL, d_mean, d_rstd, d_a, NULL, d_w, d_bias, N, C, true, d_out16, d_b16);
+    check_bitwise("layernorm output, the addend in 16 bits", bf16_to_host(d_out16, (size_t)N * C), ref_out);
+    check_bitwise("the sum, the addend in 16 bits", to_host(d_sum, (size_t)N * C), ref_sum);
+    for (float* p : {d_a, d_b, d_w, d_bias, d_out, d_sum, d_mean, d_rstd, d_b_rounded}) cudaCheck(cudaFree(p));
+    for (bfloat16* p : {d_out16, d_b16}) cudaCheck(cudaFree(p));
 }

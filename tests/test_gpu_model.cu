@@ -162,10 +162,13 @@ TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
     size_t off = 0;
     for (size_t j = 0; j < p_gpu.size(); j++) off += w_gpu[j] != bf16_round(p_gpu[j]);
     CHECK(off == 0);
-    std::vector<float> h = to_host(gpu.acts[1].fcproj.data, gpu.acts[1].fcproj.size);  // fp32 storage, bf16 values
+    std::vector<float> h = to_host(gpu.acts[1].attproj.data, gpu.acts[1].attproj.size);  // fp32 storage, bf16 values
     CHECK(not_bf16(h.data(), h.size()) == 0);
-    CHECK((gpu.acts[1].fch_gelu.data == NULL && gpu.acts[1].fch_gelu.data16 != NULL));  // the MLP's hidden layer:
-    CHECK((gpu.acts[1].fch.data == NULL && gpu.acts[1].fch.data16 != NULL));            // 16-bit storage
+    for (const Tensor* t : {&gpu.acts[1].ln1, &gpu.acts[1].ln2, &gpu.acts[1].fch, &gpu.acts[1].fch_gelu,
+                            &gpu.acts[1].fcproj, &gpu.lnf}) {  // 16-bit storage (model.h's gpt2_storage16)
+        CAPTURE(t->name);
+        CHECK((t->data == NULL && t->data16 != NULL));
+    }
     std::vector<float> g_cpu = model_grads(&cpu), g_gpu = model_grads(&gpu);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         size_t at = cpu.params[i].data - cpu.params[0].data, n = cpu.params[i].size;
