@@ -85,14 +85,15 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and the fused
-// residual add read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs
-// (ln1, ln2, lnf: B, T, C), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output (fcproj:
-// B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 47.5 GB in all, sizing tested). The products that read or write them run on bf16 operands
+// 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and fused kernels
+// read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2,
+// lnf: B, T, C), qkv (B, T, 3C; with flash attention), the MLP's hidden layer before and after GELU (B, T, 4C each)
+// and its output (fcproj: B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 43.9 GB
+// in all, sizing tested). The products that read or write them run on bf16 operands
 // (ops/matmul.h's matmul_bf16): the layers' 16-bit copies of the token embedding, qkvw, fcw and fcprojw (beside the
 // fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
 // fp32 storage of bf16 values: those products round their operands to bf16 anyway. Every other tensor (the stream,
-// qkv, attention's output and its projection), and the CPU's every tensor, is fp32 storage.
+// attention's output and its projection), and the CPU's every tensor, is fp32 storage.
 static const int STORAGE16_WEIGHTS[4] = {P_WTE, P_QKVW, P_FCW, P_FCPROJW};  // the products' on bf16 operands
 static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
@@ -171,7 +172,8 @@ static void gpt2_layout_acts(GPT2* m) {
     Arena *a = &m->act_arena, *g = &m->act_grad_arena;
     size_t BTC = (size_t)B * T * C;
     bool bf16 = m->kernels.precision == PRECISION_BF16;  // the activations' values; statistics stay fp32
-    bool s16 = gpt2_storage16(m->device, m->kernels);       // the largest ones in 16-bit storage
+    bool s16 = gpt2_storage16(m->device, m->kernels);       // those only products and fused ops read: 16 bits
+    bool flash = attention_uses_flash(m->device, m->kernels.attention);
     GradSet sets[2];
     for (int k = 0; k < 2; k++) {
         m->grad_sets[k] = tensor_make("grad_set", g, NULL, GRAD_SET_C * B, T, C);  // gradients only: data is the block
@@ -185,7 +187,7 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln1 = activation("ln1", a, s->ln1, bf16, B, T, C, s16);
         x->ln1_mean = tensor_make("ln1_mean", a, NULL, B, T);
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
-        x->qkv = activation("qkv", a, s->qkv, bf16, B, T, 3 * C);
+        x->qkv = activation("qkv", a, s->qkv, bf16, B, T, 3 * C, s16 && flash);  // the flash kernels read bf16
         x->atty = activation("atty", a, s->atty, bf16, B, T, C);
         if (attention_saved_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
             x->att = tensor_make("att_lse", a, NULL, B, NH, T);

@@ -263,20 +263,29 @@ static GemmLevel attention_gemm(GemmLevel model_level) {
     return model_level == GEMM_TILED ? GEMM_TILED : GEMM_CUBLAS;
 }
 
+// qkv16: qkv in 16-bit storage in place of qkv (model.h's gpt2_storage16): the flash kernels' only
 static void attention_forward(Device d, Kernels k, float* out, float* att, const float* qkv, int B, int T, int C,
-                              int NH, bool bf16 = false) {
+                              int NH, bool bf16 = false, const bfloat16* qkv16 = NULL) {
 #ifdef __CUDACC__
-    if (attention_uses_flash(d, k.attention)) return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH, bf16);
+    if (attention_uses_flash(d, k.attention))
+        return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH, bf16, qkv16);
+#endif
+    if (qkv16) die("attention: qkv in 16-bit storage needs the flash kernels (the GPU, --attention flash)");
+#ifdef __CUDACC__
     if (d == DEV_CUDA) return attention_forward_cuda(attention_gemm(k.gemm), out, att, qkv, B, T, C, NH, bf16);
 #endif
     attention_forward_cpu(out, att, qkv, B, T, C, NH, bf16);
 }
 
 static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch, const float* dout, const float* qkv,
-                               const float* out, const float* att, int B, int T, int C, int NH) {
+                               const float* out, const float* att, int B, int T, int C, int NH,
+                               const bfloat16* qkv16 = NULL) {
 #ifdef __CUDACC__
     if (attention_uses_flash(d, k.attention))
-        return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH);
+        return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH, qkv16);
+#endif
+    if (qkv16) die("attention: qkv in 16-bit storage needs the flash kernels (the GPU, --attention flash)");
+#ifdef __CUDACC__
     if (d == DEV_CUDA) return attention_backward_cuda(attention_gemm(k.gemm), dqkv, scratch, dout, qkv, att, B, T, C, NH);
 #endif
     attention_backward_cpu(dqkv, scratch, dout, qkv, att, B, T, C, NH);
@@ -286,9 +295,10 @@ static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch,
 // on the tape
 
 static void attention_backward_node(const TapeNode* node) {
-    attention_backward(node->out->device, node->kernels, node->in[0]->grad, node->saved[1]->data, node->out->grad,
-                       node->in[0]->data, node->out->data, node->saved[0]->data, node->dims[0], node->dims[1],
-                       node->dims[2], node->dims[3]);
+    const Tensor* qkv = node->in[0];
+    attention_backward(node->out->device, node->kernels, qkv->grad, node->saved[1]->data, node->out->grad, qkv->data,
+                       node->out->data, node->saved[0]->data, node->dims[0], node->dims[1], node->dims[2],
+                       node->dims[3], qkv->data ? NULL : qkv->data16);
 }
 
 // out (B, T, C) = attention(qkv (B, T, 3C)) by the kernels' path on the GPU (the CPU runs its reference); att and
@@ -296,7 +306,8 @@ static void attention_backward_node(const TapeNode* node) {
 // forward that ran.
 static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B,
                       int T, int C, int NH) {
-    attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16);
+    attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16,
+                      qkv->data ? NULL : qkv->data16);
     TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
                               attention_backward_node, out);
     node.kernels = kernels;

@@ -33,15 +33,19 @@ static __host__ __device__ constexpr int flash_tile(int HS) { return HS <= 64 ? 
 // (TILE, TILE) to TILE + 1: 16 threads reading 16 different rows at one column then hit 16 different banks.
 
 // rows t0 .. t0 + TILE − 1 of one head's q, k, v (ld = 3C) or dout (ld = C) into the shared tile dst
-// (TILE, HS + 1); src points at the head's first channel of row 0. Rows at or past T are zero.
-// Consecutive threads read consecutive channels of a row: the loads coalesce.
+// (TILE, HS + 1); src points at the head's first channel of row 0, plus `offset` (C for k, 2C for v). Rows at or
+// past T are zero. qkv in 16-bit storage (model.h's gpt2_storage16): src16 in place of src (then NULL), widened
+// to fp32 as it is loaded (exact). Consecutive threads read consecutive channels of a row: the loads coalesce.
 template <int HS, int TILE>
-static __device__ __forceinline__ void flash_load_tile(float* dst, const float* src, size_t ld, int t0, int T) {
+static __device__ __forceinline__ void flash_load_tile(float* dst, const float* src, size_t ld, int t0, int T,
+                                                       const bfloat16* src16 = NULL, size_t offset = 0) {
     for (int e = threadIdx.x; e < TILE * HS; e += FLASH_THREADS) {
         int r = e / HS, i = e % HS;
-        dst[r * (HS + 1) + i] = t0 + r < T ? src[(size_t)(t0 + r) * ld + i] : 0.0f;
+        size_t at = offset + (size_t)(t0 + r) * ld + i;
+        dst[r * (HS + 1) + i] = t0 + r < T ? (src16 ? bf16_to_float(src16[at]) : src[at]) : 0.0f;
     }
 }
+
 
 // s[r][c] = Σ_k A[ty + 16r][k] · Bm[tx + 16c][k]: this thread's entries of A · Bmᵀ (TILE, TILE), for A and
 // Bm shared tiles (TILE, HS + 1). Used for the scores q·kᵀ and for dout·vᵀ (and their transposes).
@@ -111,8 +115,8 @@ static __device__ __forceinline__ float flash_row_sum(float v) {
 // L (B, NH, T). Query tiles are taken last first: they have the most key tiles, so they start first.
 template <int HS>
 static __global__ void __launch_bounds__(FLASH_THREADS)
-    attention_flash_forward_kernel(float* out, float* L, const float* qkv, int T, int C, int NH, float scale,
-                                   bool bf16) {
+    attention_flash_forward_kernel(float* out, float* L, const float* qkv, const bfloat16* qkv16, int T, int C,
+                                   int NH, float scale, bool bf16) {
     constexpr int TILE = flash_tile(HS), RT = TILE / 16, CT = HS / 16;
     extern __shared__ float flash_smem[];
     float* Qs = flash_smem;
@@ -122,11 +126,11 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int q0 = (gridDim.y - 1 - blockIdx.y) * TILE;  // first query row of this tile
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const float* q = qkv + (size_t)b * T * 3 * C + h * HS;  // row t of the head's q at q + t·3C
-    const float* k = q + C;
-    const float* v = q + 2 * C;
+    size_t head = (size_t)b * T * 3 * C + h * HS;  // row t of the head's q at head + t·3C, k at + C, v at + 2C
+    const float* q = qkv ? qkv + head : NULL;      // in whichever storage qkv has
+    const bfloat16* q16 = qkv16 ? qkv16 + head : NULL;
 
-    flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T);
+    flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T, q16);
     float m[RT], l[RT], o[RT][CT];
 #pragma unroll
     for (int r = 0; r < RT; r++) {
@@ -136,8 +140,8 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
         for (int c = 0; c < CT; c++) o[r][c] = 0.0f;
     }
     for (int k0 = 0; k0 <= q0; k0 += TILE) {  // key tiles up to the diagonal one (k0 = q0)
-        flash_load_tile<HS, TILE>(Ks, k, 3 * C, k0, T);
-        flash_load_tile<HS, TILE>(Vs, v, 3 * C, k0, T);
+        flash_load_tile<HS, TILE>(Ks, q, 3 * C, k0, T, q16, C);
+        flash_load_tile<HS, TILE>(Vs, q, 3 * C, k0, T, q16, 2 * C);
         __syncthreads();  // Qs (first pass), Ks and Vs loaded
         float s[RT][RT];
         flash_tile_dots<HS, TILE>(s, Qs, Ks, tx, ty);
@@ -210,8 +214,8 @@ static __global__ void attention_flash_rowdot_kernel(float* D, const float* dout
 // Shared memory: Ks, Vs, Qs, dOs (TILE, HS + 1); Pt, dSt (TILE, TILE + 1).
 template <int HS>
 static __global__ void __launch_bounds__(FLASH_THREADS)
-    attention_flash_backward_kv_kernel(float* dqkv, const float* dout, const float* qkv, const float* L,
-                                       const float* D, int T, int C, int NH, float scale) {
+    attention_flash_backward_kv_kernel(float* dqkv, const float* dout, const float* qkv, const bfloat16* qkv16,
+                                       const float* L, const float* D, int T, int C, int NH, float scale) {
     constexpr int TILE = flash_tile(HS), RT = TILE / 16, CT = HS / 16;
     extern __shared__ float flash_smem[];
     float* Ks = flash_smem;
@@ -223,20 +227,22 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int k0 = blockIdx.y * TILE;  // first key row; key tile 0 sees every query tile, so it starts first
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const float* q = qkv + (size_t)b * T * 3 * C + h * HS;
+    size_t head = (size_t)b * T * 3 * C + h * HS;
+    const float* q = qkv ? qkv + head : NULL;
+    const bfloat16* q16 = qkv16 ? qkv16 + head : NULL;
     const float* d = dout + (size_t)b * T * C + h * HS;  // row t of the head's dout at d + t·C
     const float* L_bh = L + (size_t)bh * T;
     const float* D_bh = D + (size_t)bh * T;
 
-    flash_load_tile<HS, TILE>(Ks, q + C, 3 * C, k0, T);
-    flash_load_tile<HS, TILE>(Vs, q + 2 * C, 3 * C, k0, T);
+    flash_load_tile<HS, TILE>(Ks, q, 3 * C, k0, T, q16, C);
+    flash_load_tile<HS, TILE>(Vs, q, 3 * C, k0, T, q16, 2 * C);
     float dk[RT][CT], dv[RT][CT];
 #pragma unroll
     for (int r = 0; r < RT; r++)
 #pragma unroll
         for (int c = 0; c < CT; c++) dk[r][c] = dv[r][c] = 0.0f;
     for (int q0 = k0; q0 < T; q0 += TILE) {  // query tiles from the diagonal one on (earlier queries see none)
-        flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T);
+        flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T, q16);
         flash_load_tile<HS, TILE>(dOs, d, C, q0, T);
         __syncthreads();  // Ks, Vs (first pass), Qs and dOs loaded
         float s[RT][RT], dp[RT][RT];
@@ -277,8 +283,8 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
 // Shared memory: Qs, dOs, Ks, Vs (TILE, HS + 1); dSs (TILE, TILE + 1).
 template <int HS>
 static __global__ void __launch_bounds__(FLASH_THREADS)
-    attention_flash_backward_q_kernel(float* dqkv, const float* dout, const float* qkv, const float* L,
-                                      const float* D, int T, int C, int NH, float scale) {
+    attention_flash_backward_q_kernel(float* dqkv, const float* dout, const float* qkv, const bfloat16* qkv16,
+                                      const float* L, const float* D, int T, int C, int NH, float scale) {
     constexpr int TILE = flash_tile(HS), RT = TILE / 16, CT = HS / 16;
     extern __shared__ float flash_smem[];
     float* Qs = flash_smem;
@@ -289,10 +295,12 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int q0 = (gridDim.y - 1 - blockIdx.y) * TILE;  // last query tile first, as in the forward
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const float* q = qkv + (size_t)b * T * 3 * C + h * HS;
+    size_t head = (size_t)b * T * 3 * C + h * HS;
+    const float* q = qkv ? qkv + head : NULL;
+    const bfloat16* q16 = qkv16 ? qkv16 + head : NULL;
     const float* d = dout + (size_t)b * T * C + h * HS;
 
-    flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T);
+    flash_load_tile<HS, TILE>(Qs, q, 3 * C, q0, T, q16);
     flash_load_tile<HS, TILE>(dOs, d, C, q0, T);
     float Li[RT], Di[RT], dq[RT][CT];
 #pragma unroll
@@ -304,8 +312,8 @@ static __global__ void __launch_bounds__(FLASH_THREADS)
         for (int c = 0; c < CT; c++) dq[r][c] = 0.0f;
     }
     for (int k0 = 0; k0 <= q0; k0 += TILE) {
-        flash_load_tile<HS, TILE>(Ks, q + C, 3 * C, k0, T);
-        flash_load_tile<HS, TILE>(Vs, q + 2 * C, 3 * C, k0, T);
+        flash_load_tile<HS, TILE>(Ks, q, 3 * C, k0, T, q16, C);
+        flash_load_tile<HS, TILE>(Vs, q, 3 * C, k0, T, q16, 2 * C);
         __syncthreads();  // Qs, dOs (first pass), Ks and Vs loaded
         float s[RT][RT], dp[RT][RT];
         flash_tile_dots<HS, TILE>(s, Qs, Ks, tx, ty);   // s_ij = q_i · k_j
@@ -385,55 +393,58 @@ static dim3 flash_grid(int B, int T, int NH, int HS) {
 }
 
 template <int HS>
-static void attention_flash_forward_launch(float* out, float* L, const float* qkv, int B, int T, int C, int NH,
-                                           bool bf16) {
+static void attention_flash_forward_launch(float* out, float* L, const float* qkv, const bfloat16* qkv16, int B,
+                                           int T, int C, int NH, bool bf16) {
     size_t smem = flash_forward_smem<HS>();
     flash_allow_smem(attention_flash_forward_kernel<HS>, smem, HS);
     attention_flash_forward_kernel<HS><<<flash_grid(B, T, NH, HS), FLASH_THREADS, smem>>>(
-        out, L, qkv, T, C, NH, 1.0f / sqrtf((float)HS), bf16);
+        out, L, qkv, qkv16, T, C, NH, 1.0f / sqrtf((float)HS), bf16);
     cudaCheckLaunch();
 }
 
 template <int HS>
 static void attention_flash_backward_launch(float* dqkv, float* D, const float* dout, const float* qkv,
-                                            const float* L, int B, int T, int C, int NH) {
+                                            const bfloat16* qkv16, const float* L, int B, int T, int C, int NH) {
     float scale = 1.0f / sqrtf((float)HS);
     size_t smem_kv = flash_backward_kv_smem<HS>(), smem_q = flash_backward_q_smem<HS>();
     flash_allow_smem(attention_flash_backward_kv_kernel<HS>, smem_kv, HS);
     flash_allow_smem(attention_flash_backward_q_kernel<HS>, smem_q, HS);
     dim3 grid = flash_grid(B, T, NH, HS);
-    attention_flash_backward_kv_kernel<HS><<<grid, FLASH_THREADS, smem_kv>>>(dqkv, dout, qkv, L, D, T, C, NH, scale);
+    attention_flash_backward_kv_kernel<HS><<<grid, FLASH_THREADS, smem_kv>>>(dqkv, dout, qkv, qkv16, L, D, T, C, NH,
+                                                                             scale);
     cudaCheckLaunch();
-    attention_flash_backward_q_kernel<HS><<<grid, FLASH_THREADS, smem_q>>>(dqkv, dout, qkv, L, D, T, C, NH, scale);
+    attention_flash_backward_q_kernel<HS><<<grid, FLASH_THREADS, smem_q>>>(dqkv, dout, qkv, qkv16, L, D, T, C, NH,
+                                                                           scale);
     cudaCheckLaunch();
 }
 
 // out (B, T, C) = attention(qkv (B, T, 3C)); L (B, NH, T), the logsumexp of each row of scores, for the backward;
-// bf16: out holds bf16 values (as_stored)
+// bf16: out holds bf16 values (as_stored); qkv16: qkv in 16-bit storage, in place of qkv (then NULL)
 static void attention_flash_forward_cuda(float* out, float* L, const float* qkv, int B, int T, int C, int NH,
-                                         bool bf16 = false) {
+                                         bool bf16 = false, const bfloat16* qkv16 = NULL) {
     if (B == 0 || T == 0) return;
     switch (attention_flash_head_size(C, NH)) {
-        case 16: attention_flash_forward_launch<16>(out, L, qkv, B, T, C, NH, bf16); break;
-        case 32: attention_flash_forward_launch<32>(out, L, qkv, B, T, C, NH, bf16); break;
-        case 64: attention_flash_forward_launch<64>(out, L, qkv, B, T, C, NH, bf16); break;
-        case 128: attention_flash_forward_launch<128>(out, L, qkv, B, T, C, NH, bf16); break;
+        case 16: attention_flash_forward_launch<16>(out, L, qkv, qkv16, B, T, C, NH, bf16); break;
+        case 32: attention_flash_forward_launch<32>(out, L, qkv, qkv16, B, T, C, NH, bf16); break;
+        case 64: attention_flash_forward_launch<64>(out, L, qkv, qkv16, B, T, C, NH, bf16); break;
+        case 128: attention_flash_forward_launch<128>(out, L, qkv, qkv16, B, T, C, NH, bf16); break;
     }
 }
 
 // dqkv (B, T, 3C) += the gradient through attention, from dout (B, T, C), the forward's input qkv, its output
-// out (B, T, C) and its L (B, NH, T). scratch: B·NH·T floats, for D.
+// out (B, T, C) and its L (B, NH, T). scratch: B·NH·T floats, for D. qkv16: as the forward.
 static void attention_flash_backward_cuda(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                                          const float* out, const float* L, int B, int T, int C, int NH) {
+                                          const float* out, const float* L, int B, int T, int C, int NH,
+                                          const bfloat16* qkv16 = NULL) {
     if (B == 0 || T == 0) return;
     int HS = attention_flash_head_size(C, NH), rows = B * NH * T;
     attention_flash_rowdot_kernel<<<cuda_blocks(rows, 8), 256>>>(scratch, dout, out, rows, T, C, NH);
     cudaCheckLaunch();
     switch (HS) {
-        case 16: attention_flash_backward_launch<16>(dqkv, scratch, dout, qkv, L, B, T, C, NH); break;
-        case 32: attention_flash_backward_launch<32>(dqkv, scratch, dout, qkv, L, B, T, C, NH); break;
-        case 64: attention_flash_backward_launch<64>(dqkv, scratch, dout, qkv, L, B, T, C, NH); break;
-        case 128: attention_flash_backward_launch<128>(dqkv, scratch, dout, qkv, L, B, T, C, NH); break;
+        case 16: attention_flash_backward_launch<16>(dqkv, scratch, dout, qkv, qkv16, L, B, T, C, NH); break;
+        case 32: attention_flash_backward_launch<32>(dqkv, scratch, dout, qkv, qkv16, L, B, T, C, NH); break;
+        case 64: attention_flash_backward_launch<64>(dqkv, scratch, dout, qkv, qkv16, L, B, T, C, NH); break;
+        case 128: attention_flash_backward_launch<128>(dqkv, scratch, dout, qkv, qkv16, L, B, T, C, NH); break;
     }
 }
 #endif

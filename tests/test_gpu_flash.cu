@@ -56,17 +56,26 @@ static std::vector<float> logsumexp_reference(const std::vector<float>& qkv, int
 // L and the scratch for D get exactly B·NH·T floats, so a write past them shows under compute-sanitizer.
 static void run_flash(const std::vector<float>& qkv, const std::vector<float>& dout, const std::vector<float>& dqkv0,
                       int B, int T, int C, int NH, std::vector<float>* out, std::vector<float>* L,
-                      std::vector<float>* dqkv) {
+                      std::vector<float>* dqkv, bool stored16 = false) {
     size_t n_out = (size_t)B * T * C, n_L = (size_t)B * NH * T;
     float *d_qkv = to_device(qkv), *d_dout = to_device(dout), *d_dqkv = to_device(dqkv0),
           *d_out = to_device(std::vector<float>(n_out)), *d_L = to_device(std::vector<float>(n_L)),
           *d_D = to_device(std::vector<float>(n_L));
-    attention_flash_forward_cuda(d_out, d_L, d_qkv, B, T, C, NH);
-    attention_flash_backward_cuda(d_dqkv, d_D, d_dout, d_qkv, d_out, d_L, B, T, C, NH);
+    bfloat16* d_qkv16 = NULL;  // stored16: qkv in 16-bit storage (its values must be bf16's), read from there
+    if (stored16) {
+        std::vector<bfloat16> h16(qkv.size());
+        for (size_t i = 0; i < qkv.size(); i++) h16[i] = bf16_from_float(qkv[i]);
+        cudaCheck(cudaMalloc(&d_qkv16, sizeof(bfloat16) * h16.size()));
+        cudaCheck(cudaMemcpy(d_qkv16, h16.data(), sizeof(bfloat16) * h16.size(), cudaMemcpyHostToDevice));
+    }
+    const float* src = stored16 ? NULL : d_qkv;
+    attention_flash_forward_cuda(d_out, d_L, src, B, T, C, NH, false, d_qkv16);
+    attention_flash_backward_cuda(d_dqkv, d_D, d_dout, src, d_out, d_L, B, T, C, NH, d_qkv16);
     *out = to_host(d_out, n_out);
     *L = to_host(d_L, n_L);
     *dqkv = to_host(d_dqkv, qkv.size());
     for (float* p : {d_qkv, d_dout, d_dqkv, d_out, d_L, d_D}) cudaCheck(cudaFree(p));
+    if (d_qkv16) cudaCheck(cudaFree(d_qkv16));
 }
 
 TEST_CASE("gpu: flash attention forward and backward match the CPU (T = 1, 37, 67, 130, 1000; head sizes 16-128)") {
@@ -110,6 +119,26 @@ TEST_CASE("gpu: flash attention matches the simple GPU path (forward and backwar
         double tol = flash_tol(HS, T);
         check_close("flash vs simple out", g_out, out, 2 * tol);
         check_close("flash vs simple dqkv", g_dqkv, dqkv, 4 * tol);
+    }
+}
+
+// qkv in 16-bit storage (model.h's gpt2_storage16): the kernels widen each value as they load it into shared memory,
+// exactly, so the same bf16 values in fp32 storage give the same bits.
+TEST_CASE("gpu: flash attention reads qkv from 16-bit storage: fp32 storage's bits for the same bf16 values") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    for (auto& s : FLASH_SHAPES) {
+        int B = s[0], T = s[1], C = s[2], NH = s[3];
+        CAPTURE(B); CAPTURE(T); CAPTURE(C); CAPTURE(NH);
+        size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
+        std::vector<float> qkv = random_vector(n_qkv, 150 + T), dout = random_vector(n_out, 151 + T),
+                           dqkv0 = random_vector(n_qkv, 152 + T);
+        for (float& x : qkv) x = bf16_round(x);
+        std::vector<float> out, L, dqkv, out16, L16, dqkv16;
+        run_flash(qkv, dout, dqkv0, B, T, C, NH, &out, &L, &dqkv);
+        run_flash(qkv, dout, dqkv0, B, T, C, NH, &out16, &L16, &dqkv16, true);
+        check_bitwise("out", out16, out);
+        check_bitwise("L", L16, L);
+        check_bitwise("dqkv", dqkv16, dqkv);
     }
 }
 

@@ -119,13 +119,13 @@ TEST_CASE("model: activation gradients take two layers' room whatever the depth;
             << total / 1e9 << " GB");
     CHECK(total < 80e9);
     CHECK(total > 40e9);  // and the sizing is still counting what is there (6.6 GB of bf16 logits alone)
-    CHECK(total < 48e9);  // with the logits, the layernorms' outputs and the MLP's activations in 16 bits
+    CHECK(total < 45e9);  // with the logits, the layernorms' outputs, qkv and the MLP's activations in 16 bits
 }
 
 // 16-bit storage (model.h's gpt2_storage16): on the GPU at bf16 precision with bf16 products the logits, lnf and
-// every layer's ln1, ln2, fch, fch_gelu and fcproj take 2 bytes a value instead of 4, for a (B, T, 4C) bf16 scratch for the
+// every layer's ln1, ln2, qkv (with flash attention), fch, fch_gelu and fcproj take 2 bytes a value instead of 4, for a (B, T, 4C) bf16 scratch for the
 // products' output gradients; nowhere else.
-TEST_CASE("model: the GPU at bf16 holds the activations only products and the fused add read in 16 bits, only there (sizes)") {
+TEST_CASE("model: the GPU at bf16 holds the activations only products and fused kernels read in 16 bits, only there (sizes)") {
     GPT2Config cfg;
     char err[ERR_LEN];
     REQUIRE(gpt2_config_preset(&cfg, "d12", err) == 0);
@@ -135,8 +135,12 @@ TEST_CASE("model: the GPU at bf16 holds the activations only products and the fu
     size_t stored16 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, bf16);
     size_t stored32 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32_products);
     size_t head = N * Vp * 2 + N * C * 2 - N * 4 * C * 2;  // the logits and lnf, less the scratch
-    size_t layer = 2 * N * 4 * C * 2 + 3 * N * C * 2;     // fch, fch_gelu; ln1, ln2, fcproj
+    size_t layer = 2 * N * 4 * C * 2 + 3 * N * C * 2 + N * 3 * C * 2;  // fch, fch_gelu; ln1, ln2, fcproj; qkv
     CHECK(stored32 - stored16 == head + L * layer);  // every piece a multiple of 256 bytes
+    Kernels simple = bf16, simple32 = fp32_products;  // the simple attention reads qkv in fp32: it stays so
+    simple.attention = simple32.attention = ATTENTION_SIMPLE;
+    CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, simple32) - gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, simple) ==
+          head + L * (layer - N * 3 * C * 2));
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32) == stored32);
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, bf16) == gpt2_activation_bytes(&cfg, B, T, DEV_CPU, fp32));
     size_t P = gpt2_num_parameters(&cfg);
