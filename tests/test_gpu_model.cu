@@ -164,7 +164,7 @@ TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
     CHECK(off == 0);
     std::vector<float> h = to_host(gpu.acts[1].attproj.data, gpu.acts[1].attproj.size);  // fp32 storage, bf16 values
     CHECK(not_bf16(h.data(), h.size()) == 0);
-    const BlockActs* a = &gpu.acts[1];  // 16-bit storage (model.h's gpt2_storage16)
+    BlockActs* a = &gpu.acts[1];  // 16-bit storage (model.h's gpt2_storage16)
     for (const Tensor* t : {&a->ln1, &a->qkv, &a->ln2, &a->fch, &a->fch_gelu, &a->fcproj, &gpu.lnf}) {
         CAPTURE(t->name);
         CHECK((t->data == NULL && t->data16 != NULL));
