@@ -379,24 +379,16 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         BlockParams* p = &m->blocks[l];
         BlockActs* a = &m->acts[l];
         // attention half: res2 = stream + proj(attention(qkv(ln1(stream)))), and ln2 = ln2(res2)
-        if (a->ln1.data16)  // ln1 in 16-bit storage (gpt2_storage16)
-            matmul_bf16(tape, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, &m->grad16, N, C, 3 * C);
-        else
-            matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C);
+        // (a product whose input is in 16-bit storage runs on bf16 operands, m->grad16 its gradient's room)
+        matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C, &m->grad16);
         attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
         matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
-        if (a->fch.data16) {  // the hidden layer in 16-bit storage (gpt2_storage16)
-            matmul_bf16(tape, &a->fch, &a->ln2, &p->fcw, &p->fcb, &m->grad16, N, C, 4 * C);
-            gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
-            matmul_bf16(tape, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, &m->grad16, N, 4 * C, C);
-        } else {
-            matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C);
-            gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
-            matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C);
-        }
+        matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C, &m->grad16);
+        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+        matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C, &m->grad16);
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];
         Tensor *ln = last ? &m->lnf : &next->ln1, *ln_mean = last ? &m->lnf_mean : &next->ln1_mean,
@@ -406,10 +398,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         tape_zero_grad(tape, &m->grad_sets[l % 2]);  // runs just before this layer's backward: its set, cleared
         stream = &a->res3;
     }
-    if (m->logits.data16)  // tied LM head: lnf · wteᵀ, in 16-bit storage or not (gpt2_storage16)
-        matmul_bf16(tape, &m->logits, &m->lnf, &w[P_WTE], NULL, NULL, N, C, Vp);
-    else
-        matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);
+    matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
     if (!targets) return -1.0f;
 

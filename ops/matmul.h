@@ -174,9 +174,14 @@ static void matmul_backward_node(const TapeNode* node) {
                     inp->data, weight->data, node->dims[0], node->dims[1], node->dims[2]);
 }
 
-// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none)
+static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
+                        int C, int OC);
+
+// out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none). An input in
+// 16-bit storage (data NULL) runs matmul_bf16 below, scratch its bf16 room for out's gradient.
 static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, int N, int C,
-                   int OC) {
+                   int OC, Tensor* scratch = NULL) {
+    if (!inp->data) return matmul_bf16(tape, out, inp, weight, bias, scratch, N, C, OC);
     matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC,
                    out->bf16);
     TapeNode node = tape_node("matmul", matmul_backward_node, out);
@@ -193,9 +198,8 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 // ----------------------------------------------------------------------------------------------------
 // in 16-bit storage (the GPU at --precision bf16 with bf16 products: model.h's gpt2_storage16)
 
-// out = inp · Wᵀ + bias with bf16 operands on the bf16 tensor cores, fp32 sums (gemm_bf16_cuda). inp is 16-bit
-// storage (the MLP's hidden layer) or fp32 storage of bf16 values with a bf16 copy beside it (data16), made here and
-// kept for the backward (its values are bf16's already: exact); the weight's bf16 copy is the model's (data16). out
+// out = inp · Wᵀ + bias with bf16 operands on the bf16 tensor cores, fp32 sums (gemm_bf16_cuda). inp is in 16-bit
+// storage (data16; matmul() comes here when it is); the weight's bf16 copy is the model's (data16). out
 // is 16-bit storage (the sums start from the bias, rounded once as they are stored) or fp32 storage of bf16 values
 // (the bias and the rounding in the pass after the product, as matmul()). The backward formulas are
 // matmul_backward_cpu_naive's, with dout in bf16: the bf16 gradient the loss writes over out's values (the logits:
@@ -236,12 +240,11 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
 // gradient (NULL where out has none: the logits)
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
                         int C, int OC) {
-    if (out->device != DEV_CUDA || !inp->data16 || !weight->data16 || (!out->data && !out->data16) ||
+    if (out->device != DEV_CUDA || inp->data || !inp->data16 || !weight->data16 || (!out->data && !out->data16) ||
         (out->grad && (!scratch || !scratch->data16)))
-        die("matmul_bf16: needs the GPU, bf16 storage or copies for %s's input and weight, and room for its "
+        die("matmul_bf16: needs the GPU, %s's input in 16-bit storage, its weight's bf16 copy and room for its "
             "gradient in bf16", out->name);
 #ifdef __CUDACC__
-    if (inp->data) device_to_bf16(inp->device, inp->data16, inp->data, (size_t)N * C);
     if (out->data) {
         gemm_bf16_cuda(out->data, false, inp->data16, weight->data16, N, OC, C, false, true, false);
         matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);

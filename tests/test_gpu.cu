@@ -274,8 +274,8 @@ TEST_CASE("gpu: the LM head and the loss in 16-bit storage give what fp32 storag
         t->device = DEV_CUDA;
     }
     logits.data16 = device_bf16((size_t)N * Vp);
-    x.data = d_inp;
-    x.data16 = device_bf16((size_t)N * C);
+    x.data16 = device_bf16((size_t)N * C);  // the input in 16-bit storage (its values are bf16's)
+    device_to_bf16(DEV_CUDA, x.data16, d_inp, (size_t)N * C);
     x.grad = to_device(dinp0);
     weight.data16 = device_bf16((size_t)Vp * C);
     weight.grad = to_device(dw0);
@@ -284,7 +284,8 @@ TEST_CASE("gpu: the LM head and the loss in 16-bit storage give what fp32 storag
     lse.data = to_device(std::vector<float>(N));
     Tape tape;
     tape_init(&tape, 4);
-    matmul_bf16(&tape, &logits, &x, &weight, NULL, NULL, N, C, Vp);
+    const Kernels k = Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
+    matmul(&tape, k, &logits, &x, &weight, NULL, N, C, Vp);  // x in 16 bits: matmul_bf16
     CHECK(logits.data == NULL);
     std::vector<float> logits16 = bf16_to_host(logits.data16, (size_t)N * Vp);
     crossentropy(&tape, &losses, &lse, &logits, d_targets, N, V, Vp, dloss, true);  // fused: records nothing
@@ -359,7 +360,7 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         t.bf16 = true;
         return t;
     };
-    Tensor x = tensor(d_ln2, device_bf16((size_t)N * C), to_device(dln2_0));
+    Tensor x = tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
     Tensor w1 = tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0)), b1 = tensor(d_fcb, NULL, to_device(dfcb_0));
     Tensor w2 = tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
     Tensor b2 = tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
@@ -367,13 +368,15 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
     Tensor g = tensor(NULL, device_bf16((size_t)N * H), to_device(dg_0));
     Tensor out = tensor(to_device(zeros_c), NULL, to_device(dout));
     Tensor scratch = tensor(NULL, device_bf16((size_t)N * H), NULL);
+    device_to_bf16(DEV_CUDA, x.data16, d_ln2, (size_t)N * C);
     device_to_bf16(DEV_CUDA, w1.data16, d_fcw, (size_t)H * C);
     device_to_bf16(DEV_CUDA, w2.data16, d_fcprojw, (size_t)C * H);
     Tape tape;
     tape_init(&tape, 4);
-    matmul_bf16(&tape, &h, &x, &w1, &b1, &scratch, N, C, H);
+    const Kernels k = Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
+    matmul(&tape, k, &h, &x, &w1, &b1, N, C, H, &scratch);  // x in 16 bits: matmul_bf16
     gelu(&tape, &g, &h, N, H);
-    matmul_bf16(&tape, &out, &g, &w2, &b2, &scratch, N, H, C);
+    matmul(&tape, k, &out, &g, &w2, &b2, N, H, C, &scratch);
     std::vector<float> h16 = bf16_to_host(h.data16, (size_t)N * H), g16 = bf16_to_host(g.data16, (size_t)N * H);
     tape_backward(&tape);
 
