@@ -5,12 +5,16 @@
 //  - GPU: gemm_batched_cuda, Cm = alpha·op(A)·op(B) + beta·Cm with leading dimensions and a batch at fixed
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
 //    TF32 tensor cores, or the teaching kernel of gemm_tiled.h; gemm_bf16_cuda, the same from operands in 16-bit
-//    storage (bf16 inputs, fp32 sums, a bf16 or fp32 result).
+//    storage (bf16 inputs, fp32 sums, a bf16 or fp32 result); gemm_lt_bf16_cuda, that product to a bf16 result
+//    through cuBLASLt, with the bias, or the bias and GELU, applied in the product's epilogue (no pass of their own).
 // Flow: the matmul layer (ops/matmul.h), attention's simple GPU path (ops/attention.h) and Muon on the GPU
 // (linalg.h) call these; no op includes another op for a product.
 #pragma once
 #include "tensor.h"
 #include "gemm_tiled.h"
+#ifdef __CUDACC__
+#include <cublasLt.h>
+#endif
 
 // ----------------------------------------------------------------------------------------------------
 // CPU blocked GEMM:  Cm (M, N) = [Cm +] op(A) (M, K) · op(B) (K, N), all row-major.
@@ -232,5 +236,70 @@ static void gemm_bf16_cuda(void* Cm, bool c_bf16, const bfloat16* A, const bfloa
                              N, M, K, &alpha, B, CUDA_R_16BF, ldb > 1 ? ldb : 1, A, CUDA_R_16BF, lda > 1 ? lda : 1,
                              &beta, Cm, c_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
                              CUBLAS_GEMM_DEFAULT));
+}
+
+// cuBLASLt: one handle, and its workspace (32 MiB, as llm.c gives it on Hopper), both made on first use
+static cublasLtHandle_t cublaslt_handle() {
+    static cublasLtHandle_t handle = NULL;
+    if (!handle) cublasCheck(cublasLtCreate(&handle));
+    return handle;
+}
+#define CUBLASLT_WORKSPACE_BYTES ((size_t)32 << 20)
+static void* cublaslt_workspace() {
+    static void* workspace = NULL;
+    if (!workspace) cudaCheck(cudaMalloc(&workspace, CUBLASLT_WORKSPACE_BYTES));
+    return workspace;
+}
+
+// The product of gemm_bf16_cuda to a bf16 result, D (M, N) = epilogue(op(A) · op(B)), with what follows it applied
+// to each fp32 sum in the product's epilogue, before the one rounding to bf16 as it is stored (a pass over D saved):
+//   bias (N values, bf16; or NULL):  D[i, j] = sum + bias[j]                      (CUBLASLT_EPILOGUE_BIAS)
+//   gelu_in (M, N, bf16; or NULL):   gelu_in[i, j] = sum + bias[j], D[i, j] = GELU(sum + bias[j]), GELU's tanh
+//                                    approximation (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; gelu_in is the "aux" matrix)
+// Row-major as gemm_bf16_cuda: cuBLASLt sees Dᵀ (N, M) column-major, so the bias runs along D's rows there, as
+// cuBLASLt wants it (one value per row of its D), and the aux matrix has D's leading dimension N (a multiple of 8).
+static void gemm_lt_bf16_cuda(bfloat16* D, const bfloat16* A, const bfloat16* B, int M, int N, int K, bool trans_a,
+                              bool trans_b, const bfloat16* bias, bfloat16* gelu_in) {
+    if (M <= 0 || N <= 0) return;
+    if (gelu_in && N % 8 != 0) die("gemm_lt_bf16_cuda: GELU in the epilogue needs the columns (%d) a multiple of 8", N);
+    cublasLtMatmulDesc_t desc;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    int32_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    uint32_t epilogue = gelu_in ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));  // swapped:
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));  // B first
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (gelu_in) {
+        int64_t ld = N;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gelu_in,
+                                                   sizeof(gelu_in)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
+    }
+    // the operands as stored, column-major: B (N x K or K x N), A (K x M or M x K), D (N x M)
+    cublasLtMatrixLayout_t lb, la, ld;
+    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, trans_b ? K : N));
+    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? M : K, trans_a ? K : M, trans_a ? M : K));
+    cublasCheck(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, N, M, N));
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t workspace = CUBLASLT_WORKSPACE_BYTES;
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                     sizeof(workspace)));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), desc, lb, la, ld, ld, pref, 1, &heuristic, &found);
+    if (found == 0)
+        die("gemm_lt_bf16_cuda: cuBLASLt has no algorithm for (%d x %d) = (%d x %d) · (%d x %d), epilogue %u", M, N,
+            M, K, K, N, epilogue);
+    float alpha = 1.0f, beta = 0.0f;
+    cublasCheck(cublasLtMatmul(cublaslt_handle(), desc, &alpha, B, lb, A, la, &beta, D, ld, D, ld, &heuristic.algo,
+                               cublaslt_workspace(), CUBLASLT_WORKSPACE_BYTES, 0));
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    cublasCheck(cublasLtMatrixLayoutDestroy(ld));
+    cublasCheck(cublasLtMatrixLayoutDestroy(la));
+    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
 }
 #endif

@@ -90,11 +90,15 @@ struct GPT2 {
 // lnf: B, T, C), qkv (B, T, 3C; with flash attention), the MLP's hidden layer before and after GELU (B, T, 4C each)
 // and its output (fcproj: B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 43.9 GB
 // in all, sizing tested). The products that read or write them run on bf16 operands
-// (ops/matmul.h's matmul_bf16): the layers' 16-bit copies of the token embedding, qkvw, fcw and fcprojw (beside the
-// fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
-// fp32 storage of bf16 values: those products round their operands to bf16 anyway. Every other tensor (the stream,
-// attention's output and its projection), and the CPU's every tensor, is fp32 storage.
-static const int STORAGE16_WEIGHTS[4] = {P_WTE, P_QKVW, P_FCW, P_FCPROJW};  // the products' on bf16 operands
+// (ops/matmul.h's matmul_bf16, through cuBLASLt, the bias and fc's GELU in the products' epilogues): the layers'
+// 16-bit copies of the token embedding, qkv's, fc's and fcproj's weights and biases (beside the fp32-buffer copy),
+// and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
+// fp32 storage of bf16 values (those products round their operands to bf16 anyway) but for one rounding point: the
+// epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as
+// autocast). Every other tensor (the stream, attention's output and its projection), and the CPU's every tensor, is
+// fp32 storage.
+// the products' bf16 operands and biases
+static const int STORAGE16_WEIGHTS[7] = {P_WTE, P_QKVW, P_QKVB, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB};
 static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
 }
@@ -386,8 +390,10 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
-        matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C, &m->grad16);
-        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+        bool gelu_in_product = !a->ln2.data;  // 16-bit storage: fc's product computes GELU in its epilogue
+        matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C, &m->grad16,
+               gelu_in_product ? &a->fch_gelu : NULL);
+        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C, gelu_in_product);
         matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C, &m->grad16);
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];

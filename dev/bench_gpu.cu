@@ -5,6 +5,7 @@
 //    the op-case table (tests/opcases.h), the embedding on real text's ids;
 //  - attention's two GPU paths, the simple one (cuBLAS + softmax kernels) and the fused flash kernels
 //    (ops/attention_flash.h), forward + backward at those shapes: time, TFLOP/s, ratio, saved memory;
+//  - fc + GELU in 16 bits: GELU and the bias in cuBLASLt's epilogue against the product then the GELU kernel;
 //  - a whole d12 training step (forward, backward, AdamW) in tokens/s and MFU as llm.c counts it
 //    (6N + 6LCT flops per token against the GPU's dense bf16 peak; this FP32 code reaches a few percent).
 // GPU times come from CUDA events around each iteration (manual time), so they are the GPU's, not the queue's.
@@ -142,6 +143,34 @@ static void BM_device_copy(benchmark::State& state) {
     for (float* p : {src, dst}) device_free(DEV_CUDA, p);
 }
 BENCHMARK(BM_device_copy)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// fc and GELU at 16-bit storage (the MLP's forward, (N, C) -> (N, 4C)): GELU and the bias in cuBLASLt's epilogue
+// (what the model runs), against the product with its bias in the epilogue followed by the GELU kernel (one pass more
+// over the (N, 4C) result), and the product alone (no epilogue: the ceiling). TFLOP/s: 2·N·C·4C per call.
+enum FcGelu { FC_GELU_EPILOGUE, FC_THEN_GELU_KERNEL, FC_PRODUCT_ALONE };
+static void BM_fc_gelu(benchmark::State& state, FcGelu mode) {
+    const int N = BENCH_N, C = BENCH_C, H = 4 * BENCH_C;
+    auto buffer16 = [](size_t n, uint32_t seed, float scale) {
+        float* x = bench_buffer(n, seed, scale);
+        bfloat16* x16 = (bfloat16*)device_malloc(DEV_CUDA, n * sizeof(bfloat16));
+        device_to_bf16(DEV_CUDA, x16, x, n);
+        device_free(DEV_CUDA, x);
+        return x16;
+    };
+    bfloat16 *x = buffer16((size_t)N * C, 61, 1.0f), *w = buffer16((size_t)H * C, 62, 0.05f), *b = buffer16(H, 63, 0.1f);
+    bfloat16 *h = buffer16((size_t)N * H, 64, 1.0f), *g = buffer16((size_t)N * H, 65, 1.0f);
+    gpu_timed(state, [&]() {
+        if (mode == FC_GELU_EPILOGUE) gemm_lt_bf16_cuda(g, x, w, N, H, C, false, true, b, h);
+        else gemm_lt_bf16_cuda(h, x, w, N, H, C, false, true, mode == FC_THEN_GELU_KERNEL ? b : NULL, NULL);
+        if (mode == FC_THEN_GELU_KERNEL) gelu_forward_bf16_cuda(g, h, (size_t)N * H);
+    });
+    state.counters["TFLOP/s"] =
+        benchmark::Counter(2.0 * N * C * H / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    for (bfloat16* p : {x, w, b, h, g}) device_free(DEV_CUDA, p);
+}
+BENCHMARK_CAPTURE(BM_fc_gelu, epilogue, FC_GELU_EPILOGUE)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_fc_gelu, then_kernel, FC_THEN_GELU_KERNEL)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_fc_gelu, product_alone, FC_PRODUCT_ALONE)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
 // path keeps in att, so only the pair compares like with like). TFLOP/s counts the causal half only:
@@ -284,6 +313,12 @@ int main(int argc, char** argv) {
             printf("  Newton-Schulz (quintic, 5 steps, fp32, 12 matrices) %-10s plain %.2f ms, on the Gram matrix %.2f ms:"
                    " speed-up %.2fx (multiply-adds: %.2fx fewer)\n", shape, plain, gram, plain / gram, 5 * (2 * r + 1) / (2 * r + 17));
     }
+    double fc_fused = ms_of("BM_fc_gelu/epilogue"), fc_two = ms_of("BM_fc_gelu/then_kernel"),
+           fc_alone = ms_of("BM_fc_gelu/product_alone");
+    if (fc_fused > 0 && fc_two > 0 && fc_alone > 0)
+        printf("  fc + GELU forward in 16 bits (N %d, C %d -> 4C): GELU and bias in cuBLASLt's epilogue %.3f ms = %.2fx the"
+               " product then the GELU kernel (%.3f ms); the product alone %.3f ms (%.0f TFLOP/s)\n", BENCH_N, BENCH_C,
+               fc_fused, fc_fused / fc_two, fc_two, fc_alone, 2.0 * BENCH_N * BENCH_C * 4 * BENCH_C / 1e12 / (fc_alone / 1e3));
     double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16"),
            step_precision = ms_of("BM_train_step/bf16_precision");
     if (step > 0) {

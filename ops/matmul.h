@@ -175,13 +175,16 @@ static void matmul_backward_node(const TapeNode* node) {
 }
 
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
-                        int C, int OC);
+                        int C, int OC, Tensor* gelu_out);
 
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none). An input in
-// 16-bit storage (data NULL) runs matmul_bf16 below, scratch its bf16 room for out's gradient.
+// 16-bit storage (data NULL) runs matmul_bf16 below, scratch its bf16 room for out's gradient; there, gelu_out (or
+// NULL) also gets GELU(out), computed in the product's epilogue (the model's MLP: ops/gelu.h's gelu() then records
+// its backward alone).
 static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, int N, int C,
-                   int OC, Tensor* scratch = NULL) {
-    if (!inp->data) return matmul_bf16(tape, out, inp, weight, bias, scratch, N, C, OC);
+                   int OC, Tensor* scratch = NULL, Tensor* gelu_out = NULL) {
+    if (!inp->data) return matmul_bf16(tape, out, inp, weight, bias, scratch, N, C, OC, gelu_out);
+    if (gelu_out) die("matmul: GELU in the product's epilogue is 16-bit storage's only (%s)", gelu_out->name);
     matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC,
                    out->bf16);
     TapeNode node = tape_node("matmul", matmul_backward_node, out);
@@ -198,22 +201,16 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 // ----------------------------------------------------------------------------------------------------
 // in 16-bit storage (the GPU at --precision bf16 with bf16 products: model.h's gpt2_storage16)
 
-// out = inp · Wᵀ + bias with bf16 operands on the bf16 tensor cores, fp32 sums (gemm_bf16_cuda). inp is in 16-bit
-// storage (data16; matmul() comes here when it is); the weight's bf16 copy is the model's (data16). out
-// is 16-bit storage (the sums start from the bias, rounded once as they are stored) or fp32 storage of bf16 values
-// (the bias and the rounding in the pass after the product, as matmul()). The backward formulas are
+// out = inp · Wᵀ + bias with bf16 operands on the bf16 tensor cores, fp32 sums (gemm.h). inp is in 16-bit storage
+// (data16; matmul() comes here when it is); the weight's and bias's bf16 copies are the model's (data16). out is
+// 16-bit storage: cuBLASLt adds the bias in the product's epilogue (gemm_lt_bf16_cuda), each value rounded once as it
+// is stored, and with gelu_out computes GELU there too, out then holding GELU's input; or out is fp32 storage of bf16
+// values: the bias and the rounding in the pass after the product, as matmul(). The backward formulas are
 // matmul_backward_cpu_naive's, with dout in bf16: the bf16 gradient the loss writes over out's values (the logits:
 // out without an fp32 gradient), or out's fp32 gradient rounded into `scratch` (the products would round it to bf16
-// anyway); the parameter and input gradients stay fp32. The same numbers as matmul() at bf16 products.
+// anyway); the parameter and input gradients stay fp32. The same numbers as matmul() at bf16 products, up to where
+// GELU rounds its input (from the fp32 sum here, from out's bf16 value in ops/gelu.h).
 // The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
-#ifdef __CUDACC__
-// out16[n, o] = bias[o] (a bf16 value already: the layers' weights are): where the sums start
-static __global__ void fill_rows_bf16_kernel(bfloat16* out, const float* bias, int N, int OC) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < (size_t)N * OC) out[i] = bf16_from_float(bias[i % OC]);
-}
-#endif
-
 static void matmul_bf16_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1], *bias = node->in[2];
     int N = node->dims[0], C = node->dims[1], OC = node->dims[2];
@@ -237,23 +234,22 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
 }
 
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC, or NULL); scratch: bf16 room for N·OC values of out's
-// gradient (NULL where out has none: the logits)
+// gradient (NULL where out has none: the logits); gelu_out (N, OC, or NULL): GELU(out), out and gelu_out in 16 bits
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
-                        int C, int OC) {
+                        int C, int OC, Tensor* gelu_out) {
+    bool out16 = !out->data;
     if (out->device != DEV_CUDA || inp->data || !inp->data16 || !weight->data16 || (!out->data && !out->data16) ||
+        (out16 && bias && !bias->data16) || (gelu_out && (!out16 || gelu_out->data || !gelu_out->data16)) ||
         (out->grad && (!scratch || !scratch->data16)))
-        die("matmul_bf16: needs the GPU, %s's input in 16-bit storage, its weight's bf16 copy and room for its "
-            "gradient in bf16", out->name);
+        die("matmul_bf16: needs the GPU, %s's input in 16-bit storage, its weight's (and bias's) bf16 copy, room for "
+            "its gradient in bf16, and itself in 16 bits for GELU in the epilogue", out->name);
 #ifdef __CUDACC__
-    if (out->data) {
+    if (out16) {
+        gemm_lt_bf16_cuda(gelu_out ? gelu_out->data16 : out->data16, inp->data16, weight->data16, N, OC, C, false, true,
+                          bias ? bias->data16 : NULL, gelu_out ? out->data16 : NULL);
+    } else {
         gemm_bf16_cuda(out->data, false, inp->data16, weight->data16, N, OC, C, false, true, false);
         matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);
-    } else {
-        if (bias && (size_t)N * OC > 0) {
-            fill_rows_bf16_kernel<<<cuda_blocks((size_t)N * OC, 256), 256>>>(out->data16, bias->data, N, OC);
-            cudaCheckLaunch();
-        }
-        gemm_bf16_cuda(out->data16, true, inp->data16, weight->data16, N, OC, C, false, true, bias != NULL);
     }
 #endif
     TapeNode node = tape_node("matmul_bf16", matmul_bf16_backward_node, out);

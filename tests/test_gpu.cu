@@ -335,21 +335,8 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
                        dfcprojb_0 = random_vector(C, 101), dfch_0 = random_vector((size_t)N * H, 102),
                        dg_0 = random_vector((size_t)N * H, 103), zeros_h((size_t)N * H, 0.0f), zeros_c((size_t)N * C, 0.0f);
 
-    // fp32 storage of bf16 values
-    float *d_ln2 = to_device(ln2), *d_fcw = to_device(fcw), *d_fcb = to_device(fcb), *d_fcprojw = to_device(fcprojw),
-          *d_fcprojb = to_device(fcprojb), *d_dout = to_device(dout);
-    float *d_fch = to_device(zeros_h), *d_g = to_device(zeros_h), *d_out = to_device(zeros_c);
-    float *d_dg = to_device(dg_0), *d_dfch = to_device(dfch_0), *d_dln2 = to_device(dln2_0),
-          *d_dfcw = to_device(dfcw_0), *d_dfcb = to_device(dfcb_0), *d_dfcprojw = to_device(dfcprojw_0),
-          *d_dfcprojb = to_device(dfcprojb_0);
-    matmul_forward_cuda(GEMM_CUBLAS_BF16, d_fch, d_ln2, d_fcw, d_fcb, N, C, H, true);
-    gelu_forward_cuda(d_g, d_fch, (size_t)N * H, true);
-    matmul_forward_cuda(GEMM_CUBLAS_BF16, d_out, d_g, d_fcprojw, d_fcprojb, N, H, C, true);
-    matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dg, d_dfcprojw, d_dfcprojb, d_dout, d_g, d_fcprojw, N, H, C);
-    gelu_backward_cuda(d_dfch, d_fch, d_dg, (size_t)N * H);
-    matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dln2, d_dfcw, d_dfcb, d_dfch, d_ln2, d_fcw, N, C, H);
-
-    // 16-bit storage, through the ops as the model calls them
+    // 16-bit storage, through the ops as the model calls them: GELU in fc's product's epilogue (cuBLASLt), or the
+    // product (its bias in the epilogue) and then the GELU kernel
     auto tensor = [](float* data, bfloat16* data16, float* grad) {
         Tensor t;
         memset(&t, 0, sizeof(t));
@@ -360,51 +347,79 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         t.bf16 = true;
         return t;
     };
-    Tensor x = tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
-    Tensor w1 = tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0)), b1 = tensor(d_fcb, NULL, to_device(dfcb_0));
-    Tensor w2 = tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
-    Tensor b2 = tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
-    Tensor h = tensor(NULL, device_bf16((size_t)N * H), to_device(dfch_0));
-    Tensor g = tensor(NULL, device_bf16((size_t)N * H), to_device(dg_0));
-    Tensor out = tensor(to_device(zeros_c), NULL, to_device(dout));
-    Tensor scratch = tensor(NULL, device_bf16((size_t)N * H), NULL);
-    device_to_bf16(DEV_CUDA, x.data16, d_ln2, (size_t)N * C);
-    device_to_bf16(DEV_CUDA, w1.data16, d_fcw, (size_t)H * C);
-    device_to_bf16(DEV_CUDA, w2.data16, d_fcprojw, (size_t)C * H);
-    Tape tape;
-    tape_init(&tape, 4);
-    const Kernels k = Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
-    matmul(&tape, k, &h, &x, &w1, &b1, N, C, H, &scratch);  // x in 16 bits: matmul_bf16
-    gelu(&tape, &g, &h, N, H);
-    matmul(&tape, k, &out, &g, &w2, &b2, N, H, C, &scratch);
-    std::vector<float> h16 = bf16_to_host(h.data16, (size_t)N * H), g16 = bf16_to_host(g.data16, (size_t)N * H);
-    tape_backward(&tape);
+    for (bool gelu_in_product : {true, false}) {
+        CAPTURE(gelu_in_product);
+        // fp32 storage of bf16 values
+        float *d_ln2 = to_device(ln2), *d_fcw = to_device(fcw), *d_fcb = to_device(fcb), *d_fcprojw = to_device(fcprojw),
+              *d_fcprojb = to_device(fcprojb), *d_dout = to_device(dout);
+        float *d_fch = to_device(zeros_h), *d_g = to_device(zeros_h), *d_out = to_device(zeros_c);
+        float *d_dg = to_device(dg_0), *d_dfch = to_device(dfch_0), *d_dln2 = to_device(dln2_0),
+              *d_dfcw = to_device(dfcw_0), *d_dfcb = to_device(dfcb_0), *d_dfcprojw = to_device(dfcprojw_0),
+              *d_dfcprojb = to_device(dfcprojb_0);
+        // GELU in the product's epilogue reads the fp32 sum, not fch's bf16 value: the same here
+        matmul_forward_cuda(GEMM_CUBLAS_BF16, d_fch, d_ln2, d_fcw, d_fcb, N, C, H, !gelu_in_product);
+        gelu_forward_cuda(d_g, d_fch, (size_t)N * H, true);
+        if (gelu_in_product) device_round_bf16(DEV_CUDA, d_fch, d_fch, (size_t)N * H);
+        matmul_forward_cuda(GEMM_CUBLAS_BF16, d_out, d_g, d_fcprojw, d_fcprojb, N, H, C, true);
+        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dg, d_dfcprojw, d_dfcprojb, d_dout, d_g, d_fcprojw, N, H, C);
+        gelu_backward_cuda(d_dfch, d_fch, d_dg, (size_t)N * H);
+        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dln2, d_dfcw, d_dfcb, d_dfch, d_ln2, d_fcw, N, C, H);
 
-    // a bf16 step is 2^-8 relative (4e-3 of |ref| + rms): stored values rounded the other way after a differently
-    // ordered sum differ by one; the fp32 gradients carry such a difference through the products
-    check_close("fch (bf16)", h16, to_host(d_fch, (size_t)N * H), 4e-3);
-    check_close("fch_gelu (bf16)", g16, to_host(d_g, (size_t)N * H), 4e-3);
-    std::vector<float> out16 = to_host(out.data, (size_t)N * C);
-    check_close("fcproj", out16, to_host(d_out, (size_t)N * C), 4e-3);
-    CHECK(not_bf16(out16.data(), out16.size()) == 0);
-    size_t same = 0, total = 0;
-    const char* names[] = {"dln2", "dfcw", "dfcb", "dfcprojw", "dfcprojb", "dfch", "dfch_gelu"};
-    float* ours[] = {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad};
-    float* refs[] = {d_dln2, d_dfcw, d_dfcb, d_dfcprojw, d_dfcprojb, d_dfch, d_dg};
-    size_t sizes[] = {(size_t)N * C, (size_t)H * C, (size_t)H, (size_t)C * H, (size_t)C, (size_t)N * H, (size_t)N * H};
-    for (int i = 0; i < 7; i++) {
-        std::vector<float> a = to_host(ours[i], sizes[i]), r = to_host(refs[i], sizes[i]);
-        check_close(names[i], a, r, 1e-2);
-        for (size_t j = 0; j < a.size(); j++) same += a[j] == r[j];
-        total += a.size();
+        Tensor x = tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
+        Tensor w1 = tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0));
+        Tensor b1 = tensor(d_fcb, device_bf16(H), to_device(dfcb_0));
+        Tensor w2 = tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
+        Tensor b2 = tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
+        Tensor h = tensor(NULL, device_bf16((size_t)N * H), to_device(dfch_0));
+        Tensor g = tensor(NULL, device_bf16((size_t)N * H), to_device(dg_0));
+        Tensor out = tensor(to_device(zeros_c), NULL, to_device(dout));
+        Tensor scratch = tensor(NULL, device_bf16((size_t)N * H), NULL);
+        device_to_bf16(DEV_CUDA, x.data16, d_ln2, (size_t)N * C);
+        device_to_bf16(DEV_CUDA, w1.data16, d_fcw, (size_t)H * C);
+        device_to_bf16(DEV_CUDA, b1.data16, d_fcb, H);
+        device_to_bf16(DEV_CUDA, w2.data16, d_fcprojw, (size_t)C * H);
+        Tape tape;
+        tape_init(&tape, 4);
+        const Kernels k = Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
+        matmul(&tape, k, &h, &x, &w1, &b1, N, C, H, &scratch, gelu_in_product ? &g : NULL);  // x in 16 bits: matmul_bf16
+        gelu(&tape, &g, &h, N, H, gelu_in_product);
+        matmul(&tape, k, &out, &g, &w2, &b2, N, H, C, &scratch);
+        std::vector<float> h16 = bf16_to_host(h.data16, (size_t)N * H), g16 = bf16_to_host(g.data16, (size_t)N * H);
+        tape_backward(&tape);
+
+        // a bf16 step is 2^-8 relative (4e-3 of |ref| + rms): stored values rounded the other way after a differently
+        // ordered sum (or GELU computed otherwise: cuBLASLt's own) differ by one; the fp32 gradients carry such a
+        // difference through the products
+        check_close("fch (bf16)", h16, to_host(d_fch, (size_t)N * H), 4e-3);
+        check_close("fch_gelu (bf16)", g16, to_host(d_g, (size_t)N * H), 4e-3);
+        std::vector<float> out16 = to_host(out.data, (size_t)N * C);
+        check_close("fcproj", out16, to_host(d_out, (size_t)N * C), 4e-3);
+        CHECK(not_bf16(out16.data(), out16.size()) == 0);
+        size_t same = 0, total = 0;
+        const char* names[] = {"dln2", "dfcw", "dfcb", "dfcprojw", "dfcprojb", "dfch", "dfch_gelu"};
+        float* ours[] = {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad};
+        float* refs[] = {d_dln2, d_dfcw, d_dfcb, d_dfcprojw, d_dfcprojb, d_dfch, d_dg};
+        size_t sizes[] = {(size_t)N * C, (size_t)H * C, (size_t)H, (size_t)C * H, (size_t)C, (size_t)N * H, (size_t)N * H};
+        for (int i = 0; i < 7; i++) {
+            std::vector<float> a = to_host(ours[i], sizes[i]), r = to_host(refs[i], sizes[i]);
+            check_close(names[i], a, r, 1e-2);
+            for (size_t j = 0; j < a.size(); j++) same += a[j] == r[j];
+            total += a.size();
+        }
+        size_t same_h = 0, same_g = 0;
+        std::vector<float> ref_h = to_host(d_fch, (size_t)N * H), ref_g = to_host(d_g, (size_t)N * H);
+        for (size_t j = 0; j < h16.size(); j++) same_h += h16[j] == ref_h[j], same_g += g16[j] == ref_g[j];
+        MESSAGE("the MLP in 16-bit storage, GELU " << std::string(gelu_in_product ? "in the product's epilogue" : "by its kernel")
+                << ": fch " << same_h << " and fch_gelu " << same_g << " of " << h16.size() << " values, " << same
+                << " of " << total << " gradient entries the same bits as fp32 storage's");
+        tape_free(&tape);
+        for (float* p : {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad, out.data, out.grad}) cudaCheck(cudaFree(p));
+        for (bfloat16* p : {x.data16, w1.data16, b1.data16, w2.data16, h.data16, g.data16, scratch.data16})
+            cudaCheck(cudaFree(p));
+        for (float* p : {d_ln2, d_fcw, d_fcb, d_fcprojw, d_fcprojb, d_dout, d_fch, d_g, d_out, d_dg, d_dfch, d_dln2,
+                         d_dfcw, d_dfcb, d_dfcprojw, d_dfcprojb})
+            cudaCheck(cudaFree(p));
     }
-    MESSAGE("the MLP in 16-bit storage: " << same << " of " << total << " gradient entries the same bits as fp32 storage's");
-    tape_free(&tape);
-    for (float* p : {d_ln2, d_fcw, d_fcb, d_fcprojw, d_fcprojb, d_dout, d_fch, d_g, d_out, d_dg, d_dfch, d_dln2, d_dfcw,
-                     d_dfcb, d_dfcprojw, d_dfcprojb, x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad,
-                     out.data, out.grad})
-        cudaCheck(cudaFree(p));
-    for (bfloat16* p : {x.data16, w1.data16, w2.data16, h.data16, g.data16, scratch.data16}) cudaCheck(cudaFree(p));
 }
 
 // The layernorms write their output in 16-bit storage (the products its only readers): the same values as fp32

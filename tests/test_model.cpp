@@ -144,7 +144,10 @@ TEST_CASE("model: the GPU at bf16 holds the activations only products and fused 
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32) == stored32);
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, bf16) == gpt2_activation_bytes(&cfg, B, T, DEV_CPU, fp32));
     size_t P = gpt2_num_parameters(&cfg);
-    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) == ((P * 4 + 255) / 256 * 256) + Vp * C * 2 + L * 11 * C * C * 2);
+    // the fp32-buffer copy; the 16-bit copies of wte, of qkv's, fc's and fcproj's weights (3 + 4 + 4 C² a layer) and
+    // biases (3 + 4 + 1 C a layer)
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) ==
+          ((P * 4 + 255) / 256 * 256) + Vp * C * 2 + L * 11 * C * C * 2 + L * 8 * C * 2);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32_products) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CPU, bf16) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32) == 0);

@@ -1,5 +1,5 @@
-// tests/emu/blas.cpp: cuBLAS and cuSOLVER on the CPU, for the emulated test build (declared in
-// tests/emu/include/cublas_v2.h and cusolverDn.h). Each call checks its arguments as the library does and
+// tests/emu/blas.cpp: cuBLAS, cuBLASLt and cuSOLVER on the CPU, for the emulated test build (declared in
+// tests/emu/include/cublas_v2.h, cublasLt.h and cusolverDn.h). Each call checks its arguments as the library does and
 // returns the same status for the same mistake (an `lda` smaller than the rows it must span is
 // CUBLAS_STATUS_INVALID_VALUE), then queues its computation like a kernel (tests/emu/runtime.cpp runs it in
 // stream order). The emulation also checks what the library cannot: that every operand, over the whole extent the
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <vector>
 #include "../emu/include/cublas_v2.h"
+#include "../emu/include/cublasLt.h"
 #include "../emu/include/cusolverDn.h"
 #include "internal.h"
 
@@ -24,6 +25,7 @@ struct EmuBlasHandle {
 struct EmuSolverHandle {
     int unused;
 };
+static EmuBlasHandle lt_blas_handle = {CUBLAS_DEFAULT_MATH};  // what cublasLtMatmul hands gemm_call
 
 namespace {
 
@@ -92,7 +94,18 @@ struct Gemm {
     cudaDataType_t ta, tb, tc;
     cublasComputeType_t compute;
     double alpha, beta;
+    // cuBLASLt's epilogue (tests/emu/include/cublasLt.h), on the fp32 value before it is stored: + bias[row] (of C's
+    // type), then GELU, the value before it stored to aux (of C's type, leading dimension aux_ld) where given
+    const void* bias;
+    bool gelu;
+    void* aux;
+    long long aux_ld;
 };
+
+// GELU's tanh approximation, x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))), as cuBLASLt's GELU epilogues compute it
+float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)));
+}
 
 // one queued GEMM, computed as the comment at the top says
 void gemm_run(const Gemm& g) {
@@ -142,7 +155,13 @@ void gemm_run(const Gemm& g) {
                 if (dbl) v = g.beta == 0.0 ? g.alpha * sum : g.alpha * sum + g.beta * load(C, g.tc, at);
                 else {  // float arithmetic, as the 32F compute type
                     float s = (float)g.alpha * (float)sum;
-                    v = g.beta == 0.0 ? s : s + (float)g.beta * (float)load(C, g.tc, at);
+                    if (g.beta != 0.0) s += (float)g.beta * (float)load(C, g.tc, at);
+                    if (g.bias) s += (float)load(g.bias, g.tc, i);
+                    if (g.gelu) {
+                        if (g.aux) store(g.aux, g.tc, i + j * g.aux_ld, s);
+                        s = gelu_tanh(s);
+                    }
+                    v = s;
                 }
                 store(C, g.tc, at, v);
             }
@@ -191,7 +210,9 @@ cublasStatus_t gemm_call(const char* call, cublasHandle_t handle, Gemm g, const 
     emu::enqueue_work(name, [g, a_rows, a_cols, b_rows, b_cols, name]() {
         if (!operand_ok(name, "A", g.A, g.ta, a_rows, a_cols, g.lda, g.sa, g.batch) ||
             !operand_ok(name, "B", g.B, g.tb, b_rows, b_cols, g.ldb, g.sb, g.batch) ||
-            !operand_ok(name, "C", g.C, g.tc, g.m, g.n, g.ldc, g.sc, g.batch)) {
+            !operand_ok(name, "C", g.C, g.tc, g.m, g.n, g.ldc, g.sc, g.batch) ||
+            (g.bias && !operand_ok(name, "bias", g.bias, g.tc, g.m, 1, g.m, 0, 1)) ||
+            (g.aux && !operand_ok(name, "aux", g.aux, g.tc, g.m, g.n, (int)g.aux_ld, 0, 1))) {
             emu::fault(cudaErrorIllegalAddress);
             return;
         }
@@ -235,7 +256,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long strideC, int batchCount, cublasComputeType_t computeType,
                                           cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, batchCount, strideA, strideB, strideC, A, B, C, Atype, Btype, Ctype,
-              computeType, 0.0, 0.0};
+              computeType, 0.0, 0.0, NULL, false, NULL, 0};
     return gemm_call("cublasGemmStridedBatchedEx", handle, g, alpha, beta);
 }
 
@@ -243,7 +264,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
                             cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
                             cublasComputeType_t computeType, cublasGemmAlgo_t) {
-    Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, Atype, Btype, Ctype, computeType, 0.0, 0.0};
+    Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, Atype, Btype, Ctype, computeType, 0.0, 0.0,
+              NULL, false, NULL, 0};
     return gemm_call("cublasGemmEx", handle, g, alpha, beta);
 }
 
@@ -253,7 +275,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
     cublasComputeType_t compute =
         handle && handle->math == CUBLAS_TF32_TENSOR_OP_MATH ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, compute,
-              0.0, 0.0};
+              0.0, 0.0, NULL, false, NULL, 0};
     return gemm_call("cublasSgemm", handle, g, alpha, beta);
 }
 
@@ -261,8 +283,169 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
                            const double* beta, double* C, int ldc) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_64F, CUDA_R_64F, CUDA_R_64F,
-              CUBLAS_COMPUTE_64F, 0.0, 0.0};
+              CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, NULL, 0};
     return gemm_call("cublasDgemm", handle, g, alpha, beta);
+}
+
+// ----------------------------------------------------------------------------------------------------
+// cuBLASLt: a descriptor of the operation (compute type, ops, epilogue and its pointers), one of each matrix
+// (type, rows, cols, ld), a preference (the workspace allowed); the heuristic offers one algorithm where the
+// combination is one the emulation computes, and cublasLtMatmul runs gemm_run with the epilogue.
+
+struct EmuLtHandle {
+    int unused;
+};
+struct EmuLtMatmulDesc {
+    cublasComputeType_t compute;
+    cudaDataType_t scale;
+    cublasOperation_t transa, transb;
+    cublasLtEpilogue_t epilogue;
+    const void* bias;
+    void* aux;
+    int64_t aux_ld;
+};
+struct EmuLtLayout {
+    cudaDataType type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+struct EmuLtPreference {
+    uint64_t max_workspace;
+};
+
+namespace {
+bool has_bias(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+bool has_gelu(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+bool has_aux(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+
+// the checks cuBLASLt makes of an operation and its layouts (the heuristic's and the matmul's): the status, and the
+// Gemm it describes (its pointers left to the caller)
+cublasStatus_t lt_check(const char* call, cublasLtHandle_t handle, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                        cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dd, Gemm* g) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    auto fail = [&](cublasStatus_t s, const char* why) {
+        emu::report("%s: %s: %s", call, why, s == CUBLAS_STATUS_NOT_SUPPORTED ? "CUBLAS_STATUS_NOT_SUPPORTED" : "CUBLAS_STATUS_INVALID_VALUE");
+        return s;
+    };
+    if (!d || !a || !b || !c || !dd) return fail(CUBLAS_STATUS_INVALID_VALUE, "a descriptor is NULL");
+    uint64_t m = c->rows, n = c->cols;
+    uint64_t k = d->transa == CUBLAS_OP_N ? a->cols : a->rows;
+    if ((d->transa == CUBLAS_OP_N ? a->rows : a->cols) != m || (d->transb == CUBLAS_OP_N ? b->cols : b->rows) != n ||
+        (d->transb == CUBLAS_OP_N ? b->rows : b->cols) != k)
+        return fail(CUBLAS_STATUS_INVALID_VALUE, "op(A) (m x k), op(B) (k x n) and C (m x n) do not agree");
+    if (a->ld < (int64_t)(a->rows > 1 ? a->rows : 1) || b->ld < (int64_t)(b->rows > 1 ? b->rows : 1) || c->ld < (int64_t)(m > 1 ? m : 1))
+        return fail(CUBLAS_STATUS_INVALID_VALUE, "a leading dimension is smaller than its rows");
+    if (dd->type != c->type || dd->rows != m || dd->cols != n || dd->ld != c->ld)
+        return fail(CUBLAS_STATUS_NOT_SUPPORTED, "D's layout differs from C's (not emulated)");
+    if (d->scale != CUDA_R_32F || !types_supported(a->type, b->type, c->type, d->compute))
+        return fail(CUBLAS_STATUS_NOT_SUPPORTED, "data, scale or compute types (not emulated)");
+    if (has_bias(d->epilogue) && !d->bias) return fail(CUBLAS_STATUS_INVALID_VALUE, "a bias epilogue without a bias pointer");
+    if (has_aux(d->epilogue) && (!d->aux || d->aux_ld < (int64_t)m || d->aux_ld % 8 != 0))
+        return fail(CUBLAS_STATUS_INVALID_VALUE, "a GELU aux epilogue without an aux pointer, or its ld below D's rows or not a multiple of 8");
+    *g = Gemm{d->transa, d->transb, (int)m, (int)n, (int)k, (int)a->ld, (int)b->ld, (int)c->ld, 1, 0, 0, 0, NULL, NULL, NULL,
+              a->type, b->type, c->type, d->compute, 0.0, 0.0, has_bias(d->epilogue) ? d->bias : NULL,
+              has_gelu(d->epilogue), has_aux(d->epilogue) ? d->aux : NULL, d->aux_ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+}  // namespace
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
+    if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+    *handle = new EmuLtHandle{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    cudaDeviceSynchronize();
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, cublasComputeType_t compute, cudaDataType_t scale) {
+    if (!desc) return CUBLAS_STATUS_INVALID_VALUE;
+    *desc = new EmuLtMatmulDesc{compute, scale, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc) {
+    delete desc;
+    return CUBLAS_STATUS_SUCCESS;
+}
+// each attribute by the size cuBLASLt documents for it (int32_t for the ops and the epilogue, pointers, int64_t)
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                              const void* buf, size_t size) {
+    if (!desc || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    size_t want = attr == CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD ? 8 : attr == CUBLASLT_MATMUL_DESC_BIAS_POINTER || attr == CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER ? sizeof(void*) : 4;
+    if (size != want) {
+        emu::report("cublasLtMatmulDescSetAttribute(%d): %zu bytes given, %zu expected: CUBLAS_STATUS_INVALID_VALUE", (int)attr, size, want);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    switch (attr) {
+        case CUBLASLT_MATMUL_DESC_TRANSA: desc->transa = (cublasOperation_t) * (const int32_t*)buf; break;
+        case CUBLASLT_MATMUL_DESC_TRANSB: desc->transb = (cublasOperation_t) * (const int32_t*)buf; break;
+        case CUBLASLT_MATMUL_DESC_EPILOGUE: desc->epilogue = (cublasLtEpilogue_t) * (const uint32_t*)buf; break;
+        case CUBLASLT_MATMUL_DESC_BIAS_POINTER: memcpy(&desc->bias, buf, sizeof(void*)); break;
+        case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER: memcpy(&desc->aux, buf, sizeof(void*)); break;
+        case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD: memcpy(&desc->aux_ld, buf, 8); break;
+        default: return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType type, uint64_t rows, uint64_t cols,
+                                          int64_t ld) {
+    if (!layout) return CUBLAS_STATUS_INVALID_VALUE;
+    *layout = new EmuLtLayout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout) {
+    delete layout;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref) {
+    if (!pref) return CUBLAS_STATUS_INVALID_VALUE;
+    *pref = new EmuLtPreference{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref) {
+    delete pref;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void* buf, size_t size) {
+    if (!pref || !buf || attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || size != 8) return CUBLAS_STATUS_INVALID_VALUE;
+    memcpy(&pref->max_workspace, buf, 8);
+    return CUBLAS_STATUS_SUCCESS;
+}
+// one algorithm, needing no workspace, where lt_check passes; none (and NOT_SUPPORTED) where the emulation has none
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                                              cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                              cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                              cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int* returned) {
+    if (!returned || !results || !pref || requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    *returned = 0;
+    Gemm g;
+    cublasStatus_t s = lt_check("cublasLtMatmulAlgoGetHeuristic", handle, desc, a, b, c, d, &g);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    memset(&results[0], 0, sizeof(results[0]));
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    results[0].wavesCount = 1.0f;
+    *returned = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
+                              cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc,
+                              const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
+                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t) {
+    Gemm g;
+    cublasStatus_t s = lt_check("cublasLtMatmul", handle, desc, Adesc, Bdesc, Cdesc, Ddesc, &g);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (C != D) {
+        emu::report("cublasLtMatmul: C and D at different addresses: CUBLAS_STATUS_NOT_SUPPORTED (not emulated)");
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    g.A = A;
+    g.B = B;
+    g.C = D;
+    return gemm_call("cublasLtMatmul", handle ? (cublasHandle_t)&lt_blas_handle : NULL, g, alpha, beta);
 }
 
 // ----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <string>
+#include <cublasLt.h>
 #include "../gpu_testutil.h"
 
 // every error these tests provoke is expected: keep the emulation's explanations off stderr, and forget the
@@ -429,4 +430,74 @@ TEST_CASE("emulation: cuBLAS refuses a wrong lda, and computes column-major op(A
     emu::clear_errors();
     for (float* p : {d_A, d_B, d_C}) cudaCheck(cudaFree(p));
     cublasDestroy(h);
+}
+
+TEST_CASE("emulation: cuBLASLt computes the product with its bias and GELU epilogues, and refuses a bad aux ld") {
+    cublasLtHandle_t h = NULL;
+    REQUIRE(cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS);
+    // column-major bf16 A (2 x 3) = [1 3 5; 2 4 6], B (3 x 1) = [1 0 -1]ᵀ: A·B = [-4; -4]; bias [4.5; 5]
+    auto to_device16 = [](std::vector<float> v) {
+        std::vector<bfloat16> b(v.size());
+        for (size_t i = 0; i < v.size(); i++) b[i] = bf16_from_float(v[i]);
+        bfloat16* d = NULL;
+        cudaCheck(cudaMalloc(&d, sizeof(bfloat16) * (b.size() > 8 ? b.size() : 8)));
+        cudaCheck(cudaMemcpy(d, b.data(), sizeof(bfloat16) * b.size(), cudaMemcpyHostToDevice));
+        return d;
+    };
+    auto to_host16 = [](const bfloat16* d, size_t n) {
+        std::vector<bfloat16> b(n);
+        cudaCheck(cudaMemcpy(b.data(), d, sizeof(bfloat16) * n, cudaMemcpyDeviceToHost));
+        std::vector<float> v(n);
+        for (size_t i = 0; i < n; i++) v[i] = bf16_to_float(b[i]);
+        return v;
+    };
+    bfloat16 *d_A = to_device16({1, 2, 3, 4, 5, 6}), *d_B = to_device16({1, 0, -1}), *d_bias = to_device16({4.5f, 5});
+    bfloat16 *d_D = to_device16({0, 0}), *d_aux = to_device16(std::vector<float>(8, 0.0f));
+    cublasLtMatmulDesc_t desc;
+    REQUIRE(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS);
+    uint32_t epilogue = CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    int64_t aux_ld = 8;
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)) == 0);
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d_bias, sizeof(d_bias)) == 0);
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &d_aux, sizeof(d_aux)) == 0);
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)) == 0);
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, 2, 3, 2);
+    cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, 3, 1, 3);
+    cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, 2, 1, 2);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    CHECK(cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, ld, ld, pref, 1, &result, &found) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(found == 1);
+    float alpha = 1.0f, beta = 0.0f;
+    CHECK(cublasLtMatmul(h, desc, &alpha, d_A, la, d_B, lb, &beta, d_D, ld, d_D, ld, &result.algo, NULL, 0, 0) ==
+          CUBLAS_STATUS_SUCCESS);
+    std::vector<float> aux = to_host16(d_aux, 2), D = to_host16(d_D, 2);
+    CHECK(aux[0] == 0.5f);  // -4 + 4.5: GELU's input, stored
+    CHECK(aux[1] == 1.0f);  // -4 + 5
+    CHECK(D[0] == bf16_to_float(bf16_from_float(0.5f * 0.5f * (1.0f + tanhf(0.7978845608f * (0.5f + 0.044715f * 0.125f))))));
+    CHECK(D[1] == bf16_to_float(bf16_from_float(0.5f * (1.0f + tanhf(0.7978845608f * 1.044715f)))));
+    CHECK(fabsf(D[1] - 0.8412f) < 4e-3f);  // GELU(1) = 0.8412 (tanh form)
+    ExpectErrors expect;
+    aux_ld = 4;  // not a multiple of 8
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)) == 0);
+    CHECK(cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, ld, ld, pref, 1, &result, &found) == CUBLAS_STATUS_INVALID_VALUE);
+    CHECK(found == 0);
+    CHECK(message_has("aux"));
+    epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const void* no_bias = NULL;
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)) == 0);
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &no_bias, sizeof(no_bias)) == 0);
+    CHECK(cublasLtMatmul(h, desc, &alpha, d_A, la, d_B, lb, &beta, d_D, ld, d_D, ld, &result.algo, NULL, 0, 0) ==
+          CUBLAS_STATUS_INVALID_VALUE);
+    CHECK(message_has("bias"));
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, 2) == CUBLAS_STATUS_INVALID_VALUE);
+    emu::clear_errors();
+    cublasLtMatmulPreferenceDestroy(pref);
+    for (cublasLtMatrixLayout_t l : {la, lb, ld}) cublasLtMatrixLayoutDestroy(l);
+    cublasLtMatmulDescDestroy(desc);
+    for (bfloat16* p : {d_A, d_B, d_bias, d_D, d_aux}) cudaCheck(cudaFree(p));
+    cublasLtDestroy(h);
 }
