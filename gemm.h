@@ -253,25 +253,31 @@ static void* cublaslt_workspace() {
 
 // The product of gemm_bf16_cuda to a bf16 result, D (M, N) = epilogue(op(A) · op(B)), with what follows it applied
 // to each fp32 sum in the product's epilogue, before the one rounding to bf16 as it is stored (a pass over D saved):
-//   bias (N values, bf16; or NULL):  D[i, j] = sum + bias[j]                      (CUBLASLT_EPILOGUE_BIAS)
-//   gelu_in (M, N, bf16; or NULL):   gelu_in[i, j] = sum + bias[j], D[i, j] = GELU(sum + bias[j]), GELU's tanh
-//                                    approximation (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; gelu_in is the "aux" matrix)
+//   bias (N values, bf16; or NULL):  D[i, j] = sum + bias[j]                        (CUBLASLT_EPILOGUE_BIAS)
+//   GEMM_GELU_FORWARD:               gelu_in[i, j] = sum + bias[j] (stored), D[i, j] = GELU(sum + bias[j]), GELU's
+//                                    tanh approximation (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; gelu_in is the "aux" matrix)
+//   GEMM_GELU_BACKWARD:              D[i, j] = sum · GELU'(gelu_in[i, j]) (read): the product is dL/d(GELU's output),
+//                                    D dL/d(GELU's input) (CUBLASLT_EPILOGUE_DGELU), ops/gelu.h's backward formula
 // Row-major as gemm_bf16_cuda: cuBLASLt sees Dᵀ (N, M) column-major, so the bias runs along D's rows there, as
 // cuBLASLt wants it (one value per row of its D), and the aux matrix has D's leading dimension N (a multiple of 8).
+enum GemmGelu { GEMM_NO_GELU, GEMM_GELU_FORWARD, GEMM_GELU_BACKWARD };
 static void gemm_lt_bf16_cuda(bfloat16* D, const bfloat16* A, const bfloat16* B, int M, int N, int K, bool trans_a,
-                              bool trans_b, const bfloat16* bias, bfloat16* gelu_in) {
+                              bool trans_b, const bfloat16* bias, GemmGelu gelu = GEMM_NO_GELU, bfloat16* gelu_in = NULL) {
     if (M <= 0 || N <= 0) return;
-    if (gelu_in && N % 8 != 0) die("gemm_lt_bf16_cuda: GELU in the epilogue needs the columns (%d) a multiple of 8", N);
+    if (gelu != GEMM_NO_GELU && (!gelu_in || N % 8 != 0))
+        die("gemm_lt_bf16_cuda: GELU in the epilogue needs GELU's input and the columns (%d) a multiple of 8", N);
+    if (gelu == GEMM_GELU_BACKWARD && bias) die("gemm_lt_bf16_cuda: no bias with GELU's backward");
     cublasLtMatmulDesc_t desc;
     cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     int32_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    uint32_t epilogue = gelu_in ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
-                                : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    uint32_t epilogue = gelu == GEMM_GELU_BACKWARD  ? CUBLASLT_EPILOGUE_DGELU
+                        : gelu == GEMM_GELU_FORWARD ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                                    : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));  // swapped:
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));  // B first
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
     if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    if (gelu_in) {
+    if (gelu != GEMM_NO_GELU) {
         int64_t ld = N;
         cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gelu_in,
                                                    sizeof(gelu_in)));

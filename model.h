@@ -46,6 +46,7 @@ struct GradSet {  // the slots of one set, each (B, T, width)
 };
 static const int GRAD_SET_WIDTHS[10] = {1, 1, 3, 1, 1, 1, 1, 4, 4, 1};  // the slots' widths above, in units of C
 static const int GRAD_SET_C = 18;                                        // their sum
+static const int GRAD_SET_MLP_C = 8;  // fch's and fch_gelu's: at 16-bit storage not in the set (fch's is 16-bit)
 
 struct GPT2 {
     GPT2Config config;
@@ -70,7 +71,8 @@ struct GPT2 {
                            // in logits.data16, below)
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
-    Tensor grad16;         // 16-bit storage (gpt2_storage16): a product's output gradient in bf16, (B, T, 4C)
+    Tensor grad16;         // 16-bit storage (gpt2_storage16): a product's output gradient rounded to bf16, (B, T, 3C)
+    Tensor fch_grad16;     // and fch's gradient, which fcproj's backward writes in bf16 (ops/matmul.h), (B, T, 4C)
     Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
                            // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
     Kernels kernels;       // how the GPU runs its products and attention (tensor.h); the buffers are sized for
@@ -88,15 +90,16 @@ struct GPT2 {
 // 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and fused kernels
 // read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2,
 // lnf: B, T, C), qkv (B, T, 3C; with flash attention), the MLP's hidden layer before and after GELU (B, T, 4C each)
-// and its output (fcproj: B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 43.9 GB
-// in all, sizing tested). The products that read or write them run on bf16 operands
-// (ops/matmul.h's matmul_bf16, through cuBLASLt, the bias and fc's GELU in the products' epilogues): the layers'
-// 16-bit copies of the token embedding, qkv's, fc's and fcproj's weights and biases (beside the fp32-buffer copy),
-// and the fp32 output gradients rounded into a shared scratch in the backward. The same numbers as
-// fp32 storage of bf16 values (those products round their operands to bf16 anyway) but for one rounding point: the
-// epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as
-// autocast). Every other tensor (the stream, attention's output and its projection), and the CPU's every tensor, is
-// fp32 storage.
+// and its output (fcproj: B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 41.0 GB
+// in all, sizing tested). The products that read or write them run on bf16 operands (ops/matmul.h's matmul_bf16,
+// through cuBLASLt): the layers' 16-bit copies of the token embedding, qkv's, fc's and fcproj's weights and biases
+// (beside the fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The
+// bias, and GELU both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's
+// backward writes fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32
+// gradient. The same numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway)
+// but for two rounding points: the epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU
+// read fch's bf16 value (as autocast), and fc's bias gradient sums fch's gradient in bf16. Every other tensor (the
+// stream, attention's output and its projection), and the CPU's every tensor, is fp32 storage.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[7] = {P_WTE, P_QKVW, P_QKVB, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB};
 static bool gpt2_storage16(Device device, Kernels k) {
@@ -146,16 +149,19 @@ static void gpt2_layout_blocks(GPT2* m) {
     }
 }
 
-// Set k's slots, carved from its block of GRAD_SET_C·B·T·C floats (NULL while sizing).
-static GradSet grad_set_slots(float* base, size_t BTC) {
+// Set k's slots, carved from its block of width·B·T·C floats (NULL while sizing); without the MLP's hidden slots
+// at 16-bit storage (storage16: width GRAD_SET_C - GRAD_SET_MLP_C, fch and fch_gelu NULL).
+static GradSet grad_set_slots(float* base, size_t BTC, bool storage16) {
     GradSet g;
     float** slots[] = {&g.stream, &g.ln1, &g.qkv, &g.atty, &g.attproj, &g.res2, &g.ln2, &g.fch, &g.fch_gelu, &g.fcproj};
     size_t offset = 0;
     for (int i = 0; i < 10; i++) {
-        *slots[i] = base ? base + offset : NULL;
-        offset += GRAD_SET_WIDTHS[i] * BTC;
+        bool mlp_hidden = slots[i] == &g.fch || slots[i] == &g.fch_gelu;
+        *slots[i] = base && !(storage16 && mlp_hidden) ? base + offset : NULL;
+        offset += storage16 && mlp_hidden ? 0 : GRAD_SET_WIDTHS[i] * BTC;
     }
-    if (offset != GRAD_SET_C * BTC) die("grad_set_slots: the slots' widths do not add up to GRAD_SET_C");
+    if (offset != (GRAD_SET_C - (storage16 ? GRAD_SET_MLP_C : 0)) * BTC)
+        die("grad_set_slots: the slots' widths do not add up to GRAD_SET_C");
     return g;
 }
 
@@ -178,11 +184,16 @@ static void gpt2_layout_acts(GPT2* m) {
     bool bf16 = m->kernels.precision == PRECISION_BF16;  // the activations' values; statistics stay fp32
     bool s16 = gpt2_storage16(m->device, m->kernels);       // those only products and fused ops read: 16 bits
     bool flash = attention_uses_flash(m->device, m->kernels.attention);
+    if (s16) {  // the products' bf16 output gradients: rounded from fp32 (qkv, fcproj), and fch's
+        m->grad16 = tensor_make("grad16", a, NULL, 3 * B, T, C, 0, true);
+        m->fch_grad16 = tensor_make("fch_grad16", a, NULL, 4 * B, T, C, 0, true);
+    }
     GradSet sets[2];
     for (int k = 0; k < 2; k++) {
-        m->grad_sets[k] = tensor_make("grad_set", g, NULL, GRAD_SET_C * B, T, C);  // gradients only: data is the block
+        int width = GRAD_SET_C - (s16 ? GRAD_SET_MLP_C : 0);
+        m->grad_sets[k] = tensor_make("grad_set", g, NULL, width * B, T, C);  // gradients only: data is the block
         m->grad_sets[k].grad = m->grad_sets[k].data;
-        sets[k] = grad_set_slots(m->grad_sets[k].data, BTC);
+        sets[k] = grad_set_slots(m->grad_sets[k].data, BTC, s16);
     }
     m->encoded = activation("encoded", a, sets[0].stream, bf16, B, T, C);
     for (int l = 0; l < L; l++) {
@@ -203,6 +214,7 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
         x->fch = activation("fch", a, s->fch, bf16, B, T, 4 * C, s16);
+        x->fch.grad16 = s16 ? m->fch_grad16.data16 : NULL;  // shared: each layer's is read as soon as it is written
         x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C, s16);
         x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C, s16);
         x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
@@ -213,11 +225,7 @@ static void gpt2_layout_acts(GPT2* m) {
     // the loss's backward writes dlogits over the logits (ops/crossentropy.h): one buffer, not two; at bf16 the loss
     // reads them as bf16 values, in fp32 storage, or in 16-bit storage on the GPU (gpt2_storage16)
     m->logits = tensor_make("logits", a, NULL, B, T, Vp, 0, s16);
-    if (s16) {
-        m->grad16 = tensor_make("grad16", a, NULL, 4 * B, T, C, 0, true);  // the products' bf16 output gradients
-    } else {
-        m->logits.grad = m->logits.data;
-    }
+    if (!s16) m->logits.grad = m->logits.data;
     m->lse = tensor_make("lse", a, NULL, B, T);
     m->losses = tensor_make("losses", a, g, B, T);
     if (attention_scratch_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
@@ -390,11 +398,14 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3
-        bool gelu_in_product = !a->ln2.data;  // 16-bit storage: fc's product computes GELU in its epilogue
+        // (at 16-bit storage GELU runs in the epilogues of the products around it: fc's stores fch_gelu = GELU(fch)
+        // beside fch, fcproj's backward writes fch's gradient through GELU's derivative; no GELU op between them)
+        bool gelu_in_products = !a->ln2.data;
         matmul(tape, m->kernels, &a->fch, &a->ln2, &p->fcw, &p->fcb, N, C, 4 * C, &m->grad16,
-               gelu_in_product ? &a->fch_gelu : NULL);
-        gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C, gelu_in_product);
-        matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C, &m->grad16);
+               gelu_in_products ? &a->fch_gelu : NULL);
+        if (!gelu_in_products) gelu(tape, &a->fch_gelu, &a->fch, N, 4 * C);
+        matmul(tape, m->kernels, &a->fcproj, &a->fch_gelu, &p->fcprojw, &p->fcprojb, N, 4 * C, C, &m->grad16, NULL,
+               gelu_in_products ? &a->fch : NULL);
         bool last = l + 1 == cfg->num_layers;  // then res3 is normalised by the final layernorm
         BlockActs* next = &m->acts[last ? l : l + 1];
         Tensor *ln = last ? &m->lnf : &next->ln1, *ln_mean = last ? &m->lnf_mean : &next->ln1_mean,

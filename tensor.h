@@ -81,6 +81,8 @@ struct Tensor {
     bfloat16* data16;  // 16-bit storage (the GPU at --precision bf16, model.h): the values in bf16, as the only
                        // storage (data NULL: the logits, the layernorms' outputs, the MLP's hidden layer) or as
                        // a copy of data for a product's bf16 operand (the weights the products read); or NULL
+    bfloat16* grad16;  // the gradient in 16-bit storage (grad NULL), written whole by its one reader's backward
+                       // (the MLP's fch at 16-bit storage: fcproj's product, GELU's derivative in its epilogue)
 };
 
 // A tensor with storage from `values` and, if `grads` is not NULL, a gradient buffer from `grads`.

@@ -5,7 +5,8 @@
 //    the op-case table (tests/opcases.h), the embedding on real text's ids;
 //  - attention's two GPU paths, the simple one (cuBLAS + softmax kernels) and the fused flash kernels
 //    (ops/attention_flash.h), forward + backward at those shapes: time, TFLOP/s, ratio, saved memory;
-//  - fc + GELU in 16 bits: GELU and the bias in cuBLASLt's epilogue against the product then the GELU kernel;
+//  - fc + GELU in 16 bits: GELU and the bias in cuBLASLt's epilogue against the product then the GELU kernel, and
+//    GELU's backward in the epilogue of fcproj's backward product against the product, GELU's kernel and a rounding;
 //  - a whole d12 training step (forward, backward, AdamW) in tokens/s and MFU as llm.c counts it
 //    (6N + 6LCT flops per token against the GPU's dense bf16 peak; this FP32 code reaches a few percent).
 // GPU times come from CUDA events around each iteration (manual time), so they are the GPU's, not the queue's.
@@ -160,8 +161,8 @@ static void BM_fc_gelu(benchmark::State& state, FcGelu mode) {
     bfloat16 *x = buffer16((size_t)N * C, 61, 1.0f), *w = buffer16((size_t)H * C, 62, 0.05f), *b = buffer16(H, 63, 0.1f);
     bfloat16 *h = buffer16((size_t)N * H, 64, 1.0f), *g = buffer16((size_t)N * H, 65, 1.0f);
     gpu_timed(state, [&]() {
-        if (mode == FC_GELU_EPILOGUE) gemm_lt_bf16_cuda(g, x, w, N, H, C, false, true, b, h);
-        else gemm_lt_bf16_cuda(h, x, w, N, H, C, false, true, mode == FC_THEN_GELU_KERNEL ? b : NULL, NULL);
+        if (mode == FC_GELU_EPILOGUE) gemm_lt_bf16_cuda(g, x, w, N, H, C, false, true, b, GEMM_GELU_FORWARD, h);
+        else gemm_lt_bf16_cuda(h, x, w, N, H, C, false, true, mode == FC_THEN_GELU_KERNEL ? b : NULL);
         if (mode == FC_THEN_GELU_KERNEL) gelu_forward_bf16_cuda(g, h, (size_t)N * H);
     });
     state.counters["TFLOP/s"] =
@@ -171,6 +172,35 @@ static void BM_fc_gelu(benchmark::State& state, FcGelu mode) {
 BENCHMARK_CAPTURE(BM_fc_gelu, epilogue, FC_GELU_EPILOGUE)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_fc_gelu, then_kernel, FC_THEN_GELU_KERNEL)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_fc_gelu, product_alone, FC_PRODUCT_ALONE)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// GELU's backward at 16-bit storage, from fcproj's output gradient (N, C) to fch's gradient in bf16 (N, 4C), what fc's
+// backward products read: GELU's derivative in the epilogue of fcproj's dinp product (what the model runs), against
+// the product to an fp32 gradient, GELU's backward kernel and the rounding to bf16 (three passes over (N, 4C)).
+static void BM_gelu_backward(benchmark::State& state, bool epilogue) {
+    const int N = BENCH_N, C = BENCH_C, H = 4 * BENCH_C;
+    float *dg = bench_buffer((size_t)N * H, 71), *dfch = bench_buffer((size_t)N * H, 72);
+    float* dout = bench_buffer((size_t)N * C, 73, 1e-3f);
+    bfloat16* d16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * H * sizeof(bfloat16));  // dfch in bf16
+    bfloat16* w16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)C * H * sizeof(bfloat16));
+    bfloat16* fch16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * H * sizeof(bfloat16));
+    bfloat16* dout16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * C * sizeof(bfloat16));
+    device_to_bf16(DEV_CUDA, w16, dg, (size_t)C * H);
+    device_to_bf16(DEV_CUDA, fch16, dfch, (size_t)N * H);
+    device_to_bf16(DEV_CUDA, dout16, dout, (size_t)N * C);
+    gpu_timed(state, [&]() {
+        if (epilogue) {
+            gemm_lt_bf16_cuda(d16, dout16, w16, N, H, C, false, false, NULL, GEMM_GELU_BACKWARD, fch16);
+        } else {
+            gemm_bf16_cuda(dg, false, dout16, w16, N, H, C, false, false, false);
+            gelu_backward_bf16_cuda(dfch, fch16, dg, (size_t)N * H);
+            device_to_bf16(DEV_CUDA, d16, dfch, (size_t)N * H);
+        }
+    });
+    for (float* p : {dg, dfch, dout}) device_free(DEV_CUDA, p);
+    for (bfloat16* p : {d16, w16, fch16, dout16}) device_free(DEV_CUDA, p);
+}
+BENCHMARK_CAPTURE(BM_gelu_backward, epilogue, true)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_gelu_backward, three_passes, false)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
 // path keeps in att, so only the pair compares like with like). TFLOP/s counts the causal half only:
@@ -319,6 +349,11 @@ int main(int argc, char** argv) {
         printf("  fc + GELU forward in 16 bits (N %d, C %d -> 4C): GELU and bias in cuBLASLt's epilogue %.3f ms = %.2fx the"
                " product then the GELU kernel (%.3f ms); the product alone %.3f ms (%.0f TFLOP/s)\n", BENCH_N, BENCH_C,
                fc_fused, fc_fused / fc_two, fc_two, fc_alone, 2.0 * BENCH_N * BENCH_C * 4 * BENCH_C / 1e12 / (fc_alone / 1e3));
+    double gb_fused = ms_of("BM_gelu_backward/epilogue"), gb_three = ms_of("BM_gelu_backward/three_passes");
+    if (gb_fused > 0 && gb_three > 0)
+        printf("  GELU's backward in 16 bits (fcproj's dinp product to fch's bf16 gradient): GELU' in cuBLASLt's epilogue"
+               " %.3f ms = %.2fx the product, GELU's backward kernel and the rounding (%.3f ms)\n", gb_fused,
+               gb_fused / gb_three, gb_three);
     double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16"),
            step_precision = ms_of("BM_train_step/bf16_precision");
     if (step > 0) {

@@ -142,11 +142,10 @@ static void gelu_backward_node(const TapeNode* node) {
 }
 
 // out (N, C) = gelu(inp (N, C)), elementwise; both in fp32 storage or both in 16-bit storage
-static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C, bool computed_by_product = false) {
+static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
     if ((out->data == NULL) != (inp->data == NULL)) die("gelu: %s and %s in different storage", out->name, inp->name);
-    if (!computed_by_product)  // else the product that wrote inp wrote out too, in its epilogue (ops/matmul.h)
-        gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, out->data ? NULL : out->data16,
-                     inp->data ? NULL : inp->data16);
+    gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, out->data ? NULL : out->data16,
+                 inp->data ? NULL : inp->data16);
     TapeNode node = tape_node("gelu", gelu_backward_node, out);
     node.in[0] = inp;
     node.dims[0] = N;

@@ -95,13 +95,18 @@ static __global__ void matmul_bias_add4_kernel(float* out, const float* bias, in
 // columns and all rows: thread (col, lane) sums rows lane, lane + COLSUM_LANES, ... in order, then each
 // column's COLSUM_LANES partial sums are added pairwise in shared memory. One block, one fixed order per
 // column: no atomics, the same bits every run.
-static __global__ void matmul_bias_backward_kernel(float* dbias, const float* dout, int N, int OC) {
+// (dout16: dout in 16-bit storage instead, dout NULL)
+static __global__ void matmul_bias_backward_kernel(float* dbias, const float* dout, const bfloat16* dout16, int N,
+                                                   int OC) {
     __shared__ float partial[COLSUM_LANES][COLSUM_COLS];
     int col = threadIdx.x % COLSUM_COLS, lane = threadIdx.x / COLSUM_COLS;
     int o = blockIdx.x * COLSUM_COLS + col;
     float sum = 0.0f;
     if (o < OC)
-        for (int n = lane; n < N; n += COLSUM_LANES) sum += dout[(size_t)n * OC + o];
+        for (int n = lane; n < N; n += COLSUM_LANES) {
+            size_t i = (size_t)n * OC + o;
+            sum += dout16 ? bf16_to_float(dout16[i]) : dout[i];
+        }
     partial[lane][col] = sum;
     __syncthreads();
     for (int stride = COLSUM_LANES / 2; stride > 0; stride /= 2) {
@@ -139,7 +144,8 @@ static void matmul_backward_cuda(GemmLevel gemm, float* dinp, float* dweight, fl
     if (dinp) gemm_cuda(gemm, dinp, dout, weight, N, C, OC, false, false, true);  // (N,C) += (N,OC)·(OC,C)
     gemm_cuda(gemm, dweight, dout, inp, OC, C, N, true, false, true);             // (OC,C) += (N,OC)ᵀ·(N,C)
     if (dbias && OC > 0) {
-        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(dbias, dout, N, OC);
+        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
+            dbias, dout, (const bfloat16*)NULL, N, OC);
         cudaCheckLaunch();
     }
 }
@@ -175,16 +181,17 @@ static void matmul_backward_node(const TapeNode* node) {
 }
 
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
-                        int C, int OC, Tensor* gelu_out);
+                        int C, int OC, Tensor* gelu_out, Tensor* gelu_in);
 
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC); bias may be NULL (the tied LM head has none). An input in
-// 16-bit storage (data NULL) runs matmul_bf16 below, scratch its bf16 room for out's gradient; there, gelu_out (or
-// NULL) also gets GELU(out), computed in the product's epilogue (the model's MLP: ops/gelu.h's gelu() then records
-// its backward alone).
+// 16-bit storage (data NULL) runs matmul_bf16 below, scratch its bf16 room for out's gradient; there GELU may run
+// in the products' epilogues, in its two halves: gelu_out (or NULL) also gets GELU(out) (forward), and gelu_in (or
+// NULL) says inp = GELU(gelu_in), so the backward writes gelu_in's gradient through GELU's derivative instead of
+// inp's (the model's MLP, fc and fcproj, with no GELU op between them).
 static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, int N, int C,
-                   int OC, Tensor* scratch = NULL, Tensor* gelu_out = NULL) {
-    if (!inp->data) return matmul_bf16(tape, out, inp, weight, bias, scratch, N, C, OC, gelu_out);
-    if (gelu_out) die("matmul: GELU in the product's epilogue is 16-bit storage's only (%s)", gelu_out->name);
+                   int OC, Tensor* scratch = NULL, Tensor* gelu_out = NULL, Tensor* gelu_in = NULL) {
+    if (!inp->data) return matmul_bf16(tape, out, inp, weight, bias, scratch, N, C, OC, gelu_out, gelu_in);
+    if (gelu_out || gelu_in) die("matmul: GELU in the products' epilogues is 16-bit storage's only (%s)", out->name);
     matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC,
                    out->bf16);
     TapeNode node = tape_node("matmul", matmul_backward_node, out);
@@ -206,47 +213,60 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 // 16-bit storage: cuBLASLt adds the bias in the product's epilogue (gemm_lt_bf16_cuda), each value rounded once as it
 // is stored, and with gelu_out computes GELU there too, out then holding GELU's input; or out is fp32 storage of bf16
 // values: the bias and the rounding in the pass after the product, as matmul(). The backward formulas are
-// matmul_backward_cpu_naive's, with dout in bf16: the bf16 gradient the loss writes over out's values (the logits:
-// out without an fp32 gradient), or out's fp32 gradient rounded into `scratch` (the products would round it to bf16
-// anyway); the parameter and input gradients stay fp32. The same numbers as matmul() at bf16 products, up to where
-// GELU rounds its input (from the fp32 sum here, from out's bf16 value in ops/gelu.h).
+// matmul_backward_cpu_naive's, with dout in bf16: out's gradient in 16-bit storage (grad16: written by the next
+// product's backward), the bf16 gradient the loss writes over out's values (the logits: out without an fp32
+// gradient), or out's fp32 gradient rounded into `scratch` (the products would round it to bf16 anyway). With gelu_in
+// (inp = GELU(gelu_in)), dinp = dout · W is multiplied by GELU'(gelu_in) in the product's epilogue and stored as
+// gelu_in's gradient in bf16 (ops/gelu.h's backward formula; the next backward's products read it in bf16 anyway).
+// The parameter gradients, and inp's otherwise, stay fp32. The same numbers as matmul() and gelu() at bf16 products,
+// but for two rounding points: the epilogue's GELU reads the fp32 sum (ops/gelu.h reads out's bf16 value), and the
+// bias gradient sums a gradient in 16-bit storage as stored.
 // The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
+
 static void matmul_bf16_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1], *bias = node->in[2];
+    const Tensor* gelu_in = node->saved[1];
     int N = node->dims[0], C = node->dims[1], OC = node->dims[2];
 #ifdef __CUDACC__
-    const bfloat16* dout16 = out->data16;  // the loss's gradient, written over the logits
+    const bfloat16* dout16 = out->grad16 ? out->grad16 : out->data16;  // (the loss's gradient, over the logits)
     if (out->grad) {
         device_to_bf16(out->device, node->saved[0]->data16, out->grad, (size_t)N * OC);
         dout16 = node->saved[0]->data16;
     }
-    if (inp->grad) gemm_bf16_cuda(inp->grad, false, dout16, weight->data16, N, C, OC, false, false, true);
+    if (gelu_in)  // (N, C) = ((N, OC)·(OC, C)) ∘ GELU'(gelu_in)
+        gemm_lt_bf16_cuda(gelu_in->grad16, dout16, weight->data16, N, C, OC, false, false, NULL, GEMM_GELU_BACKWARD,
+                          gelu_in->data16);
+    else if (inp->grad)
+        gemm_bf16_cuda(inp->grad, false, dout16, weight->data16, N, C, OC, false, false, true);
     gemm_bf16_cuda(weight->grad, false, dout16, inp->data16, OC, C, N, true, false, true);
-    if (bias && bias->grad && OC > 0) {  // Σ_n dout[n, :] from the fp32 gradient
-        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(bias->grad, out->grad,
-                                                                                                   N, OC);
+    if (bias && bias->grad && OC > 0) {  // Σ_n dout[n, :], from the fp32 gradient where there is one
+        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
+            bias->grad, out->grad, out->grad ? (const bfloat16*)NULL : dout16, N, OC);
         cudaCheckLaunch();
     }
 #else
-    (void)out, (void)inp, (void)weight, (void)bias, (void)N, (void)C, (void)OC;
+    (void)out, (void)inp, (void)weight, (void)bias, (void)gelu_in, (void)N, (void)C, (void)OC;
     die("matmul_bf16: 16-bit storage is the GPU's only");
 #endif
 }
 
 // out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC, or NULL); scratch: bf16 room for N·OC values of out's
-// gradient (NULL where out has none: the logits); gelu_out (N, OC, or NULL): GELU(out), out and gelu_out in 16 bits
+// gradient (NULL where out has none in fp32); gelu_out (N, OC, or NULL): GELU(out), out and gelu_out in 16 bits;
+// gelu_in (N, C, or NULL): inp = GELU(gelu_in), gelu_in's gradient in 16-bit storage (grad16) and inp without one
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
-                        int C, int OC, Tensor* gelu_out) {
+                        int C, int OC, Tensor* gelu_out, Tensor* gelu_in) {
     bool out16 = !out->data;
     if (out->device != DEV_CUDA || inp->data || !inp->data16 || !weight->data16 || (!out->data && !out->data16) ||
         (out16 && bias && !bias->data16) || (gelu_out && (!out16 || gelu_out->data || !gelu_out->data16)) ||
-        (out->grad && (!scratch || !scratch->data16)))
+        (gelu_in && (!gelu_in->data16 || !gelu_in->grad16 || inp->grad)) || (out->grad && (!scratch || !scratch->data16)))
         die("matmul_bf16: needs the GPU, %s's input in 16-bit storage, its weight's (and bias's) bf16 copy, room for "
-            "its gradient in bf16, and itself in 16 bits for GELU in the epilogue", out->name);
+            "its gradient in bf16, itself in 16 bits for GELU in the epilogue, and GELU's input and its gradient in "
+            "16 bits for GELU's backward in it", out->name);
 #ifdef __CUDACC__
     if (out16) {
         gemm_lt_bf16_cuda(gelu_out ? gelu_out->data16 : out->data16, inp->data16, weight->data16, N, OC, C, false, true,
-                          bias ? bias->data16 : NULL, gelu_out ? out->data16 : NULL);
+                          bias ? bias->data16 : NULL, gelu_out ? GEMM_GELU_FORWARD : GEMM_NO_GELU,
+                          gelu_out ? out->data16 : NULL);
     } else {
         gemm_bf16_cuda(out->data, false, inp->data16, weight->data16, N, OC, C, false, true, false);
         matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);
@@ -257,6 +277,7 @@ static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Te
     node.in[1] = weight;
     node.in[2] = bias;
     node.saved[0] = scratch;
+    node.saved[1] = gelu_in;
     node.dims[0] = N;
     node.dims[1] = C;
     node.dims[2] = OC;

@@ -335,8 +335,9 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
                        dfcprojb_0 = random_vector(C, 101), dfch_0 = random_vector((size_t)N * H, 102),
                        dg_0 = random_vector((size_t)N * H, 103), zeros_h((size_t)N * H, 0.0f), zeros_c((size_t)N * C, 0.0f);
 
-    // 16-bit storage, through the ops as the model calls them: GELU in fc's product's epilogue (cuBLASLt), or the
-    // product (its bias in the epilogue) and then the GELU kernel
+    // 16-bit storage, through the ops as the model calls them: GELU in the epilogues of fc's product (forward) and
+    // fcproj's (backward: fch's gradient in bf16), cuBLASLt's; or the products (the bias in fc's epilogue) and the GELU
+    // op between them
     auto tensor = [](float* data, bfloat16* data16, float* grad) {
         Tensor t;
         memset(&t, 0, sizeof(t));
@@ -353,7 +354,9 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         float *d_ln2 = to_device(ln2), *d_fcw = to_device(fcw), *d_fcb = to_device(fcb), *d_fcprojw = to_device(fcprojw),
               *d_fcprojb = to_device(fcprojb), *d_dout = to_device(dout);
         float *d_fch = to_device(zeros_h), *d_g = to_device(zeros_h), *d_out = to_device(zeros_c);
-        float *d_dg = to_device(dg_0), *d_dfch = to_device(dfch_0), *d_dln2 = to_device(dln2_0),
+        // (GELU in the epilogues writes fch's gradient whole, in bf16, and fch_gelu's is never stored: from zero here)
+        float *d_dg = to_device(gelu_in_product ? zeros_h : dg_0), *d_dfch = to_device(gelu_in_product ? zeros_h : dfch_0),
+              *d_dln2 = to_device(dln2_0),
               *d_dfcw = to_device(dfcw_0), *d_dfcb = to_device(dfcb_0), *d_dfcprojw = to_device(dfcprojw_0),
               *d_dfcprojb = to_device(dfcprojb_0);
         // GELU in the product's epilogue reads the fp32 sum, not fch's bf16 value: the same here
@@ -370,8 +373,9 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         Tensor b1 = tensor(d_fcb, device_bf16(H), to_device(dfcb_0));
         Tensor w2 = tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
         Tensor b2 = tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
-        Tensor h = tensor(NULL, device_bf16((size_t)N * H), to_device(dfch_0));
-        Tensor g = tensor(NULL, device_bf16((size_t)N * H), to_device(dg_0));
+        Tensor h = tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dfch_0));
+        Tensor g = tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dg_0));
+        if (gelu_in_product) h.grad16 = device_bf16((size_t)N * H);  // GELU's input's gradient, as the model has it
         Tensor out = tensor(to_device(zeros_c), NULL, to_device(dout));
         Tensor scratch = tensor(NULL, device_bf16((size_t)N * H), NULL);
         device_to_bf16(DEV_CUDA, x.data16, d_ln2, (size_t)N * C);
@@ -382,8 +386,8 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         tape_init(&tape, 4);
         const Kernels k = Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16};
         matmul(&tape, k, &h, &x, &w1, &b1, N, C, H, &scratch, gelu_in_product ? &g : NULL);  // x in 16 bits: matmul_bf16
-        gelu(&tape, &g, &h, N, H, gelu_in_product);
-        matmul(&tape, k, &out, &g, &w2, &b2, N, H, C, &scratch);
+        if (!gelu_in_product) gelu(&tape, &g, &h, N, H);
+        matmul(&tape, k, &out, &g, &w2, &b2, N, H, C, &scratch, NULL, gelu_in_product ? &h : NULL);
         std::vector<float> h16 = bf16_to_host(h.data16, (size_t)N * H), g16 = bf16_to_host(g.data16, (size_t)N * H);
         tape_backward(&tape);
 
@@ -400,7 +404,13 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         float* ours[] = {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad};
         float* refs[] = {d_dln2, d_dfcw, d_dfcb, d_dfcprojw, d_dfcprojb, d_dfch, d_dg};
         size_t sizes[] = {(size_t)N * C, (size_t)H * C, (size_t)H, (size_t)C * H, (size_t)C, (size_t)N * H, (size_t)N * H};
-        for (int i = 0; i < 7; i++) {
+        if (gelu_in_product) {  // fch's gradient in bf16, rounded once as it is stored: within one bf16 step
+            std::vector<float> dh16 = bf16_to_host(h.grad16, (size_t)N * H), ref = to_host(d_dfch, (size_t)N * H);
+            check_close("dfch (bf16)", dh16, ref, 4e-3);
+            for (size_t j = 0; j < ref.size(); j++) same += dh16[j] == bf16_round(ref[j]);
+            total += ref.size();
+        }
+        for (int i = 0; i < (gelu_in_product ? 5 : 7); i++) {
             std::vector<float> a = to_host(ours[i], sizes[i]), r = to_host(refs[i], sizes[i]);
             check_close(names[i], a, r, 1e-2);
             for (size_t j = 0; j < a.size(); j++) same += a[j] == r[j];
@@ -409,13 +419,14 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         size_t same_h = 0, same_g = 0;
         std::vector<float> ref_h = to_host(d_fch, (size_t)N * H), ref_g = to_host(d_g, (size_t)N * H);
         for (size_t j = 0; j < h16.size(); j++) same_h += h16[j] == ref_h[j], same_g += g16[j] == ref_g[j];
-        MESSAGE("the MLP in 16-bit storage, GELU " << std::string(gelu_in_product ? "in the product's epilogue" : "by its kernel")
+        MESSAGE("the MLP in 16-bit storage, GELU " << std::string(gelu_in_product ? "in the products' epilogues" : "by its kernel")
                 << ": fch " << same_h << " and fch_gelu " << same_g << " of " << h16.size() << " values, " << same
                 << " of " << total << " gradient entries the same bits as fp32 storage's");
         tape_free(&tape);
-        for (float* p : {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad, out.data, out.grad}) cudaCheck(cudaFree(p));
-        for (bfloat16* p : {x.data16, w1.data16, b1.data16, w2.data16, h.data16, g.data16, scratch.data16})
-            cudaCheck(cudaFree(p));
+        for (float* p : {x.grad, w1.grad, b1.grad, w2.grad, b2.grad, h.grad, g.grad, out.data, out.grad})
+            if (p) cudaCheck(cudaFree(p));
+        for (bfloat16* p : {x.data16, w1.data16, b1.data16, w2.data16, h.data16, g.data16, scratch.data16, h.grad16})
+            if (p) cudaCheck(cudaFree(p));
         for (float* p : {d_ln2, d_fcw, d_fcb, d_fcprojw, d_fcprojb, d_dout, d_fch, d_g, d_out, d_dg, d_dfch, d_dln2,
                          d_dfcw, d_dfcb, d_dfcprojw, d_dfcprojb})
             cudaCheck(cudaFree(p));

@@ -169,6 +169,7 @@ TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
         CAPTURE(t->name);
         CHECK((t->data == NULL && t->data16 != NULL));
     }
+    CHECK((a->fch.grad == NULL && a->fch.grad16 != NULL && a->fch_gelu.grad == NULL));  // GELU in the epilogues
     std::vector<float> g_cpu = model_grads(&cpu), g_gpu = model_grads(&gpu);
     double worst = 0.0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {

@@ -123,8 +123,9 @@ TEST_CASE("model: activation gradients take two layers' room whatever the depth;
 }
 
 // 16-bit storage (model.h's gpt2_storage16): on the GPU at bf16 precision with bf16 products the logits, lnf and
-// every layer's ln1, ln2, qkv (with flash attention), fch, fch_gelu and fcproj take 2 bytes a value instead of 4, for a (B, T, 4C) bf16 scratch for the
-// products' output gradients; nowhere else.
+// every layer's ln1, ln2, qkv (with flash attention), fch, fch_gelu and fcproj take 2 bytes a value instead of 4, and
+// fch's and fch_gelu's fp32 gradients give way to two bf16 buffers ((B, T, 3C) for the products' output gradients,
+// (B, T, 4C) for fch's); nowhere else.
 TEST_CASE("model: the GPU at bf16 holds the activations only products and fused kernels read in 16 bits, only there (sizes)") {
     GPT2Config cfg;
     char err[ERR_LEN];
@@ -134,7 +135,9 @@ TEST_CASE("model: the GPU at bf16 holds the activations only products and fused 
     fp32_products.gemm = GEMM_CUBLAS;  // bf16 values in fp32 storage: the products could not take bf16 operands
     size_t stored16 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, bf16);
     size_t stored32 = gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32_products);
-    size_t head = N * Vp * 2 + N * C * 2 - N * 4 * C * 2;  // the logits and lnf, less the scratch
+    // the logits and lnf; less the bf16 gradients (the products' scratch, fch's), plus the two gradient sets' fch and
+    // fch_gelu slots (GELU in the products' epilogues: fch's gradient in bf16, fch_gelu's never stored)
+    size_t head = N * Vp * 2 + N * C * 2 - N * 3 * C * 2 - N * 4 * C * 2 + 2 * N * 8 * C * 4;
     size_t layer = 2 * N * 4 * C * 2 + 3 * N * C * 2 + N * 3 * C * 2;  // fch, fch_gelu; ln1, ln2, fcproj; qkv
     CHECK(stored32 - stored16 == head + L * layer);  // every piece a multiple of 256 bytes
     Kernels simple = bf16, simple32 = fp32_products;  // the simple attention reads qkv in fp32: it stays so

@@ -95,9 +95,10 @@ struct Gemm {
     cublasComputeType_t compute;
     double alpha, beta;
     // cuBLASLt's epilogue (tests/emu/include/cublasLt.h), on the fp32 value before it is stored: + bias[row] (of C's
-    // type), then GELU, the value before it stored to aux (of C's type, leading dimension aux_ld) where given
+    // type), then GELU, the value before it stored to aux (of C's type, leading dimension aux_ld) where given; or
+    // (dgelu) the value times GELU's derivative at aux's value
     const void* bias;
-    bool gelu;
+    bool gelu, dgelu;
     void* aux;
     long long aux_ld;
 };
@@ -105,6 +106,11 @@ struct Gemm {
 // GELU's tanh approximation, x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))), as cuBLASLt's GELU epilogues compute it
 float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)));
+}
+// its derivative: (1 + t)/2 + x/2 · (1 − t²) · √(2/π) · (1 + 3 · 0.044715 x²), t = tanh(√(2/π) · (x + 0.044715 x³))
+float gelu_tanh_slope(float x) {
+    float t = tanhf(0.7978845608f * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * 0.7978845608f * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
 // one queued GEMM, computed as the comment at the top says
@@ -161,6 +167,7 @@ void gemm_run(const Gemm& g) {
                         if (g.aux) store(g.aux, g.tc, i + j * g.aux_ld, s);
                         s = gelu_tanh(s);
                     }
+                    if (g.dgelu) s *= gelu_tanh_slope((float)load(g.aux, g.tc, i + j * g.aux_ld));
                     v = s;
                 }
                 store(C, g.tc, at, v);
@@ -256,7 +263,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long strideC, int batchCount, cublasComputeType_t computeType,
                                           cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, batchCount, strideA, strideB, strideC, A, B, C, Atype, Btype, Ctype,
-              computeType, 0.0, 0.0, NULL, false, NULL, 0};
+              computeType, 0.0, 0.0, NULL, false, false, NULL, 0};
     return gemm_call("cublasGemmStridedBatchedEx", handle, g, alpha, beta);
 }
 
@@ -265,7 +272,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
                             cublasComputeType_t computeType, cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, Atype, Btype, Ctype, computeType, 0.0, 0.0,
-              NULL, false, NULL, 0};
+              NULL, false, false, NULL, 0};
     return gemm_call("cublasGemmEx", handle, g, alpha, beta);
 }
 
@@ -275,7 +282,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
     cublasComputeType_t compute =
         handle && handle->math == CUBLAS_TF32_TENSOR_OP_MATH ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, compute,
-              0.0, 0.0, NULL, false, NULL, 0};
+              0.0, 0.0, NULL, false, false, NULL, 0};
     return gemm_call("cublasSgemm", handle, g, alpha, beta);
 }
 
@@ -283,7 +290,7 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
                            const double* beta, double* C, int ldc) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_64F, CUDA_R_64F, CUDA_R_64F,
-              CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, NULL, 0};
+              CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, false, NULL, 0};
     return gemm_call("cublasDgemm", handle, g, alpha, beta);
 }
 
@@ -316,7 +323,9 @@ struct EmuLtPreference {
 namespace {
 bool has_bias(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
 bool has_gelu(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
-bool has_aux(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+bool has_aux(cublasLtEpilogue_t e) {
+    return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU;
+}
 
 // the checks cuBLASLt makes of an operation and its layouts (the heuristic's and the matmul's): the status, and the
 // Gemm it describes (its pointers left to the caller)
@@ -341,10 +350,11 @@ cublasStatus_t lt_check(const char* call, cublasLtHandle_t handle, cublasLtMatmu
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, "data, scale or compute types (not emulated)");
     if (has_bias(d->epilogue) && !d->bias) return fail(CUBLAS_STATUS_INVALID_VALUE, "a bias epilogue without a bias pointer");
     if (has_aux(d->epilogue) && (!d->aux || d->aux_ld < (int64_t)m || d->aux_ld % 8 != 0))
-        return fail(CUBLAS_STATUS_INVALID_VALUE, "a GELU aux epilogue without an aux pointer, or its ld below D's rows or not a multiple of 8");
+        return fail(CUBLAS_STATUS_INVALID_VALUE, "a GELU epilogue with aux without an aux pointer, or its ld below D's rows or not a multiple of 8");
     *g = Gemm{d->transa, d->transb, (int)m, (int)n, (int)k, (int)a->ld, (int)b->ld, (int)c->ld, 1, 0, 0, 0, NULL, NULL, NULL,
               a->type, b->type, c->type, d->compute, 0.0, 0.0, has_bias(d->epilogue) ? d->bias : NULL,
-              has_gelu(d->epilogue), has_aux(d->epilogue) ? d->aux : NULL, d->aux_ld};
+              has_gelu(d->epilogue), d->epilogue == CUBLASLT_EPILOGUE_DGELU, has_aux(d->epilogue) ? d->aux : NULL,
+              d->aux_ld};
     return CUBLAS_STATUS_SUCCESS;
 }
 }  // namespace

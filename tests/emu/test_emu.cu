@@ -480,6 +480,20 @@ TEST_CASE("emulation: cuBLASLt computes the product with its bias and GELU epilo
     CHECK(D[0] == bf16_to_float(bf16_from_float(0.5f * 0.5f * (1.0f + tanhf(0.7978845608f * (0.5f + 0.044715f * 0.125f))))));
     CHECK(D[1] == bf16_to_float(bf16_from_float(0.5f * (1.0f + tanhf(0.7978845608f * 1.044715f)))));
     CHECK(fabsf(D[1] - 0.8412f) < 4e-3f);  // GELU(1) = 0.8412 (tanh form)
+    // GELU's backward: D = A·B ∘ GELU'(aux), aux now read (its values 0.5 and 1 from above)
+    epilogue = CUBLASLT_EPILOGUE_DGELU;
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)) == 0);
+    CHECK(cublasLtMatmul(h, desc, &alpha, d_A, la, d_B, lb, &beta, d_D, ld, d_D, ld, &result.algo, NULL, 0, 0) ==
+          CUBLAS_STATUS_SUCCESS);
+    D = to_host16(d_D, 2);
+    auto slope = [](float x) {  // d/dx of x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³))), by central differences
+        auto g = [](double v) { return 0.5 * v * (1.0 + tanh(0.7978845608 * (v + 0.044715 * v * v * v))); };
+        return (float)((g(x + 1e-4) - g(x - 1e-4)) / 2e-4);
+    };
+    CHECK(fabsf(D[0] - (-4.0f) * slope(0.5f)) <= 0.01f * 4.0f * slope(0.5f));  // within bf16's rounding
+    CHECK(fabsf(D[1] - (-4.0f) * slope(1.0f)) <= 0.01f * 4.0f * slope(1.0f));
+    CHECK(fabsf(slope(1.0f) - 1.0830f) < 1e-3f);  // GELU'(1), tanh form
+    CHECK(to_host16(d_aux, 2) == aux);  // read, not written
     ExpectErrors expect;
     aux_ld = 4;  // not a multiple of 8
     CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)) == 0);

@@ -2,7 +2,8 @@
 // (gemm.h's gemm_lt_bf16_cuda), with cuBLASLt's types, enumerator values and argument checks; computed on the CPU by
 // tests/emu/blas.cpp with the documented semantics: D = alpha · op(A) · op(B) + beta · C, column-major, then the
 // epilogue on each fp32 sum (the bias, whose type is D's, added per row of D; GELU, its tanh approximation, with the
-// value before it stored to the aux matrix, of D's type, at the aux leading dimension).
+// value before it stored to the aux matrix, of D's type, at the aux leading dimension; DGELU, the sum times GELU's
+// derivative at the aux matrix's value, read).
 #pragma once
 #include "cublas_v2.h"
 
@@ -40,7 +41,8 @@ typedef enum {
     CUBLASLT_EPILOGUE_GELU = 32,
     CUBLASLT_EPILOGUE_GELU_BIAS = 36,
     CUBLASLT_EPILOGUE_GELU_AUX = 160,
-    CUBLASLT_EPILOGUE_GELU_AUX_BIAS = 164
+    CUBLASLT_EPILOGUE_GELU_AUX_BIAS = 164,
+    CUBLASLT_EPILOGUE_DGELU = 192
 } cublasLtEpilogue_t;
 typedef enum { CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1 } cublasLtMatmulPreferenceAttributes_t;
 
