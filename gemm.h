@@ -5,7 +5,7 @@
 //  - GPU: gemm_batched_cuda, Cm = alpha·op(A)·op(B) + beta·Cm with leading dimensions and a batch at fixed
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
 //    TF32 tensor cores, or the teaching kernel of gemm_tiled.h; gemm_bf16_cuda, the same from operands in 16-bit
-//    storage (bf16 inputs, fp32 sums, a bf16 or fp32 result); gemm_lt_bf16_cuda, that product to a bf16 result
+//    storage (bf16 inputs, fp32 sums, an fp32 result); gemm_lt_bf16_cuda, that product to a bf16 result
 //    through cuBLASLt, with the bias, or the bias and GELU, applied in the product's epilogue (no pass of their own).
 // Flow: the matmul layer (ops/matmul.h), attention's simple GPU path (ops/attention.h) and Muon on the GPU
 // (linalg.h) call these; no op includes another op for a product.
@@ -224,18 +224,16 @@ static void gemm_cuda(GemmLevel level, float* Cm, const float* A, const float* B
 }
 
 // The same product from operands in 16-bit storage (bfloat16, numerics.h), on the bf16 tensor cores with fp32 sums
-// (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm [+]= op(A)·op(B), Cm in bf16 storage (c_bf16: the fp32
-// sum, plus Cm's old value where accumulating, rounded once as it is stored) or fp32. What the layers run at 16-bit
-// storage (ops/matmul.h's matmul_bf16).
-static void gemm_bf16_cuda(void* Cm, bool c_bf16, const bfloat16* A, const bfloat16* B, int M, int N, int K,
-                           bool trans_a, bool trans_b, bool accumulate) {
+// (cuBLAS's CUBLAS_COMPUTE_32F with CUDA_R_16BF inputs): Cm (fp32) [+]= op(A)·op(B). What the layers run at 16-bit
+// storage (ops/matmul.h's matmul_bf16) for an fp32 result; a bf16 result goes through cuBLASLt, below.
+static void gemm_bf16_cuda(float* Cm, const bfloat16* A, const bfloat16* B, int M, int N, int K, bool trans_a,
+                           bool trans_b, bool accumulate) {
     if (M <= 0 || N <= 0) return;
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     int lda = trans_a ? M : K, ldb = trans_b ? K : N;  // packed row-major, as gemm_cuda (the operands swapped there)
     cublasCheck(cublasGemmEx(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                              N, M, K, &alpha, B, CUDA_R_16BF, ldb > 1 ? ldb : 1, A, CUDA_R_16BF, lda > 1 ? lda : 1,
-                             &beta, Cm, c_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
-                             CUBLAS_GEMM_DEFAULT));
+                             &beta, Cm, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 // cuBLASLt: one handle, and its workspace (32 MiB, as llm.c gives it on Hopper), both made on first use

@@ -89,19 +89,21 @@ struct GPT2 {
 
 // 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and fused kernels
 // read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2,
-// lnf: B, T, C), qkv (B, T, 3C; with flash attention), the MLP's hidden layer before and after GELU (B, T, 4C each)
-// and its output (fcproj: B, T, C) are held in bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 41.0 GB
-// in all, sizing tested). The products that read or write them run on bf16 operands (ops/matmul.h's matmul_bf16,
-// through cuBLASLt): the layers' 16-bit copies of the token embedding, qkv's, fc's and fcproj's weights and biases
+// lnf: B, T, C), with flash attention qkv (B, T, 3C), attention's output and its projection (atty, attproj: B, T,
+// C), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output (fcproj: B, T, C) are held in
+// bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 38.6 GB in all, sizing tested). The products that read
+// or write them run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the layers' 16-bit copies of
+// the token embedding and of the qkv, attention projection, fc and fcproj weights and biases
 // (beside the fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The
 // bias, and GELU both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's
 // backward writes fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32
 // gradient. The same numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway)
 // but for two rounding points: the epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU
 // read fch's bf16 value (as autocast), and fc's bias gradient sums fch's gradient in bf16. Every other tensor (the
-// stream, attention's output and its projection), and the CPU's every tensor, is fp32 storage.
+// residual stream; qkv, atty and attproj on the simple attention path), and the CPU's every tensor, is fp32 storage.
 // the products' bf16 operands and biases
-static const int STORAGE16_WEIGHTS[7] = {P_WTE, P_QKVW, P_QKVB, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB};
+static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
+                                         P_FCPROJB};
 static bool gpt2_storage16(Device device, Kernels k) {
     return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
 }
@@ -203,12 +205,12 @@ static void gpt2_layout_acts(GPT2* m) {
         x->ln1_mean = tensor_make("ln1_mean", a, NULL, B, T);
         x->ln1_rstd = tensor_make("ln1_rstd", a, NULL, B, T);
         x->qkv = activation("qkv", a, s->qkv, bf16, B, T, 3 * C, s16 && flash);  // the flash kernels read bf16
-        x->atty = activation("atty", a, s->atty, bf16, B, T, C);
+        x->atty = activation("atty", a, s->atty, bf16, B, T, C, s16 && flash);  // the flash kernels write bf16
         if (attention_saved_floats(m->device, m->kernels.attention, B, NH, T) == (size_t)B * NH * T)
             x->att = tensor_make("att_lse", a, NULL, B, NH, T);
         else
             x->att = tensor_make("att", a, NULL, B, NH, T, T);
-        x->attproj = activation("attproj", a, s->attproj, bf16, B, T, C);
+        x->attproj = activation("attproj", a, s->attproj, bf16, B, T, C, s16 && flash);  // from atty in 16 bits
         x->res2 = activation("res2", a, s->res2, bf16, B, T, C);
         x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C, s16);
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
@@ -394,7 +396,7 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
         // (a product whose input is in 16-bit storage runs on bf16 operands, m->grad16 its gradient's room)
         matmul(tape, m->kernels, &a->qkv, &a->ln1, &p->qkvw, &p->qkvb, N, C, 3 * C, &m->grad16);
         attention(tape, m->kernels, &a->atty, &a->att, &m->att_scratch, &a->qkv, B, T, C, NH);
-        matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C);
+        matmul(tape, m->kernels, &a->attproj, &a->atty, &p->attprojw, &p->attprojb, N, C, C, &m->grad16);
         residual_layernorm(tape, &a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, stream, &a->attproj, &p->ln2w,
                            &p->ln2b, N, C);
         // MLP half: res3 = res2 + fcproj(gelu(fc(ln2))), and the next block's ln1 (or the final lnf) of res3

@@ -191,7 +191,7 @@ static void BM_gelu_backward(benchmark::State& state, bool epilogue) {
         if (epilogue) {
             gemm_lt_bf16_cuda(d16, dout16, w16, N, H, C, false, false, NULL, GEMM_GELU_BACKWARD, fch16);
         } else {
-            gemm_bf16_cuda(dg, false, dout16, w16, N, H, C, false, false, false);
+            gemm_bf16_cuda(dg, dout16, w16, N, H, C, false, false, false);
             gelu_backward_bf16_cuda(dfch, fch16, dg, (size_t)N * H);
             device_to_bf16(DEV_CUDA, d16, dfch, (size_t)N * H);
         }

@@ -5,7 +5,7 @@
 #pragma once
 #include <math.h>
 #include "../gemm.h"  // the simple GPU path's products
-#include "attention_flash.h"  // the fused GPU path (CUDA only)
+#include "attention_flash_backward.h"  // the fused GPU path (CUDA only; it includes the forward)
 
 // ----------------------------------------------------------------------------------------------------
 // CPU reference
@@ -263,14 +263,14 @@ static GemmLevel attention_gemm(GemmLevel model_level) {
     return model_level == GEMM_TILED ? GEMM_TILED : GEMM_CUBLAS;
 }
 
-// qkv16: qkv in 16-bit storage in place of qkv (model.h's gpt2_storage16): the flash kernels' only
+// qkv16, out16: qkv, out in 16-bit storage in place of qkv, out (model.h's gpt2_storage16): the flash kernels' only
 static void attention_forward(Device d, Kernels k, float* out, float* att, const float* qkv, int B, int T, int C,
-                              int NH, bool bf16 = false, const bfloat16* qkv16 = NULL) {
+                              int NH, bool bf16 = false, const bfloat16* qkv16 = NULL, bfloat16* out16 = NULL) {
 #ifdef __CUDACC__
     if (attention_uses_flash(d, k.attention))
-        return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH, bf16, qkv16);
+        return attention_flash_forward_cuda(out, att, qkv, B, T, C, NH, bf16, qkv16, out16);
 #endif
-    if (qkv16) die("attention: qkv in 16-bit storage needs the flash kernels (the GPU, --attention flash)");
+    if (qkv16 || out16) die("attention: 16-bit storage needs the flash kernels (the GPU, --attention flash)");
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return attention_forward_cuda(attention_gemm(k.gemm), out, att, qkv, B, T, C, NH, bf16);
 #endif
@@ -279,12 +279,12 @@ static void attention_forward(Device d, Kernels k, float* out, float* att, const
 
 static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch, const float* dout, const float* qkv,
                                const float* out, const float* att, int B, int T, int C, int NH,
-                               const bfloat16* qkv16 = NULL) {
+                               const bfloat16* qkv16 = NULL, const bfloat16* out16 = NULL) {
 #ifdef __CUDACC__
     if (attention_uses_flash(d, k.attention))
-        return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH, qkv16);
+        return attention_flash_backward_cuda(dqkv, scratch, dout, qkv, out, att, B, T, C, NH, qkv16, out16);
 #endif
-    if (qkv16) die("attention: qkv in 16-bit storage needs the flash kernels (the GPU, --attention flash)");
+    if (qkv16 || out16) die("attention: 16-bit storage needs the flash kernels (the GPU, --attention flash)");
 #ifdef __CUDACC__
     if (d == DEV_CUDA) return attention_backward_cuda(attention_gemm(k.gemm), dqkv, scratch, dout, qkv, att, B, T, C, NH);
 #endif
@@ -295,10 +295,10 @@ static void attention_backward(Device d, Kernels k, float* dqkv, float* scratch,
 // on the tape
 
 static void attention_backward_node(const TapeNode* node) {
-    const Tensor* qkv = node->in[0];
-    attention_backward(node->out->device, node->kernels, qkv->grad, node->saved[1]->data, node->out->grad, qkv->data,
-                       node->out->data, node->saved[0]->data, node->dims[0], node->dims[1], node->dims[2],
-                       node->dims[3], qkv->data ? NULL : qkv->data16);
+    const Tensor *qkv = node->in[0], *out = node->out;
+    attention_backward(out->device, node->kernels, qkv->grad, node->saved[1]->data, out->grad, qkv->data, out->data,
+                       node->saved[0]->data, node->dims[0], node->dims[1], node->dims[2], node->dims[3],
+                       qkv->data ? NULL : qkv->data16, out->data ? NULL : out->data16);
 }
 
 // out (B, T, C) = attention(qkv (B, T, 3C)) by the kernels' path on the GPU (the CPU runs its reference); att and
@@ -307,7 +307,7 @@ static void attention_backward_node(const TapeNode* node) {
 static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B,
                       int T, int C, int NH) {
     attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16,
-                      qkv->data ? NULL : qkv->data16);
+                      qkv->data ? NULL : qkv->data16, out->data ? NULL : out->data16);
     TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
                               attention_backward_node, out);
     node.kernels = kernels;

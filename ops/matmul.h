@@ -237,8 +237,8 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
         gemm_lt_bf16_cuda(gelu_in->grad16, dout16, weight->data16, N, C, OC, false, false, NULL, GEMM_GELU_BACKWARD,
                           gelu_in->data16);
     else if (inp->grad)
-        gemm_bf16_cuda(inp->grad, false, dout16, weight->data16, N, C, OC, false, false, true);
-    gemm_bf16_cuda(weight->grad, false, dout16, inp->data16, OC, C, N, true, false, true);
+        gemm_bf16_cuda(inp->grad, dout16, weight->data16, N, C, OC, false, false, true);
+    gemm_bf16_cuda(weight->grad, dout16, inp->data16, OC, C, N, true, false, true);
     if (bias && bias->grad && OC > 0) {  // Σ_n dout[n, :], from the fp32 gradient where there is one
         matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
             bias->grad, out->grad, out->grad ? (const bfloat16*)NULL : dout16, N, OC);
@@ -268,7 +268,7 @@ static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Te
                           bias ? bias->data16 : NULL, gelu_out ? GEMM_GELU_FORWARD : GEMM_NO_GELU,
                           gelu_out ? out->data16 : NULL);
     } else {
-        gemm_bf16_cuda(out->data, false, inp->data16, weight->data16, N, OC, C, false, true, false);
+        gemm_bf16_cuda(out->data, inp->data16, weight->data16, N, OC, C, false, true, false);
         matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);
     }
 #endif

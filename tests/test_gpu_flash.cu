@@ -56,26 +56,36 @@ static std::vector<float> logsumexp_reference(const std::vector<float>& qkv, int
 // L and the scratch for D get exactly B·NH·T floats, so a write past them shows under compute-sanitizer.
 static void run_flash(const std::vector<float>& qkv, const std::vector<float>& dout, const std::vector<float>& dqkv0,
                       int B, int T, int C, int NH, std::vector<float>* out, std::vector<float>* L,
-                      std::vector<float>* dqkv, bool stored16 = false) {
+                      std::vector<float>* dqkv, bool stored16 = false, bool out_bf16 = false) {
     size_t n_out = (size_t)B * T * C, n_L = (size_t)B * NH * T;
     float *d_qkv = to_device(qkv), *d_dout = to_device(dout), *d_dqkv = to_device(dqkv0),
           *d_out = to_device(std::vector<float>(n_out)), *d_L = to_device(std::vector<float>(n_L)),
           *d_D = to_device(std::vector<float>(n_L));
-    bfloat16* d_qkv16 = NULL;  // stored16: qkv in 16-bit storage (its values must be bf16's), read from there
+    // stored16: qkv and out in 16-bit storage (qkv's values must be bf16's), read and written there; out_bf16: out
+    // rounded as stored in fp32 storage (what 16-bit storage holds)
+    bfloat16 *d_qkv16 = NULL, *d_out16 = NULL;
     if (stored16) {
         std::vector<bfloat16> h16(qkv.size());
         for (size_t i = 0; i < qkv.size(); i++) h16[i] = bf16_from_float(qkv[i]);
         cudaCheck(cudaMalloc(&d_qkv16, sizeof(bfloat16) * h16.size()));
         cudaCheck(cudaMemcpy(d_qkv16, h16.data(), sizeof(bfloat16) * h16.size(), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMalloc(&d_out16, sizeof(bfloat16) * n_out));
     }
     const float* src = stored16 ? NULL : d_qkv;
-    attention_flash_forward_cuda(d_out, d_L, src, B, T, C, NH, false, d_qkv16);
-    attention_flash_backward_cuda(d_dqkv, d_D, d_dout, src, d_out, d_L, B, T, C, NH, d_qkv16);
+    float* dst = stored16 ? NULL : d_out;
+    attention_flash_forward_cuda(dst, d_L, src, B, T, C, NH, out_bf16, d_qkv16, d_out16);
+    attention_flash_backward_cuda(d_dqkv, d_D, d_dout, src, dst, d_L, B, T, C, NH, d_qkv16, d_out16);
     *out = to_host(d_out, n_out);
+    if (stored16) {
+        std::vector<bfloat16> h16(n_out);
+        cudaCheck(cudaMemcpy(h16.data(), d_out16, sizeof(bfloat16) * n_out, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n_out; i++) (*out)[i] = bf16_to_float(h16[i]);
+    }
     *L = to_host(d_L, n_L);
     *dqkv = to_host(d_dqkv, qkv.size());
     for (float* p : {d_qkv, d_dout, d_dqkv, d_out, d_L, d_D}) cudaCheck(cudaFree(p));
-    if (d_qkv16) cudaCheck(cudaFree(d_qkv16));
+    for (bfloat16* p : {d_qkv16, d_out16})
+        if (p) cudaCheck(cudaFree(p));
 }
 
 TEST_CASE("gpu: flash attention forward and backward match the CPU (T = 1, 37, 67, 130, 1000; head sizes 16-128)") {
@@ -124,7 +134,7 @@ TEST_CASE("gpu: flash attention matches the simple GPU path (forward and backwar
 
 // qkv in 16-bit storage (model.h's gpt2_storage16): the kernels widen each value as they load it into shared memory,
 // exactly, so the same bf16 values in fp32 storage give the same bits.
-TEST_CASE("gpu: flash attention reads qkv from 16-bit storage: fp32 storage's bits for the same bf16 values") {
+TEST_CASE("gpu: flash attention reads qkv from and writes its output to 16-bit storage: fp32 storage's bits") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     for (auto& s : FLASH_SHAPES) {
         int B = s[0], T = s[1], C = s[2], NH = s[3];
@@ -134,8 +144,9 @@ TEST_CASE("gpu: flash attention reads qkv from 16-bit storage: fp32 storage's bi
                            dqkv0 = random_vector(n_qkv, 152 + T);
         for (float& x : qkv) x = bf16_round(x);
         std::vector<float> out, L, dqkv, out16, L16, dqkv16;
-        run_flash(qkv, dout, dqkv0, B, T, C, NH, &out, &L, &dqkv);
+        run_flash(qkv, dout, dqkv0, B, T, C, NH, &out, &L, &dqkv, false, true);
         run_flash(qkv, dout, dqkv0, B, T, C, NH, &out16, &L16, &dqkv16, true);
+        CHECK(not_bf16(out.data(), out.size()) == 0);
         check_bitwise("out", out16, out);
         check_bitwise("L", L16, L);
         check_bitwise("dqkv", dqkv16, dqkv);
