@@ -87,20 +87,20 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (numerics.h's bfloat16, Tensor.data16), so far for the activations only products and fused kernels
-// read: on the GPU at bf16 precision with bf16 products, the logits (B, T, Vp), the layernorms' outputs (ln1, ln2,
-// lnf: B, T, C), with flash attention qkv (B, T, 3C), attention's output and its projection (atty, attproj: B, T,
-// C), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output (fcproj: B, T, C) are held in
-// bf16, 2 bytes a value (d12 at B = 64, T = 1024: 66.9 GB -> 38.6 GB in all, sizing tested). The products that read
-// or write them run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the layers' 16-bit copies of
-// the token embedding and of the qkv, attention projection, fc and fcproj weights and biases
-// (beside the fp32-buffer copy), and the fp32 output gradients rounded into a shared scratch in the backward. The
-// bias, and GELU both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's
-// backward writes fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32
-// gradient. The same numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway)
-// but for two rounding points: the epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU
-// read fch's bf16 value (as autocast), and fc's bias gradient sums fch's gradient in bf16. Every other tensor (the
-// residual stream; qkv, atty and attproj on the simple attention path), and the CPU's every tensor, is fp32 storage.
+// 16-bit storage (numerics.h's bfloat16, Tensor.data16): on the GPU at bf16 precision with bf16 products, the
+// activations are held in bf16, 2 bytes a value: the residual stream (encoded, res2, res3: B, T, C), the logits
+// (B, T, Vp), the layernorms' outputs (ln1, ln2, lnf), with flash attention qkv (B, T, 3C), attention's output and
+// its projection (atty, attproj), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output
+// (fcproj); d12 at B = 64, T = 1024: 66.9 GB -> 36.1 GB in all, sizing tested. The products that read or write
+// them run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the layers' 16-bit copies of the token
+// embedding and of the qkv, attention projection, fc and fcproj weights and biases (beside the fp32-buffer copy),
+// and the fp32 output gradients rounded into a shared scratch in the backward. The bias, and GELU both ways, run in
+// the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's backward writes fch's gradient
+// through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32 gradient. The same numbers as fp32
+// storage of bf16 values (those products round their operands to bf16 anyway) but for two rounding points: the
+// epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as
+// autocast), and fc's bias gradient sums fch's gradient in bf16. The activation gradients, the statistics, qkv,
+// atty and attproj on the simple attention path, and the CPU's every tensor are fp32 storage.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
                                          P_FCPROJB};
@@ -184,7 +184,7 @@ static void gpt2_layout_acts(GPT2* m) {
     Arena *a = &m->act_arena, *g = &m->act_grad_arena;
     size_t BTC = (size_t)B * T * C;
     bool bf16 = m->kernels.precision == PRECISION_BF16;  // the activations' values; statistics stay fp32
-    bool s16 = gpt2_storage16(m->device, m->kernels);       // those only products and fused ops read: 16 bits
+    bool s16 = gpt2_storage16(m->device, m->kernels);       // and in 16-bit storage (above)
     bool flash = attention_uses_flash(m->device, m->kernels.attention);
     if (s16) {  // the products' bf16 output gradients: rounded from fp32 (qkv, fcproj), and fch's
         m->grad16 = tensor_make("grad16", a, NULL, 3 * B, T, C, 0, true);
@@ -197,7 +197,7 @@ static void gpt2_layout_acts(GPT2* m) {
         m->grad_sets[k].grad = m->grad_sets[k].data;
         sets[k] = grad_set_slots(m->grad_sets[k].data, BTC, s16);
     }
-    m->encoded = activation("encoded", a, sets[0].stream, bf16, B, T, C);
+    m->encoded = activation("encoded", a, sets[0].stream, bf16, B, T, C, s16);
     for (int l = 0; l < L; l++) {
         BlockActs* x = &m->acts[l];
         const GradSet* s = &sets[l % 2];
@@ -211,7 +211,7 @@ static void gpt2_layout_acts(GPT2* m) {
         else
             x->att = tensor_make("att", a, NULL, B, NH, T, T);
         x->attproj = activation("attproj", a, s->attproj, bf16, B, T, C, s16 && flash);  // from atty in 16 bits
-        x->res2 = activation("res2", a, s->res2, bf16, B, T, C);
+        x->res2 = activation("res2", a, s->res2, bf16, B, T, C, s16);
         x->ln2 = activation("ln2", a, s->ln2, bf16, B, T, C, s16);
         x->ln2_mean = tensor_make("ln2_mean", a, NULL, B, T);
         x->ln2_rstd = tensor_make("ln2_rstd", a, NULL, B, T);
@@ -219,7 +219,7 @@ static void gpt2_layout_acts(GPT2* m) {
         x->fch.grad16 = s16 ? m->fch_grad16.data16 : NULL;  // shared: each layer's is read as soon as it is written
         x->fch_gelu = activation("fch_gelu", a, s->fch_gelu, bf16, B, T, 4 * C, s16);
         x->fcproj = activation("fcproj", a, s->fcproj, bf16, B, T, C, s16);
-        x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C);  // the stream entering layer l + 1
+        x->res3 = activation("res3", a, sets[(l + 1) % 2].stream, bf16, B, T, C, s16);  // entering layer l + 1
     }
     m->lnf = activation("lnf", a, sets[L % 2].ln1, bf16, B, T, C, s16);  // "ln1 of layer L"
     m->lnf_mean = tensor_make("lnf_mean", a, NULL, B, T);

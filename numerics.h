@@ -90,6 +90,16 @@ static HOST_DEVICE FORCE_INLINE float bf16_to_float(bfloat16 b) {
 // is. Each op applies it to the values it writes into its outputs, so no pass of its own rounds them afterwards.
 static HOST_DEVICE FORCE_INLINE float as_stored(float x, bool bf16) { return bf16 ? bf16_round(x) : x; }
 
+// Value i of a tensor held in either storage: 16-bit where p16 is set (Tensor.data16), else fp32 (p); and x
+// stored there, rounded as that tensor stores it (16-bit storage rounds as bf16_round).
+static HOST_DEVICE FORCE_INLINE float load_value(const float* p, const bfloat16* p16, size_t i) {
+    return p16 ? bf16_to_float(p16[i]) : p[i];
+}
+static HOST_DEVICE FORCE_INLINE void store_value(float* p, bfloat16* p16, size_t i, float x, bool bf16) {
+    if (p16) p16[i] = bf16_from_float(x);
+    else p[i] = as_stored(x, bf16);
+}
+
 // x rounded to TF32 (10 mantissa bits) as the tensor cores take an fp32 input (cvt.rna: ties away from zero)
 static HOST_DEVICE FORCE_INLINE float tf32_round(float x) {
     uint32_t bits;

@@ -79,7 +79,7 @@ struct Tensor {
     const char* name;
     bool bf16;      // holds bf16 values (in fp32 storage): the op that writes it rounds what it stores (as_stored)
     bfloat16* data16;  // 16-bit storage (the GPU at --precision bf16, model.h): the values in bf16, as the only
-                       // storage (data NULL: the logits, the layernorms' outputs, the MLP's hidden layer) or as
+                       // storage (data NULL: stored16 below; the logits, the residual stream, ...) or as
                        // a copy of data for a product's bf16 operand (the weights the products read); or NULL
     bfloat16* grad16;  // the gradient in 16-bit storage (grad NULL), written whole by its one reader's backward
                        // (the MLP's fch at 16-bit storage: fcproj's product, GELU's derivative in its epilogue)
@@ -110,6 +110,10 @@ static Tensor tensor_make(const char* name, Arena* values, Arena* grads, int d0,
     t.grad = grads ? arena_take(grads, t.size) : NULL;
     return t;
 }
+
+// The values' 16-bit storage where it is their only storage (data NULL), else NULL: what the ops' 16-bit arguments
+// take (a weight's 16-bit copy, beside its data, is an operand a product asks for by name: ops/matmul.h)
+static bfloat16* stored16(const Tensor* t) { return t->data ? NULL : t->data16; }
 
 // A view of `count` floats starting at `offset` inside `base` (its gradient and its bf16 copy too, where it has them).
 static Tensor tensor_view(const Tensor* base, const char* name, size_t offset, int d0, int d1 = 0) {

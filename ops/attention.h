@@ -298,7 +298,7 @@ static void attention_backward_node(const TapeNode* node) {
     const Tensor *qkv = node->in[0], *out = node->out;
     attention_backward(out->device, node->kernels, qkv->grad, node->saved[1]->data, out->grad, qkv->data, out->data,
                        node->saved[0]->data, node->dims[0], node->dims[1], node->dims[2], node->dims[3],
-                       qkv->data ? NULL : qkv->data16, out->data ? NULL : out->data16);
+                       stored16(qkv), stored16(out));
 }
 
 // out (B, T, C) = attention(qkv (B, T, 3C)) by the kernels' path on the GPU (the CPU runs its reference); att and
@@ -307,7 +307,7 @@ static void attention_backward_node(const TapeNode* node) {
 static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Tensor* scratch, Tensor* qkv, int B,
                       int T, int C, int NH) {
     attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16,
-                      qkv->data ? NULL : qkv->data16, out->data ? NULL : out->data16);
+                      stored16(qkv), stored16(out));
     TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
                               attention_backward_node, out);
     node.kernels = kernels;

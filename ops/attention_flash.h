@@ -43,7 +43,7 @@ static __device__ __forceinline__ void flash_load_tile(float* dst, const float* 
     for (int e = threadIdx.x; e < TILE * HS; e += FLASH_THREADS) {
         int r = e / HS, i = e % HS;
         size_t at = offset + (size_t)(t0 + r) * ld + i;
-        dst[r * (HS + 1) + i] = t0 + r < T ? (src16 ? bf16_to_float(src16[at]) : src[at]) : 0.0f;
+        dst[r * (HS + 1) + i] = t0 + r < T ? load_value(src, src16, at) : 0.0f;
     }
 }
 

@@ -26,7 +26,7 @@ static __global__ void attention_flash_rowdot_kernel(float* D, const float* dout
     int t = row % T, bh = row / T, b = bh / NH, h = bh % NH, HS = C / NH;
     size_t base = ((size_t)b * T + t) * C + h * HS;
     float sum = 0.0f;
-    for (int i = lane; i < HS; i += 32) sum += dout[base + i] * (out16 ? bf16_to_float(out16[base + i]) : out[base + i]);
+    for (int i = lane; i < HS; i += 32) sum += dout[base + i] * load_value(out, out16, base + i);
     sum = warp_reduce_sum(sum);
     if (lane == 0) D[row] = sum;
 }

@@ -12,7 +12,7 @@
 // its vectorized loops would slow the fp32 path), so its backward then reads the rounded values. The same numbers.
 // 16-bit storage (the GPU at bf16 with bf16 products, model.h): the logits are bf16 values in a bf16 buffer (data16),
 // half the bytes of the largest activation, and the gradient is written over them in bf16 (the products of the LM
-// head's backward round it to bf16 anyway); the kernels read and write through logit_at and set_logit_grad.
+// head's backward round it to bf16 anyway); the kernels read and write through logit_at and numerics.h's store_value.
 // Flow: LM head (matmul) -> logits (B·T, Vp) -> crossentropy -> per-position losses (B·T).
 #pragma once
 #include <math.h>
@@ -85,15 +85,12 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
 static __device__ float logit_at(const float* z, const bfloat16* z16, int v, bool bf16) {
     return z16 ? bf16_to_float(z16[v]) : as_stored(z[v], bf16);
 }
-static __device__ void set_logit_grad(float* dz, bfloat16* dz16, int v, float g) {
-    if (dz16) dz16[v] = bf16_from_float(g);
-    else dz[v] = g;
-}
+
 static __device__ void crossentropy_row_backward(float* dz, bfloat16* dz16, const float* z, const bfloat16* z16,
                                                  float d, float l, int target, int V, int Vp, bool bf16) {
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
         float g = v < V ? d * expf(logit_at(z, z16, v, bf16) - l) : 0.0f;
-        set_logit_grad(dz, dz16, v, v == target ? g - d : g);  // the CPU's order: the softmax term, then minus d
+        store_value(dz, dz16, v, v == target ? g - d : g, false);  // the CPU's order: the softmax term, then minus d
     }
 }
 
@@ -204,7 +201,7 @@ static void crossentropy_backward(Device d, float* dlogits, const float* dlosses
 // (at 16-bit storage the logits' gradient is written over their bf16 values: logits->data16)
 static void crossentropy_backward_node(const TapeNode* node) {
     Tensor* logits = node->in[0];
-    bfloat16* logits16 = logits->data ? NULL : logits->data16;
+    bfloat16* logits16 = stored16(logits);
     crossentropy_backward(node->out->device, logits->grad, node->out->grad, logits->data, node->saved[0]->data,
                           node->ids, node->dims[0], node->dims[1], node->dims[2],
                           node->kernels.precision == PRECISION_BF16, logits16, logits16);
@@ -220,7 +217,7 @@ static void crossentropy_backward_node(const TapeNode* node) {
 static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits, const int* targets, int N, int V,
                          int Vp, float dloss = 0.0f, bool bf16 = false) {
     bool fused = dloss > 0.0f && tape && tape->recording;
-    bfloat16* logits16 = logits->data ? NULL : logits->data16;
+    bfloat16* logits16 = stored16(logits);
     crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp,
                          fused ? logits->grad : NULL, dloss, bf16, logits16, fused ? logits16 : NULL);
     if (fused) return;

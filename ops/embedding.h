@@ -81,22 +81,30 @@ static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, in
 // ----------------------------------------------------------------------------------------------------
 // CUDA kernels
 
-// one thread per output element (n, c), n = b·T + t
-static __global__ void embedding_forward_kernel(float* out, const int* ids, const float* wte, const float* wpe,
-                                                int N, int T, int C, bool bf16) {
+// one thread per output element (n, c), n = b·T + t; out16 not NULL: the output in 16-bit storage instead of out
+// (the residual stream on the GPU at bf16: model.h's gpt2_storage16), the same values
+static __global__ void embedding_forward_kernel(float* out, bfloat16* out16, const int* ids, const float* wte,
+                                                const float* wpe, int N, int T, int C, bool bf16) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     int n = (int)(i / C), c = (int)(i % C);
-    out[i] = as_stored(wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c], bf16);
+    store_value(out, out16, i, wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c], bf16);
 }
 // the same, four channels a thread with 128-bit accesses (float4), where C % 4 == 0 and the tables and out are
 // 16-byte aligned (every row then starts aligned)
-static __global__ void embedding_forward4_kernel(float* out, const int* ids, const float* wte, const float* wpe,
-                                                 int N, int T, int C, bool bf16) {
+static __global__ void embedding_forward4_kernel(float* out, bfloat16* out16, const int* ids, const float* wte,
+                                                 const float* wpe, int N, int T, int C, bool bf16) {
     size_t i = 4 * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= (size_t)N * C) return;
     int n = (int)(i / C), c = (int)(i % C);
     float4 e = *(const float4*)(wte + (size_t)ids[n] * C + c), p = *(const float4*)(wpe + (size_t)(n % T) * C + c);
+    if (out16) {  // four bf16 values, one 16-bit store each (a warp's stores still cover 256 contiguous bytes)
+        out16[i] = bf16_from_float(e.x + p.x);
+        out16[i + 1] = bf16_from_float(e.y + p.y);
+        out16[i + 2] = bf16_from_float(e.z + p.z);
+        out16[i + 3] = bf16_from_float(e.w + p.w);
+        return;
+    }
     *(float4*)(out + i) = make_float4(as_stored(e.x + p.x, bf16), as_stored(e.y + p.y, bf16),
                                       as_stored(e.z + p.z, bf16), as_stored(e.w + p.w, bf16));
 }
@@ -134,13 +142,13 @@ static __global__ void embedding_backward_wpe_kernel(float* dwpe, const float* d
 // from embedding_token_groups
 
 static void embedding_forward_cuda(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                                   int C, bool bf16 = false) {
+                                   int C, bool bf16 = false, bfloat16* out16 = NULL) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return;
     if (C % 4 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe))
-        embedding_forward4_kernel<<<cuda_blocks(n / 4, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
+        embedding_forward4_kernel<<<cuda_blocks(n / 4, 256), 256>>>(out, out16, ids, wte, wpe, B * T, T, C, bf16);
     else
-        embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, ids, wte, wpe, B * T, T, C, bf16);
+        embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, out16, ids, wte, wpe, B * T, T, C, bf16);
     cudaCheckLaunch();
 }
 
@@ -161,13 +169,15 @@ static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout,
 
 // ----------------------------------------------------------------------------------------------------
 // by device: the one place that picks the CPU or the CUDA code (the GPU's backward reads the token groups; the
-// CPU's sums in position order without them)
+// CPU's sums in position order without them); out16 not NULL: the output in 16-bit storage instead of out (the
+// GPU's only)
 
 static void embedding_forward(Device d, float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                              int C, bool bf16 = false) {
+                              int C, bool bf16 = false, bfloat16* out16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C, bf16);
+    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C, bf16, out16);
 #endif
+    if (out16) die("embedding: 16-bit storage is the GPU's only");
     embedding_forward_cpu(out, ids, wte, wpe, B, T, C, bf16);
 }
 
@@ -189,10 +199,10 @@ static void embedding_backward_node(const TapeNode* node) {
 
 // out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device. On the GPU the backward also
 // needs the positions grouped by token: groups (3·B·T ints on the device) and their count G, from
-// embedding_token_groups (unused on the CPU: NULL, 0).
+// embedding_token_groups (unused on the CPU: NULL, 0). out in fp32 or 16-bit storage (tensor.h's stored16).
 static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, int G, Tensor* wte, Tensor* wpe,
                       int B, int T, int C) {
-    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16);
+    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16, stored16(out));
     TapeNode node = tape_node("embedding", embedding_backward_node, out);
     node.in[0] = wte;
     node.in[1] = wpe;

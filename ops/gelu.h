@@ -138,14 +138,14 @@ static void gelu_backward(Device d, float* dinp, const float* inp, const float* 
 static void gelu_backward_node(const TapeNode* node) {
     const Tensor* inp = node->in[0];
     gelu_backward(node->out->device, inp->grad, inp->data, node->out->grad, (size_t)node->dims[0] * node->dims[1],
-                  inp->data ? NULL : inp->data16);
+                  stored16(inp));
 }
 
 // out (N, C) = gelu(inp (N, C)), elementwise; both in fp32 storage or both in 16-bit storage
 static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
     if ((out->data == NULL) != (inp->data == NULL)) die("gelu: %s and %s in different storage", out->name, inp->name);
-    gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, out->data ? NULL : out->data16,
-                 inp->data ? NULL : inp->data16);
+    gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, stored16(out),
+                 stored16(inp));
     TapeNode node = tape_node("gelu", gelu_backward_node, out);
     node.in[0] = inp;
     node.dims[0] = N;

@@ -103,10 +103,7 @@ static __global__ void matmul_bias_backward_kernel(float* dbias, const float* do
     int o = blockIdx.x * COLSUM_COLS + col;
     float sum = 0.0f;
     if (o < OC)
-        for (int n = lane; n < N; n += COLSUM_LANES) {
-            size_t i = (size_t)n * OC + o;
-            sum += dout16 ? bf16_to_float(dout16[i]) : dout[i];
-        }
+        for (int n = lane; n < N; n += COLSUM_LANES) sum += load_value(dout, dout16, (size_t)n * OC + o);
     partial[lane][col] = sum;
     __syncthreads();
     for (int stride = COLSUM_LANES / 2; stride > 0; stride /= 2) {

@@ -61,7 +61,7 @@ static void check_close(const char* what, const std::vector<float>& got, const s
             worst_i = i;
         }
     }
-    CHECK_MESSAGE(worst <= tol, what << ": worst entry " << worst_i << " got " << got[worst_i] << " expected "
+    CHECK_MESSAGE(worst <= tol, std::string(what) << ": worst entry " << worst_i << " got " << got[worst_i] << " expected "
                                      << ref[worst_i] << " (error " << worst << " of |ref| + rms, tolerance " << tol
                                      << ")");
 }
@@ -72,6 +72,6 @@ static void check_bitwise(const char* what, const std::vector<float>& got, const
     size_t differ = 0, first = 0;
     for (size_t i = 0; i < ref.size(); i++)
         if (memcmp(&got[i], &ref[i], sizeof(float)) != 0 && differ++ == 0) first = i;
-    CHECK_MESSAGE(differ == 0, what << ": " << differ << " entries differ in their bits, the first at " << first
+    CHECK_MESSAGE(differ == 0, std::string(what) << ": " << differ << " entries differ in their bits, the first at " << first
                                     << ": " << (differ ? got[first] : 0.0f) << " vs " << (differ ? ref[first] : 0.0f));
 }

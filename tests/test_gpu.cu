@@ -232,6 +232,15 @@ static bfloat16* device_bf16(size_t n) {
     return d;
 }
 
+// h's values rounded to bf16, in a new 16-bit device buffer
+static bfloat16* bf16_to_device(const std::vector<float>& h) {
+    std::vector<bfloat16> b(h.size());
+    for (size_t i = 0; i < h.size(); i++) b[i] = bf16_from_float(h[i]);
+    bfloat16* d = device_bf16(h.size() ? h.size() : 1);
+    cudaCheck(cudaMemcpy(d, b.data(), sizeof(bfloat16) * b.size(), cudaMemcpyHostToDevice));
+    return d;
+}
+
 static std::vector<float> bf16_to_host(const bfloat16* d, size_t n) {
     std::vector<bfloat16> h(n);
     cudaCheck(cudaMemcpy(h.data(), d, sizeof(bfloat16) * n, cudaMemcpyDeviceToHost));
@@ -456,15 +465,10 @@ TEST_CASE("gpu: layernorm's output (and the fused add's addend) in 16-bit storag
         check_bitwise("mean", to_host(d_mean, N), mean);
     }
     // the addend in 16-bit storage (fcproj's output): the same bits as the same bf16 values in fp32 storage
-    std::vector<float> b_rounded(b), b16_host;
-    std::vector<bfloat16> b16(b.size());
-    for (size_t i = 0; i < b.size(); i++) {
-        b_rounded[i] = bf16_round(b[i]);
-        b16[i] = bf16_from_float(b[i]);
-    }
+    std::vector<float> b_rounded(b);
+    for (float& x : b_rounded) x = bf16_round(x);
     float* d_b_rounded = to_device(b_rounded);
-    bfloat16* d_b16 = device_bf16(b.size());
-    cudaCheck(cudaMemcpy(d_b16, b16.data(), sizeof(bfloat16) * b16.size(), cudaMemcpyHostToDevice));
+    bfloat16* d_b16 = bf16_to_device(b);
     residual_layernorm_forward(DEV_CUDA, d_sum, d_out, d_mean, d_rstd, d_a, d_b_rounded, d_w, d_bias, N, C, true);
     std::vector<float> ref_out = to_host(d_out, (size_t)N * C), ref_sum = to_host(d_sum, (size_t)N * C);
     residual_layernorm_forward(DEV_CUDA, d_sum, NULL, d_mean, d_rstd, d_a, NULL, d_w, d_bias, N, C, true, d_out16, d_b16);
@@ -472,4 +476,74 @@ TEST_CASE("gpu: layernorm's output (and the fused add's addend) in 16-bit storag
     check_bitwise("the sum, the addend in 16 bits", to_host(d_sum, (size_t)N * C), ref_sum);
     for (float* p : {d_a, d_b, d_w, d_bias, d_out, d_sum, d_mean, d_rstd, d_b_rounded}) cudaCheck(cudaFree(p));
     for (bfloat16* p : {d_out16, d_b16}) cudaCheck(cudaFree(p));
+}
+
+// The residual stream in 16-bit storage (model.h's gpt2_storage16): the embedding writes it, layernorm reads it, the
+// fused add + layernorm reads one stream and writes the next, and their backwards read it for x̂. Against the same
+// bf16 values in fp32 storage: the same kernels, only the loads and stores differ, so every output and gradient is
+// the same bits (C 200: the embedding's float4 kernel; C 67: its scalar one).
+TEST_CASE("gpu: the residual stream in 16-bit storage (embedding, layernorm alone and fused, both ways): fp32 storage's bits") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    for (int C : {200, 67}) {
+        CAPTURE(C);
+        const int B = 3, T = 13, N = B * T, Vp = 64;
+        std::vector<int> ids(N);
+        for (int n = 0; n < N; n++) ids[n] = (n * 37 + 5) % Vp;
+        std::vector<float> wte = random_vector((size_t)Vp * C, 121), wpe = random_vector((size_t)T * C, 122);
+        std::vector<float> a = random_vector((size_t)N * C, 123, 2.0f), b = random_vector((size_t)N * C, 124);
+        std::vector<float> w = random_vector(C, 125), bias = random_vector(C, 126), dout = random_vector((size_t)N * C, 127);
+        std::vector<float> dsum = random_vector((size_t)N * C, 128), zeros((size_t)N * C, 0.0f), small(C, 0.0f);
+        for (std::vector<float>* v : {&a, &b})
+            for (float& x : *v) x = bf16_round(x);  // the stream and the block's output hold bf16 values
+        int* d_ids = to_device_int(ids);
+        float *d_wte = to_device(wte), *d_wpe = to_device(wpe), *d_a = to_device(a), *d_b = to_device(b);
+        float *d_w = to_device(w), *d_bias = to_device(bias), *d_dout = to_device(dout), *d_dsum = to_device(dsum);
+        float *d_enc = to_device(zeros), *d_out = to_device(zeros), *d_sum = to_device(zeros);
+        float *d_mean = to_device(zeros), *d_rstd = to_device(zeros);
+        bfloat16 *d_enc16 = device_bf16((size_t)N * C), *d_a16 = bf16_to_device(a), *d_b16 = bf16_to_device(b);
+        bfloat16 *d_sum16 = device_bf16((size_t)N * C), *d_out16 = device_bf16((size_t)N * C);
+
+        embedding_forward(DEV_CUDA, d_enc, d_ids, d_wte, d_wpe, B, T, C, true);
+        embedding_forward(DEV_CUDA, NULL, d_ids, d_wte, d_wpe, B, T, C, true, d_enc16);
+        check_bitwise("the embedding's output", bf16_to_host(d_enc16, (size_t)N * C), to_host(d_enc, (size_t)N * C));
+
+        // each side's forward then backward: out, mean, rstd, and every gradient, as host vectors
+        auto run = [&](bool stored16, bool fused) {
+            std::vector<std::vector<float>> got;
+            float *d_da = to_device(zeros), *d_db = to_device(zeros), *d_dw = to_device(small), *d_dbias = to_device(small);
+            if (fused) {
+                residual_layernorm_forward(DEV_CUDA, stored16 ? NULL : d_sum, NULL, d_mean, d_rstd, stored16 ? NULL : d_a,
+                                           NULL, d_w, d_bias, N, C, true, d_out16, d_b16, stored16 ? d_a16 : NULL,
+                                           stored16 ? d_sum16 : NULL);
+                got.push_back(stored16 ? bf16_to_host(d_sum16, (size_t)N * C) : to_host(d_sum, (size_t)N * C));
+                residual_layernorm_backward(DEV_CUDA, d_da, d_db, d_dw, d_dbias, d_dsum, d_dout, stored16 ? NULL : d_sum,
+                                            d_w, d_mean, d_rstd, N, C, stored16 ? d_sum16 : NULL);
+            } else {
+                layernorm_forward(DEV_CUDA, NULL, d_mean, d_rstd, stored16 ? NULL : d_a, d_w, d_bias, N, C, true, d_out16,
+                                  stored16 ? d_a16 : NULL);
+                layernorm_backward(DEV_CUDA, d_da, d_dw, d_dbias, d_dout, stored16 ? NULL : d_a, d_w, d_mean, d_rstd, N, C,
+                                   stored16 ? d_a16 : NULL);
+            }
+            got.push_back(bf16_to_host(d_out16, (size_t)N * C));
+            for (float* p : {d_mean, d_rstd}) got.push_back(to_host(p, N));
+            for (float* p : {d_da, d_db}) got.push_back(to_host(p, (size_t)N * C));
+            for (float* p : {d_dw, d_dbias}) got.push_back(to_host(p, C));
+            for (float* p : {d_da, d_db, d_dw, d_dbias}) cudaCheck(cudaFree(p));
+            return got;
+        };
+        for (bool fused : {false, true}) {
+            CAPTURE(fused);
+            std::vector<std::vector<float>> ref = run(false, fused), got = run(true, fused);
+            REQUIRE(got.size() == ref.size());
+            for (size_t i = 0; i < ref.size(); i++) {
+                CAPTURE(i);
+                check_bitwise("layernorm on the stream in 16 bits", got[i], ref[i]);
+            }
+            CHECK(not_bf16(got[0].data(), got[0].size()) == 0);
+        }
+        cudaCheck(cudaFree(d_ids));
+        for (float* p : {d_wte, d_wpe, d_a, d_b, d_w, d_bias, d_dout, d_dsum, d_enc, d_out, d_sum, d_mean, d_rstd})
+            cudaCheck(cudaFree(p));
+        for (bfloat16* p : {d_enc16, d_a16, d_b16, d_sum16, d_out16}) cudaCheck(cudaFree(p));
+    }
 }
