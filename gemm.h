@@ -6,7 +6,8 @@
 //    strides, at the GemmLevel the caller passes down (tensor.h): cuBLAS FP32 (the default), cuBLAS allowed
 //    TF32 tensor cores, or the teaching kernel of gemm_tiled.h; gemm_bf16_cuda, the same from operands in 16-bit
 //    storage (bf16 inputs, fp32 sums, an fp32 result); gemm_lt_bf16_cuda, that product to a bf16 result
-//    through cuBLASLt, with the bias, or the bias and GELU, applied in the product's epilogue (no pass of their own).
+//    through cuBLASLt, with the bias, or the bias and GELU, applied in the product's epilogue (no pass of their own);
+//    gemm_lt_row_sums_cuda, the accumulating fp32 product with the row sums of op(A) in its epilogue (a bias gradient).
 // Flow: the matmul layer (ops/matmul.h), attention's simple GPU path (ops/attention.h) and Muon on the GPU
 // (linalg.h) call these; no op includes another op for a product.
 #pragma once
@@ -180,6 +181,9 @@ static void gemm_cpu(float* Cm, const float* A, const float* B, int M, int N, in
     }
 }
 
+// cuBLASLt's workspace (below), which a run at 16-bit storage also holds (run.h's memory check counts it)
+#define CUBLASLT_WORKSPACE_BYTES ((size_t)32 << 20)
+
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------------------------------
 // GPU GEMM
@@ -242,11 +246,53 @@ static cublasLtHandle_t cublaslt_handle() {
     if (!handle) cublasCheck(cublasLtCreate(&handle));
     return handle;
 }
-#define CUBLASLT_WORKSPACE_BYTES ((size_t)32 << 20)
 static void* cublaslt_workspace() {
     static void* workspace = NULL;
     if (!workspace) cudaCheck(cudaMalloc(&workspace, CUBLASLT_WORKSPACE_BYTES));
     return workspace;
+}
+
+// The cuBLASLt call behind the two below: D (M, N) = epilogue(op(A) · op(B)) [+ D], bf16 operands, fp32 sums, D of
+// type d_type (bf16 or fp32); the epilogue's bias (or bias gradient) and aux pointers as cuBLASLt takes them. Row-major
+// as gemm_bf16_cuda: cuBLASLt sees Dᵀ (N, M) column-major, with B first. False where cuBLASLt offers no algorithm.
+static bool gemm_lt_cuda(void* D, cudaDataType_t d_type, bool accumulate, const bfloat16* A, const bfloat16* B, int M,
+                         int N, int K, bool trans_a, bool trans_b, uint32_t epilogue, const void* bias, bfloat16* aux) {
+    cublasLtMatmulDesc_t desc;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    int32_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));  // swapped:
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));  // B first
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (aux) {
+        int64_t ld = N;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
+    }
+    // the operands as stored, column-major: B (N x K or K x N), A (K x M or M x K), D (N x M)
+    cublasLtMatrixLayout_t lb, la, ld;
+    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, trans_b ? K : N));
+    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? M : K, trans_a ? K : M, trans_a ? M : K));
+    cublasCheck(cublasLtMatrixLayoutCreate(&ld, d_type, N, M, N));
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t workspace = CUBLASLT_WORKSPACE_BYTES;
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                     sizeof(workspace)));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), desc, lb, la, ld, ld, pref, 1, &heuristic, &found);
+    if (found > 0) {
+        float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+        cublasCheck(cublasLtMatmul(cublaslt_handle(), desc, &alpha, B, lb, A, la, &beta, D, ld, D, ld, &heuristic.algo,
+                                   cublaslt_workspace(), CUBLASLT_WORKSPACE_BYTES, 0));
+    }
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    cublasCheck(cublasLtMatrixLayoutDestroy(ld));
+    cublasCheck(cublasLtMatrixLayoutDestroy(la));
+    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
+    return found > 0;
 }
 
 // The product of gemm_bf16_cuda to a bf16 result, D (M, N) = epilogue(op(A) · op(B)), with what follows it applied
@@ -256,8 +302,9 @@ static void* cublaslt_workspace() {
 //                                    tanh approximation (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; gelu_in is the "aux" matrix)
 //   GEMM_GELU_BACKWARD:              D[i, j] = sum · GELU'(gelu_in[i, j]) (read): the product is dL/d(GELU's output),
 //                                    D dL/d(GELU's input) (CUBLASLT_EPILOGUE_DGELU), ops/gelu.h's backward formula
-// Row-major as gemm_bf16_cuda: cuBLASLt sees Dᵀ (N, M) column-major, so the bias runs along D's rows there, as
-// cuBLASLt wants it (one value per row of its D), and the aux matrix has D's leading dimension N (a multiple of 8).
+// cuBLASLt sees Dᵀ column-major (above), so the bias runs along D's rows there, as cuBLASLt wants it (one value per
+// row of its D), and the aux matrix has D's leading dimension N (a multiple of 8). Dies where cuBLASLt has no
+// algorithm: the layers have no other way to a bf16 result with these epilogues.
 enum GemmGelu { GEMM_NO_GELU, GEMM_GELU_FORWARD, GEMM_GELU_BACKWARD };
 static void gemm_lt_bf16_cuda(bfloat16* D, const bfloat16* A, const bfloat16* B, int M, int N, int K, bool trans_a,
                               bool trans_b, const bfloat16* bias, GemmGelu gelu = GEMM_NO_GELU, bfloat16* gelu_in = NULL) {
@@ -265,45 +312,24 @@ static void gemm_lt_bf16_cuda(bfloat16* D, const bfloat16* A, const bfloat16* B,
     if (gelu != GEMM_NO_GELU && (!gelu_in || N % 8 != 0))
         die("gemm_lt_bf16_cuda: GELU in the epilogue needs GELU's input and the columns (%d) a multiple of 8", N);
     if (gelu == GEMM_GELU_BACKWARD && bias) die("gemm_lt_bf16_cuda: no bias with GELU's backward");
-    cublasLtMatmulDesc_t desc;
-    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    int32_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     uint32_t epilogue = gelu == GEMM_GELU_BACKWARD  ? CUBLASLT_EPILOGUE_DGELU
                         : gelu == GEMM_GELU_FORWARD ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
                                                     : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));  // swapped:
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));  // B first
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    if (gelu != GEMM_NO_GELU) {
-        int64_t ld = N;
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gelu_in,
-                                                   sizeof(gelu_in)));
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
-    }
-    // the operands as stored, column-major: B (N x K or K x N), A (K x M or M x K), D (N x M)
-    cublasLtMatrixLayout_t lb, la, ld;
-    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, trans_b ? K : N));
-    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? M : K, trans_a ? K : M, trans_a ? M : K));
-    cublasCheck(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, N, M, N));
-    cublasLtMatmulPreference_t pref;
-    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t workspace = CUBLASLT_WORKSPACE_BYTES;
-    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-                                                     sizeof(workspace)));
-    cublasLtMatmulHeuristicResult_t heuristic;
-    int found = 0;
-    cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), desc, lb, la, ld, ld, pref, 1, &heuristic, &found);
-    if (found == 0)
+    if (!gemm_lt_cuda(D, CUDA_R_16BF, false, A, B, M, N, K, trans_a, trans_b, epilogue, bias,
+                      gelu != GEMM_NO_GELU ? gelu_in : NULL))
         die("gemm_lt_bf16_cuda: cuBLASLt has no algorithm for (%d x %d) = (%d x %d) · (%d x %d), epilogue %u", M, N,
             M, K, K, N, epilogue);
-    float alpha = 1.0f, beta = 0.0f;
-    cublasCheck(cublasLtMatmul(cublaslt_handle(), desc, &alpha, B, lb, A, la, &beta, D, ld, D, ld, &heuristic.algo,
-                               cublaslt_workspace(), CUBLASLT_WORKSPACE_BYTES, 0));
-    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
-    cublasCheck(cublasLtMatrixLayoutDestroy(ld));
-    cublasCheck(cublasLtMatrixLayoutDestroy(la));
-    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
-    cublasCheck(cublasLtMatmulDescDestroy(desc));
+}
+
+// gemm_bf16_cuda's accumulating product, Cm (fp32, M x N) += op(A) · op(B), with the row sums of op(A) computed in
+// its epilogue: row_sums[i] = Σ_k op(A)[i, k] (M values, fp32, written over; CUBLASLT_EPILOGUE_BGRADB, "B" being A
+// in the swapped call). A layer's weight gradient dW = doutᵀ · inp is such a product, and the row sums of doutᵀ are
+// its bias gradient, so the bias's backward makes no pass of its own over dout. False (nothing computed) where
+// cuBLASLt offers no algorithm: the caller then runs the product and the sums its own way.
+static bool gemm_lt_row_sums_cuda(float* Cm, float* row_sums, const bfloat16* A, const bfloat16* B, int M, int N,
+                                  int K, bool trans_a, bool trans_b) {
+    if (M <= 0 || N <= 0) return true;
+    return gemm_lt_cuda(Cm, CUDA_R_32F, true, A, B, M, N, K, trans_a, trans_b, CUBLASLT_EPILOGUE_BGRADB, row_sums,
+                        NULL);
 }
 #endif

@@ -94,12 +94,13 @@ struct GPT2 {
 // (fcproj); d12 at B = 64, T = 1024: 66.9 GB -> 36.1 GB in all, sizing tested. The products that read or write
 // them run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the layers' 16-bit copies of the token
 // embedding and of the qkv, attention projection, fc and fcproj weights and biases (beside the fp32-buffer copy),
-// and the fp32 output gradients rounded into a shared scratch in the backward. The bias, and GELU both ways, run in
-// the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's backward writes fch's gradient
-// through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32 gradient. The same numbers as fp32
-// storage of bf16 values (those products round their operands to bf16 anyway) but for two rounding points: the
-// epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as
-// autocast), and fc's bias gradient sums fch's gradient in bf16. The activation gradients, the statistics, qkv,
+// and the fp32 output gradients rounded into a shared scratch in the backward. The bias and its gradient, and GELU
+// both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's backward writes
+// fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32 gradient. The same
+// numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway) but for two
+// rounding points: the epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's
+// bf16 value (as autocast), and the bias gradients sum the output gradients in bf16, as the products read them
+// (as llm.c's and autocast's; the CPU sums fp32). The activation gradients, the statistics, qkv,
 // atty and attproj on the simple attention path, and the CPU's every tensor are fp32 storage.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,

@@ -109,13 +109,14 @@ static int init_weights_from(const char* path, GPT2* model, char* err) {
 // The bytes a run will hold, against the memory there is, before anything is allocated: parameters and
 // gradients, two moments (4 floats a parameter; with N ranks each keeps about 1/N of the moments, and the
 // parameter gather's buffers take (1 + 1/N) floats a parameter: partition.h), at bf16 precision the weights' copy
-// (1 float a parameter, and on the GPU the token embedding's 16-bit copy), the activations of one micro-batch; on
-// the CPU the ranks of this machine share its memory. 0, or -1 naming the sizes.
+// (1 float a parameter, and on the GPU the 16-bit copies), the activations of one micro-batch and, at 16-bit
+// storage, cuBLASLt's workspace; on the CPU the ranks of this machine share its memory. 0, or -1 naming the sizes.
 static int run_memory_check(const Run* r, Device dev, char* err) {
     const RunConfig* c = &r->rc;
     double sharing = dev == DEV_CPU ? dist.local_ranks : 1.0, n = dist.ranks;
     Kernels k = run_kernels(c);
-    double copy = (double)gpt2_weight_copy_bytes(&r->cfg, dev, k);
+    double copy = (double)gpt2_weight_copy_bytes(&r->cfg, dev, k) +
+                  (gpt2_storage16(dev, k) ? (double)CUBLASLT_WORKSPACE_BYTES : 0.0);
     double weights =
         sharing * ((8.0 + 8.0 / n + (n > 1 ? 4.0 + 4.0 / n : 0.0)) * (double)gpt2_num_parameters(&r->cfg) + copy);
     double acts = sharing * (double)gpt2_activation_bytes(&r->cfg, c->batch, c->seq_len, dev, k);

@@ -123,9 +123,12 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
     const char* attention = dev == DEV_CPU ? "the CPU's reference attention"
                             : attention_uses_flash(dev, m->kernels.attention) ? "flash attention, no T x T buffers"
                                                                               : "simple attention, T x T buffers";
-    char copy[64] = "";  // bf16 precision: the layers' copy of the weights
+    char copy[128] = "";  // bf16 precision: the layers' copy of the weights; at 16-bit storage cuBLASLt's workspace
     if (m->weight_arena.capacity)
         snprintf(copy, sizeof(copy), ", their bf16 copy %.1f MiB", m->weight_arena.capacity / 1048576.0);
+    if (gpt2_storage16(dev, m->kernels))
+        snprintf(copy + strlen(copy), sizeof(copy) - strlen(copy), ", cuBLASLt's workspace %.1f MiB",
+                 CUBLASLT_WORKSPACE_BYTES / 1048576.0);
     printf("memory (%s): parameters %.1f MiB%s, gradients %.1f MiB, optimizer state %.1f MiB, activations %.1f MiB (%s)\n",
            device_name(dev), m->param_arena.capacity / 1048576.0, copy, m->grad_arena.capacity / 1048576.0,
            opt->state.capacity / 1048576.0, (m->act_arena.capacity + m->act_grad_arena.capacity) / 1048576.0,

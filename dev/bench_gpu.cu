@@ -202,6 +202,32 @@ static void BM_gelu_backward(benchmark::State& state, bool epilogue) {
 BENCHMARK_CAPTURE(BM_gelu_backward, epilogue, true)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_gelu_backward, three_passes, false)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+// fc's weight and bias gradients at 16-bit storage, from its output gradient in bf16 (N, 4C) and its input (N, C):
+// the bias gradient (the column sums of dout) in the epilogue of the weight gradient's product (cuBLASLt's BGRADB,
+// what the model runs where cuBLASLt offers it), against the product then the column-sum kernel (a pass over dout).
+static void BM_bias_backward(benchmark::State& state, bool epilogue) {
+    const int N = BENCH_N, C = BENCH_C, H = 4 * BENCH_C;
+    float *dw = bench_buffer((size_t)H * C, 81), *db = bench_buffer(H, 82), *sums = bench_buffer(H, 83);
+    float* src = bench_buffer((size_t)N * H, 84, 1e-3f);
+    bfloat16* dout16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * H * sizeof(bfloat16));
+    bfloat16* inp16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * C * sizeof(bfloat16));
+    device_to_bf16(DEV_CUDA, dout16, src, (size_t)N * H);
+    device_to_bf16(DEV_CUDA, inp16, src, (size_t)N * C);
+    if (epilogue && !gemm_lt_row_sums_cuda(dw, sums, dout16, inp16, H, C, N, true, false))
+        state.SkipWithError("cuBLASLt offers no BGRADB algorithm for this shape");
+    else
+        gpu_timed(state, [&]() {
+            if (epilogue) gemm_lt_row_sums_cuda(dw, sums, dout16, inp16, H, C, N, true, false);
+            else gemm_bf16_cuda(dw, dout16, inp16, H, C, N, true, false, true);
+            matmul_bias_backward_kernel<<<cuda_blocks(H, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
+                db, epilogue ? sums : NULL, epilogue ? NULL : dout16, epilogue ? 1 : N, H);
+        });
+    for (float* p : {dw, db, sums, src}) device_free(DEV_CUDA, p);
+    for (bfloat16* p : {dout16, inp16}) device_free(DEV_CUDA, p);
+}
+BENCHMARK_CAPTURE(BM_bias_backward, epilogue, true)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_bias_backward, column_sums, false)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 // The two GPU attention paths, forward and backward together (the fused backward recomputes what the simple
 // path keeps in att, so only the pair compares like with like). TFLOP/s counts the causal half only:
 // 6 products of (T²/2) x HS per (b, h) (2 forward, 4 backward) = 6·B·T²·C flops, llm.c's 6LCT per token.
@@ -354,6 +380,10 @@ int main(int argc, char** argv) {
         printf("  GELU's backward in 16 bits (fcproj's dinp product to fch's bf16 gradient): GELU' in cuBLASLt's epilogue"
                " %.3f ms = %.2fx the product, GELU's backward kernel and the rounding (%.3f ms)\n", gb_fused,
                gb_fused / gb_three, gb_three);
+    double bb_fused = ms_of("BM_bias_backward/epilogue"), bb_two = ms_of("BM_bias_backward/column_sums");
+    if (bb_fused > 0 && bb_two > 0)
+        printf("  fc's weight and bias gradients in 16 bits: the bias gradient in cuBLASLt's epilogue (BGRADB) %.3f ms ="
+               " %.2fx the product then the column-sum kernel (%.3f ms)\n", bb_fused, bb_fused / bb_two, bb_two);
     double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16"),
            step_precision = ms_of("BM_train_step/bf16_precision");
     if (step > 0) {

@@ -215,9 +215,10 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 // gradient), or out's fp32 gradient rounded into `scratch` (the products would round it to bf16 anyway). With gelu_in
 // (inp = GELU(gelu_in)), dinp = dout · W is multiplied by GELU'(gelu_in) in the product's epilogue and stored as
 // gelu_in's gradient in bf16 (ops/gelu.h's backward formula; the next backward's products read it in bf16 anyway).
+// The bias gradient comes from the weight gradient's product too, in its epilogue (gemm.h's gemm_lt_row_sums_cuda).
 // The parameter gradients, and inp's otherwise, stay fp32. The same numbers as matmul() and gelu() at bf16 products,
 // but for two rounding points: the epilogue's GELU reads the fp32 sum (ops/gelu.h reads out's bf16 value), and the
-// bias gradient sums a gradient in 16-bit storage as stored.
+// bias gradient sums dout in bf16, as the products read it (matmul() sums the fp32 gradient).
 // The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
 
 static void matmul_bf16_backward_node(const TapeNode* node) {
@@ -235,10 +236,24 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
                           gelu_in->data16);
     else if (inp->grad)
         gemm_bf16_cuda(inp->grad, dout16, weight->data16, N, C, OC, false, false, true);
-    gemm_bf16_cuda(weight->grad, dout16, inp->data16, OC, C, N, true, false, true);
-    if (bias && bias->grad && OC > 0) {  // Σ_n dout[n, :], from the fp32 gradient where there is one
+    // dW += doutᵀ · inp; and dbias += Σ_n dout[n, :], the row sums of doutᵀ, in the same product's epilogue (into
+    // `sums`, which it writes over, then added: the column-sum kernel over that one row), or where cuBLASLt offers no
+    // such algorithm, by the column-sum kernel; both sum dout as the products read it, in bf16
+    static void* sums = NULL;
+    static size_t sums_bytes = 0;
+    bool dbias = bias && bias->grad && OC > 0;
+    float* row_sums = dbias ? (float*)device_scratch_grow(&sums, &sums_bytes, sizeof(float) * OC) : NULL;
+    bool in_epilogue = dbias && gemm_lt_row_sums_cuda(weight->grad, row_sums, dout16, inp->data16, OC, C, N, true, false);
+    static bool told = false;
+    if (dbias && !in_epilogue && !told) {
+        told = true;
+        fprintf(stderr, "note: cuBLASLt offers no bias-gradient epilogue for %s's (%d x %d) weight gradient: the bias "
+                "gradients by their own kernel\n", weight->name, OC, C);
+    }
+    if (!in_epilogue) gemm_bf16_cuda(weight->grad, dout16, inp->data16, OC, C, N, true, false, true);
+    if (dbias) {
         matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-            bias->grad, out->grad, out->grad ? (const bfloat16*)NULL : dout16, N, OC);
+            bias->grad, in_epilogue ? row_sums : NULL, in_epilogue ? NULL : dout16, in_epilogue ? 1 : N, OC);
         cudaCheckLaunch();
     }
 #else

@@ -75,3 +75,40 @@ static void check_bitwise(const char* what, const std::vector<float>& got, const
     CHECK_MESSAGE(differ == 0, std::string(what) << ": " << differ << " entries differ in their bits, the first at " << first
                                     << ": " << (differ ? got[first] : 0.0f) << " vs " << (differ ? ref[first] : 0.0f));
 }
+
+// 16-bit storage (model.h's gpt2_storage16): device buffers of bf16 values
+static bfloat16* device_bf16(size_t n) {
+    bfloat16* d = NULL;
+    cudaCheck(cudaMalloc(&d, sizeof(bfloat16) * n));
+    return d;
+}
+
+// h's values rounded to bf16, in a new 16-bit device buffer
+static bfloat16* bf16_to_device(const std::vector<float>& h) {
+    std::vector<bfloat16> b(h.size());
+    for (size_t i = 0; i < h.size(); i++) b[i] = bf16_from_float(h[i]);
+    bfloat16* d = device_bf16(h.size() ? h.size() : 1);
+    cudaCheck(cudaMemcpy(d, b.data(), sizeof(bfloat16) * b.size(), cudaMemcpyHostToDevice));
+    return d;
+}
+
+static std::vector<float> bf16_to_host(const bfloat16* d, size_t n) {
+    std::vector<bfloat16> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, sizeof(bfloat16) * n, cudaMemcpyDeviceToHost));
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = bf16_to_float(h[i]);
+    return f;
+}
+
+// A tensor on the GPU holding bf16 values over the given buffers (any may be NULL), as the ops see the model's
+static Tensor bf16_tensor(float* data, bfloat16* data16, float* grad) {
+    Tensor t;
+    memset(&t, 0, sizeof(t));
+    t.device = DEV_CUDA;
+    t.data = data;
+    t.data16 = data16;
+    t.grad = grad;
+    t.bf16 = true;
+    t.name = "test";
+    return t;
+}

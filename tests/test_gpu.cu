@@ -224,30 +224,7 @@ TEST_CASE("gpu: the teaching tiled GEMM equals cuBLAS (transposes, leading dimen
 }
 
 // ----------------------------------------------------------------------------------------------------
-// 16-bit storage (model.h's gpt2_logits16: the GPU at bf16 precision with bf16 products)
-
-static bfloat16* device_bf16(size_t n) {
-    bfloat16* d = NULL;
-    cudaCheck(cudaMalloc(&d, sizeof(bfloat16) * n));
-    return d;
-}
-
-// h's values rounded to bf16, in a new 16-bit device buffer
-static bfloat16* bf16_to_device(const std::vector<float>& h) {
-    std::vector<bfloat16> b(h.size());
-    for (size_t i = 0; i < h.size(); i++) b[i] = bf16_from_float(h[i]);
-    bfloat16* d = device_bf16(h.size() ? h.size() : 1);
-    cudaCheck(cudaMemcpy(d, b.data(), sizeof(bfloat16) * b.size(), cudaMemcpyHostToDevice));
-    return d;
-}
-
-static std::vector<float> bf16_to_host(const bfloat16* d, size_t n) {
-    std::vector<bfloat16> h(n);
-    cudaCheck(cudaMemcpy(h.data(), d, sizeof(bfloat16) * n, cudaMemcpyDeviceToHost));
-    std::vector<float> f(n);
-    for (size_t i = 0; i < n; i++) f[i] = bf16_to_float(h[i]);
-    return f;
-}
+// 16-bit storage (model.h's gpt2_storage16: the GPU at bf16 precision with bf16 products)
 
 // The LM head writes bf16 logits, the fused loss reads them and writes its gradient over them in bf16, and the head's
 // backward reads that: against the same three steps in fp32 storage of bf16 values (the product's output rounded, the
@@ -326,8 +303,9 @@ TEST_CASE("gpu: the LM head and the loss in 16-bit storage give what fp32 storag
 // The MLP in 16-bit storage: fc writes its hidden layer in bf16 (the sums starting from the bias), GELU reads and
 // writes bf16, fcproj reads it and writes fp32 storage of bf16 values; the backward rounds each product's fp32 output
 // gradient into a bf16 scratch. Against matmul()'s and gelu()'s kernels at bf16 products on fp32 storage of bf16
-// values: the same numbers up to the order of the fp32 sums (the emulation: the same bits). Gradient buffers start
-// random: the backwards add.
+// values: the same numbers up to the order of the fp32 sums (the emulation: the same bits), but for the bias
+// gradients, which sum dout in bf16 (in the weight gradient's epilogue) where matmul() sums the fp32 gradient.
+// Gradient buffers start random: the backwards add.
 TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 storage of bf16 values gives") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     const int N = 37, C = 64, H = 4 * C;
@@ -347,16 +325,6 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
     // 16-bit storage, through the ops as the model calls them: GELU in the epilogues of fc's product (forward) and
     // fcproj's (backward: fch's gradient in bf16), cuBLASLt's; or the products (the bias in fc's epilogue) and the GELU
     // op between them
-    auto tensor = [](float* data, bfloat16* data16, float* grad) {
-        Tensor t;
-        memset(&t, 0, sizeof(t));
-        t.device = DEV_CUDA;
-        t.data = data;
-        t.data16 = data16;
-        t.grad = grad;
-        t.bf16 = true;
-        return t;
-    };
     for (bool gelu_in_product : {true, false}) {
         CAPTURE(gelu_in_product);
         // fp32 storage of bf16 values
@@ -377,16 +345,16 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         gelu_backward_cuda(d_dfch, d_fch, d_dg, (size_t)N * H);
         matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dln2, d_dfcw, d_dfcb, d_dfch, d_ln2, d_fcw, N, C, H);
 
-        Tensor x = tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
-        Tensor w1 = tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0));
-        Tensor b1 = tensor(d_fcb, device_bf16(H), to_device(dfcb_0));
-        Tensor w2 = tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
-        Tensor b2 = tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
-        Tensor h = tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dfch_0));
-        Tensor g = tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dg_0));
+        Tensor x = bf16_tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
+        Tensor w1 = bf16_tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0));
+        Tensor b1 = bf16_tensor(d_fcb, device_bf16(H), to_device(dfcb_0));
+        Tensor w2 = bf16_tensor(NULL, device_bf16((size_t)C * H), to_device(dfcprojw_0));
+        Tensor b2 = bf16_tensor(d_fcprojb, NULL, to_device(dfcprojb_0));
+        Tensor h = bf16_tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dfch_0));
+        Tensor g = bf16_tensor(NULL, device_bf16((size_t)N * H), gelu_in_product ? NULL : to_device(dg_0));
         if (gelu_in_product) h.grad16 = device_bf16((size_t)N * H);  // GELU's input's gradient, as the model has it
-        Tensor out = tensor(to_device(zeros_c), NULL, to_device(dout));
-        Tensor scratch = tensor(NULL, device_bf16((size_t)N * H), NULL);
+        Tensor out = bf16_tensor(to_device(zeros_c), NULL, to_device(dout));
+        Tensor scratch = bf16_tensor(NULL, device_bf16((size_t)N * H), NULL);
         device_to_bf16(DEV_CUDA, x.data16, d_ln2, (size_t)N * C);
         device_to_bf16(DEV_CUDA, w1.data16, d_fcw, (size_t)H * C);
         device_to_bf16(DEV_CUDA, b1.data16, d_fcb, H);
@@ -545,5 +513,42 @@ TEST_CASE("gpu: the residual stream in 16-bit storage (embedding, layernorm alon
         for (float* p : {d_wte, d_wpe, d_a, d_b, d_w, d_bias, d_dout, d_dsum, d_enc, d_out, d_sum, d_mean, d_rstd})
             cudaCheck(cudaFree(p));
         for (bfloat16* p : {d_enc16, d_a16, d_b16, d_sum16, d_out16}) cudaCheck(cudaFree(p));
+    }
+}
+
+// A layer's bias gradient from its weight gradient's product (gemm.h's gemm_lt_row_sums_cuda, cuBLASLt's BGRADB):
+// Cm += op(A)·op(B) as gemm_bf16_cuda computes it (the emulation: the same bits), and the row sums of op(A) written
+// over `sums`, against sums in double of the same bf16 values. Both of A's layouts: dW = doutᵀ · inp reads dout
+// transposed. Where a GPU's cuBLASLt offers no such algorithm, the call computes nothing and says so (the layer
+// then runs the product and its column-sum kernel: matmul_bf16's backward).
+TEST_CASE("gpu: the bias gradient in the weight gradient's epilogue: the product, and op(A)'s row sums") {
+    if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
+    const int M = 24, N = 40, K = 37;
+    for (bool trans_a : {true, false}) {
+        CAPTURE(trans_a);
+        std::vector<float> a = random_vector((size_t)M * K, 131), b = random_vector((size_t)K * N, 132);
+        std::vector<float> c0 = random_vector((size_t)M * N, 133), sums0 = random_vector(M, 134);
+        for (std::vector<float>* v : {&a, &b})
+            for (float& x : *v) x = bf16_round(x);
+        bfloat16 *d_a = bf16_to_device(a), *d_b = bf16_to_device(b);
+        float *d_c = to_device(c0), *d_ref = to_device(c0), *d_sums = to_device(sums0);
+        bool offered = gemm_lt_row_sums_cuda(d_c, d_sums, d_a, d_b, M, N, K, trans_a, false);
+        gemm_bf16_cuda(d_ref, d_a, d_b, M, N, K, trans_a, false, true);
+        std::vector<float> got = to_host(d_c, (size_t)M * N), sums = to_host(d_sums, M);
+        if (!offered) {
+            MESSAGE("cuBLASLt offers no BGRADB algorithm here: the layers use the column-sum kernel");
+            check_bitwise("nothing computed", got, c0);
+        } else {
+            check_close("Cm += op(A)·op(B)", got, to_host(d_ref, (size_t)M * N), 1e-5);
+            std::vector<float> ref(M);
+            for (int i = 0; i < M; i++) {
+                double s = 0.0;
+                for (int k = 0; k < K; k++) s += a[trans_a ? (size_t)k * M + i : (size_t)i * K + k];
+                ref[i] = (float)s;
+            }
+            check_close("row sums of op(A)", sums, ref, 1e-5);
+        }
+        for (bfloat16* p : {d_a, d_b}) cudaCheck(cudaFree(p));
+        for (float* p : {d_c, d_ref, d_sums}) cudaCheck(cudaFree(p));
     }
 }

@@ -11,6 +11,7 @@
 // beta = 0 never reads C (it may hold NaN). Each entry is summed over k in order in the compute type: float for
 // CUBLAS_COMPUTE_32F, float of inputs rounded to TF32 (10-bit mantissa, round to nearest) for _FAST_TF32 or
 // bfloat16 for _FAST_16BF, double for CUBLAS_COMPUTE_64F.
+#include <algorithm>
 #include <stdio.h>
 #include <stdlib.h>
 #include <vector>
@@ -101,6 +102,7 @@ struct Gemm {
     bool gelu, dgelu;
     void* aux;
     long long aux_ld;
+    void* bgrad;  // BGRADB: bgrad[j] = Σ_l op(B)[l, j] (of C's type), from op(B) as the compute type reads it
 };
 
 // GELU's tanh approximation, x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))), as cuBLASLt's GELU epilogues compute it
@@ -139,6 +141,12 @@ void gemm_run(const Gemm& g) {
                 double v = load(B, g.tb, at);
                 if (dbl) Bd[l + j * k] = v;
                 else Bf[l + j * k] = tf32 ? round_tf32((float)v) : bf16 ? bf16_to_float(float_to_bf16((float)v)) : (float)v;
+            }
+        if (g.bgrad)
+            for (size_t j = 0; j < n; j++) {
+                float s = 0.0f;
+                for (size_t l = 0; l < k; l++) s += Bf[l + j * k];
+                store(g.bgrad, g.tc, j, s);
             }
 #pragma omp parallel for schedule(static)
         for (long long jj = 0; jj < (long long)n; jj++) {
@@ -219,7 +227,8 @@ cublasStatus_t gemm_call(const char* call, cublasHandle_t handle, Gemm g, const 
             !operand_ok(name, "B", g.B, g.tb, b_rows, b_cols, g.ldb, g.sb, g.batch) ||
             !operand_ok(name, "C", g.C, g.tc, g.m, g.n, g.ldc, g.sc, g.batch) ||
             (g.bias && !operand_ok(name, "bias", g.bias, g.tc, g.m, 1, g.m, 0, 1)) ||
-            (g.aux && !operand_ok(name, "aux", g.aux, g.tc, g.m, g.n, (int)g.aux_ld, 0, 1))) {
+            (g.aux && !operand_ok(name, "aux", g.aux, g.tc, g.m, g.n, (int)g.aux_ld, 0, 1)) ||
+            (g.bgrad && !operand_ok(name, "bias gradient", g.bgrad, g.tc, g.n, 1, g.n, 0, 1))) {
             emu::fault(cudaErrorIllegalAddress);
             return;
         }
@@ -263,7 +272,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           long long strideC, int batchCount, cublasComputeType_t computeType,
                                           cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, batchCount, strideA, strideB, strideC, A, B, C, Atype, Btype, Ctype,
-              computeType, 0.0, 0.0, NULL, false, false, NULL, 0};
+              computeType, 0.0, 0.0, NULL, false, false, NULL, 0, NULL};
     return gemm_call("cublasGemmStridedBatchedEx", handle, g, alpha, beta);
 }
 
@@ -272,7 +281,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
                             cublasComputeType_t computeType, cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, Atype, Btype, Ctype, computeType, 0.0, 0.0,
-              NULL, false, false, NULL, 0};
+              NULL, false, false, NULL, 0, NULL};
     return gemm_call("cublasGemmEx", handle, g, alpha, beta);
 }
 
@@ -282,7 +291,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
     cublasComputeType_t compute =
         handle && handle->math == CUBLAS_TF32_TENSOR_OP_MATH ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, compute,
-              0.0, 0.0, NULL, false, false, NULL, 0};
+              0.0, 0.0, NULL, false, false, NULL, 0, NULL};
     return gemm_call("cublasSgemm", handle, g, alpha, beta);
 }
 
@@ -290,7 +299,7 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            int k, const double* alpha, const double* A, int lda, const double* B, int ldb,
                            const double* beta, double* C, int ldc) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_64F, CUDA_R_64F, CUDA_R_64F,
-              CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, false, NULL, 0};
+              CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, false, NULL, 0, NULL};
     return gemm_call("cublasDgemm", handle, g, alpha, beta);
 }
 
@@ -323,6 +332,7 @@ struct EmuLtPreference {
 namespace {
 bool has_bias(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
 bool has_gelu(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+std::vector<cublasLtEpilogue_t> lt_refused;  // emu_lt_offer's
 bool has_aux(cublasLtEpilogue_t e) {
     return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU;
 }
@@ -348,13 +358,18 @@ cublasStatus_t lt_check(const char* call, cublasLtHandle_t handle, cublasLtMatmu
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, "D's layout differs from C's (not emulated)");
     if (d->scale != CUDA_R_32F || !types_supported(a->type, b->type, c->type, d->compute))
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, "data, scale or compute types (not emulated)");
-    if (has_bias(d->epilogue) && !d->bias) return fail(CUBLAS_STATUS_INVALID_VALUE, "a bias epilogue without a bias pointer");
+    for (cublasLtEpilogue_t e : lt_refused)
+        if (e == d->epilogue) return fail(CUBLAS_STATUS_NOT_SUPPORTED, "the epilogue is refused (emu_lt_offer)");
+    bool bgrad = d->epilogue == CUBLASLT_EPILOGUE_BGRADB;
+    if ((has_bias(d->epilogue) || bgrad) && !d->bias)
+        return fail(CUBLAS_STATUS_INVALID_VALUE, "a bias epilogue without a bias pointer");
+    if (bgrad && d->compute == CUBLAS_COMPUTE_64F) return fail(CUBLAS_STATUS_NOT_SUPPORTED, "BGRADB in fp64 (not emulated)");
     if (has_aux(d->epilogue) && (!d->aux || d->aux_ld < (int64_t)m || d->aux_ld % 8 != 0))
         return fail(CUBLAS_STATUS_INVALID_VALUE, "a GELU epilogue with aux without an aux pointer, or its ld below D's rows or not a multiple of 8");
     *g = Gemm{d->transa, d->transb, (int)m, (int)n, (int)k, (int)a->ld, (int)b->ld, (int)c->ld, 1, 0, 0, 0, NULL, NULL, NULL,
               a->type, b->type, c->type, d->compute, 0.0, 0.0, has_bias(d->epilogue) ? d->bias : NULL,
               has_gelu(d->epilogue), d->epilogue == CUBLASLT_EPILOGUE_DGELU, has_aux(d->epilogue) ? d->aux : NULL,
-              d->aux_ld};
+              d->aux_ld, bgrad ? (void*)d->bias : NULL};
     return CUBLAS_STATUS_SUCCESS;
 }
 }  // namespace
@@ -540,4 +555,9 @@ cusolverStatus_t cusolverDnDsyevd(cusolverDnHandle_t handle, cusolverEigMode_t j
         *devInfo = info;
     });
     return CUSOLVER_STATUS_SUCCESS;
+}
+
+void emu_lt_offer(cublasLtEpilogue_t epilogue, bool offered) {
+    lt_refused.erase(std::remove(lt_refused.begin(), lt_refused.end(), epilogue), lt_refused.end());
+    if (!offered) lt_refused.push_back(epilogue);
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <cublasLt.h>
 #include "../gpu_testutil.h"
+#include "../../ops/matmul.h"
 
 // every error these tests provoke is expected: keep the emulation's explanations off stderr, and forget the
 // error afterwards so the next test starts clean
@@ -514,4 +515,63 @@ TEST_CASE("emulation: cuBLASLt computes the product with its bias and GELU epilo
     cublasLtMatmulDescDestroy(desc);
     for (bfloat16* p : {d_A, d_B, d_bias, d_D, d_aux}) cudaCheck(cudaFree(p));
     cublasLtDestroy(h);
+}
+
+// The stand-in's BGRADB on hand values, and emu_lt_offer's refusal, which takes a layer's backward down the path a
+// GPU whose cuBLASLt has no BGRADB algorithm would take (the product, then the column-sum kernel): the same weight
+// gradient bits and the same bias gradient to fp32's rounding either way.
+TEST_CASE("emulation: cuBLASLt's BGRADB sums op(B) over k; refused, a layer's bias gradient comes from its kernel") {
+    // gemm.h's call: Cm (2 x 2) += op(A) (2 x 3) · B (3 x 2), op(A)'s row sums (BGRADB on the swapped operands)
+    std::vector<float> a = {1, 2, 3, -4, 5, 0.5f}, b = {1, 0, 0, 1, 2, -1};  // row-major A (2 x 3), B (3 x 2)
+    bfloat16 *d_a = bf16_to_device(a), *d_b = bf16_to_device(b);
+    float *d_c = to_device({10, 20, 30, 40}), *d_sums = to_device({0, 0});
+    REQUIRE(gemm_lt_row_sums_cuda(d_c, d_sums, d_a, d_b, 2, 2, 3, false, false));
+    std::vector<float> c = to_host(d_c, 4), sums = to_host(d_sums, 2);
+    CHECK(c == std::vector<float>({10 + 7, 20 - 1, 30 - 3, 40 + 4.5f}));  // A·B = [7 -1; -3 4.5]
+    CHECK(sums == std::vector<float>({6, 1.5f}));  // 1 + 2 + 3, -4 + 5 + 0.5: written over
+    emu_lt_offer(CUBLASLT_EPILOGUE_BGRADB, false);
+    {
+        ExpectErrors expect;
+        CHECK_FALSE(gemm_lt_row_sums_cuda(d_c, d_sums, d_a, d_b, 2, 2, 3, false, false));
+        CHECK(to_host(d_c, 4) == c);  // nothing computed
+        emu::clear_errors();
+    }
+    emu_lt_offer(CUBLASLT_EPILOGUE_BGRADB, true);
+
+    // a layer in 16-bit storage, its backward with BGRADB offered and refused
+    const int N = 29, C = 16, OC = 24;
+    std::vector<float> x = random_vector((size_t)N * C, 141), w = random_vector((size_t)OC * C, 142, 0.3f),
+                       bias = random_vector(OC, 143), dout = random_vector((size_t)N * OC, 144);
+    std::vector<std::vector<float>> grads[2];
+    for (int refused = 0; refused < 2; refused++) {
+        emu_lt_offer(CUBLASLT_EPILOGUE_BGRADB, !refused);
+        emu::set_quiet(refused);  // (the refusal is reported, as a GPU's cuBLASLt would not be)
+        Tensor inp = bf16_tensor(NULL, bf16_to_device(x), to_device(std::vector<float>((size_t)N * C)));
+        Tensor weight = bf16_tensor(NULL, bf16_to_device(w), to_device(std::vector<float>((size_t)OC * C)));
+        Tensor b = bf16_tensor(to_device(bias), bf16_to_device(bias), to_device(std::vector<float>(OC)));
+        Tensor out = bf16_tensor(NULL, device_bf16((size_t)N * OC), NULL);
+        out.grad16 = bf16_to_device(dout);  // as the next product's backward leaves it
+        Tape tape;
+        tape_init(&tape, 2);
+        matmul(&tape, Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16}, &out, &inp, &weight, &b, N, C, OC);
+        tape_backward(&tape);
+        grads[refused] = {to_host(weight.grad, (size_t)OC * C), to_host(b.grad, OC), to_host(inp.grad, (size_t)N * C)};
+        tape_free(&tape);
+        for (float* p : {inp.grad, weight.grad, b.data, b.grad}) cudaCheck(cudaFree(p));
+        for (bfloat16* p : {inp.data16, weight.data16, b.data16, out.data16, out.grad16}) cudaCheck(cudaFree(p));
+    }
+    emu_lt_offer(CUBLASLT_EPILOGUE_BGRADB, true);
+    emu::set_quiet(false);
+    check_bitwise("dweight, BGRADB refused", grads[1][0], grads[0][0]);
+    check_bitwise("dinp, BGRADB refused", grads[1][2], grads[0][2]);
+    check_close("dbias, BGRADB refused", grads[1][1], grads[0][1], 1e-6);
+    std::vector<float> ref(OC);  // Σ_n dout[n, o] of dout's bf16 values
+    for (int o = 0; o < OC; o++) {
+        double s = 0.0;
+        for (int n = 0; n < N; n++) s += bf16_round(dout[(size_t)n * OC + o]);
+        ref[o] = (float)s;
+    }
+    check_close("dbias", grads[0][1], ref, 1e-6);
+    for (bfloat16* p : {d_a, d_b}) cudaCheck(cudaFree(p));
+    for (float* p : {d_c, d_sums}) cudaCheck(cudaFree(p));
 }

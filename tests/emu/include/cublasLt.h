@@ -3,7 +3,8 @@
 // tests/emu/blas.cpp with the documented semantics: D = alpha · op(A) · op(B) + beta · C, column-major, then the
 // epilogue on each fp32 sum (the bias, whose type is D's, added per row of D; GELU, its tanh approximation, with the
 // value before it stored to the aux matrix, of D's type, at the aux leading dimension; DGELU, the sum times GELU's
-// derivative at the aux matrix's value, read).
+// derivative at the aux matrix's value, read; BGRADB, the sums of op(B) over k, one per column of D, of D's type,
+// written to the bias pointer). One addition of the emulation's own, for tests: emu_lt_offer, below.
 #pragma once
 #include "cublas_v2.h"
 
@@ -42,7 +43,8 @@ typedef enum {
     CUBLASLT_EPILOGUE_GELU_BIAS = 36,
     CUBLASLT_EPILOGUE_GELU_AUX = 160,
     CUBLASLT_EPILOGUE_GELU_AUX_BIAS = 164,
-    CUBLASLT_EPILOGUE_DGELU = 192
+    CUBLASLT_EPILOGUE_DGELU = 192,
+    CUBLASLT_EPILOGUE_BGRADB = 512
 } cublasLtEpilogue_t;
 typedef enum { CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1 } cublasLtMatmulPreferenceAttributes_t;
 
@@ -72,3 +74,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
                               cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo, void* workspace,
                               size_t workspaceSizeInBytes, cudaStream_t stream);
+
+// The emulation's own (not cuBLASLt's): whether the heuristic offers an algorithm for `epilogue` (all are offered
+// at the start), so a test can take the path a GPU whose cuBLASLt has none would take.
+void emu_lt_offer(cublasLtEpilogue_t epilogue, bool offered);
