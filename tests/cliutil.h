@@ -49,10 +49,7 @@ static std::string file_text(const std::string& path) {
     return text;
 }
 
-static std::string temp_dir() {
-    char tmpl[] = "/tmp/muongpt_cli_XXXXXX";
-    return mkdtemp(tmpl);
-}
+static std::string temp_dir() { return test_temp_dir("muongpt_cli"); }
 
 static void write_file(const std::string& path, const void* data, size_t bytes) {
     FILE* f = fopen(path.c_str(), "wb");

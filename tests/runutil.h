@@ -11,8 +11,7 @@
 // of uniform over GPT-2's 50257 tokens (a loss that stays at log 50257 = 10.8), a chain over 64 of them in which each
 // token is followed by its own successor 3 times in 4, so a model's loss falls well below that within 50 steps
 static std::string make_test_data(uint64_t seed, bool learnable = false) {
-    char tmpl[] = "/tmp/muongpt_train_XXXXXX";
-    std::string dir = mkdtemp(tmpl);
+    std::string dir = test_temp_dir("muongpt_train");
     Rng rng = rng_make(seed);
     const char* names[2] = {"/train.bin", "/val.bin"};
     for (int f = 0; f < 2; f++) {

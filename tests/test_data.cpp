@@ -9,15 +9,10 @@
 
 #include "data/loader.h"
 #include "data/prepare.h"
+#include "testutil.h"
 
-static std::string make_temp_dir() {
-    char tmpl[] = "/tmp/muongpt_test_data_XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != NULL);
-    return tmpl;
-}
-
-static int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return remove(path); }
-static void remove_temp_dir(const std::string& dir) { nftw(dir.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static std::string make_temp_dir() { return test_temp_dir("muongpt_test_data"); }
+static void remove_temp_dir(const std::string& dir) { nftw(dir.c_str(), temp_remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void write_file(const std::string& path, const std::string& bytes) {
     FILE* f = fopen(path.c_str(), "wb");

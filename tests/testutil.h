@@ -1,9 +1,30 @@
-// tests/testutil.h: what the CPU tests share: random buffers, and the finite-difference gradient check.
+// tests/testutil.h: what the CPU tests share: temporary folders, random buffers, and the finite-difference gradient
+// check.
 #pragma once
 #include <doctest/doctest.h>
+#include <ftw.h>
+#include <stdlib.h>
 #include <string>
 #include <vector>
 #include "../device.h"
+
+// A new folder /tmp/<prefix>_XXXXXX (mkdtemp), removed with all it holds when the test binary exits (atexit: a
+// forked child leaves by _exit and removes nothing), so runs of make test leave nothing behind in /tmp.
+static int temp_remove_entry(const char* path, const struct stat*, int, struct FTW*) { return remove(path); }
+static std::vector<std::string>* temp_dirs() {
+    static std::vector<std::string> dirs;
+    return &dirs;
+}
+static void temp_dirs_remove() {
+    for (const std::string& dir : *temp_dirs()) nftw(dir.c_str(), temp_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+static std::string test_temp_dir(const char* prefix) {
+    std::string path = std::string("/tmp/") + prefix + "_XXXXXX";
+    REQUIRE(mkdtemp(&path[0]) != NULL);
+    if (temp_dirs()->empty()) atexit(temp_dirs_remove);
+    temp_dirs()->push_back(path);
+    return path;
+}
 
 // how many of x's n values are not bf16 values (a bf16 value rounds to itself: bf16_round)
 static size_t not_bf16(const float* x, size_t n) {

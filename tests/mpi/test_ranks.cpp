@@ -107,10 +107,7 @@ TEST_CASE("ranks: a checkpoint of a split state is whole: one rank resumes it, a
     int zero = 0;  // every rank's temporary folder name is rank 0's
     std::string dir;
     char path[256] = "";
-    if (dist_root()) {
-        char tmpl[] = "/tmp/muongpt_ranks_XXXXXX";
-        snprintf(path, sizeof(path), "%s/ckpt.bin", mkdtemp(tmpl));
-    }
+    if (dist_root()) snprintf(path, sizeof(path), "%s/ckpt.bin", test_temp_dir("muongpt_ranks").c_str());
     dist_broadcast(path, sizeof(path));
     TrainState st;
     memset(&st, 0, sizeof(st));
