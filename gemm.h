@@ -328,7 +328,7 @@ static void gemm_lt_bf16_cuda(bfloat16* D, const bfloat16* A, const bfloat16* B,
 // cuBLASLt offers no algorithm: the caller then runs the product and the sums its own way.
 static bool gemm_lt_row_sums_cuda(float* Cm, float* row_sums, const bfloat16* A, const bfloat16* B, int M, int N,
                                   int K, bool trans_a, bool trans_b) {
-    if (M <= 0 || N <= 0) return true;
+    if (M <= 0 || N <= 0 || K <= 0) return false;  // (an empty product: the caller's way handles it)
     return gemm_lt_cuda(Cm, CUDA_R_32F, true, A, B, M, N, K, trans_a, trans_b, CUBLASLT_EPILOGUE_BGRADB, row_sums,
                         NULL);
 }

@@ -97,16 +97,16 @@ struct GPT2 {
 // and the fp32 output gradients rounded into a shared scratch in the backward. The bias and its gradient, and GELU
 // both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's backward writes
 // fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32 gradient. The same
-// numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway) but for two
-// rounding points: the epilogue's GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's
-// bf16 value (as autocast), and the bias gradients sum the output gradients in bf16, as the products read them
-// (as llm.c's and autocast's; the CPU sums fp32). The activation gradients, the statistics, qkv,
-// atty and attproj on the simple attention path, and the CPU's every tensor are fp32 storage.
+// numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway; the bias gradients
+// sum the output gradients in bf16 on both: tensor.h's kernels_bf16) but for one rounding point: the epilogue's
+// GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as autocast). The
+// activation gradients, the statistics, qkv, atty and attproj on the simple attention path, and the CPU's every
+// tensor are fp32 storage.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
                                          P_FCPROJB};
 static bool gpt2_storage16(Device device, Kernels k) {
-    return device == DEV_CUDA && k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16;
+    return device == DEV_CUDA && kernels_bf16(k);
 }
 
 static void gpt2_layout_params(GPT2* m) {

@@ -155,6 +155,11 @@ struct Kernels {
     Precision precision;
 };
 
+// bf16 precision with bf16 products: the products read bf16 activations and bf16 output gradients (the GPU holds
+// them in 16-bit storage: model.h's gpt2_storage16; the CPU rounds them where it packs them), and a bias gradient
+// sums its output gradient as the products read it, in bf16 (ops/matmul.h), as autocast and llm.c do
+static bool kernels_bf16(Kernels k) { return k.precision == PRECISION_BF16 && k.gemm == GEMM_CUBLAS_BF16; }
+
 // ----------------------------------------------------------------------------------------------------
 // the tape
 

@@ -220,7 +220,7 @@ static void BM_bias_backward(benchmark::State& state, bool epilogue) {
             if (epilogue) gemm_lt_row_sums_cuda(dw, sums, dout16, inp16, H, C, N, true, false);
             else gemm_bf16_cuda(dw, dout16, inp16, H, C, N, true, false, true);
             matmul_bias_backward_kernel<<<cuda_blocks(H, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-                db, epilogue ? sums : NULL, epilogue ? NULL : dout16, epilogue ? 1 : N, H);
+                db, epilogue ? sums : NULL, epilogue ? NULL : dout16, epilogue ? 1 : N, H, false);
         });
     for (float* p : {dw, db, sums, src}) device_free(DEV_CUDA, p);
     for (bfloat16* p : {dout16, inp16}) device_free(DEV_CUDA, p);

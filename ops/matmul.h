@@ -24,7 +24,8 @@ static void matmul_forward_cpu_naive(float* out, const float* inp, const float* 
 // With L the loss and dout = dL/dout:
 //   dinp    (N, C)  += dout · W            dinp[n, c]    += Σ_o dout[n, o] · W[o, c]
 //   dweight (OC, C) += doutᵀ · inp         dweight[o, c] += Σ_n dout[n, o] · inp[n, c]
-//   dbias   (OC)    += Σ_n dout[n, :]
+//   dbias   (OC)    += Σ_n dout[n, :]      (bf16_dout: each dout value rounded to bf16 first, as the bf16 products
+//                                           read it: tensor.h's kernels_bf16)
 static void matmul_backward_cpu_naive(float* dinp, float* dweight, float* dbias, const float* dout,
                                       const float* inp, const float* weight, int N, int C, int OC) {
     for (int n = 0; n < N; n++)
@@ -51,14 +52,15 @@ static void matmul_forward_cpu(float* out, const float* inp, const float* weight
 
 // backward formulas as in matmul_backward_cpu_naive above
 static void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                const float* weight, int N, int C, int OC, GemmLevel level = GEMM_CUBLAS) {
+                                const float* weight, int N, int C, int OC, GemmLevel level = GEMM_CUBLAS,
+                                bool bf16_dout = false) {
     if (dinp) gemm_cpu(dinp, dout, weight, N, C, OC, false, false, true, level);  // (N,C) += (N,OC)·(OC,C)
     gemm_cpu(dweight, dout, inp, OC, C, N, true, false, true, level);             // (OC,C) += (N,OC)ᵀ·(N,C)
     if (dbias) {
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < OC; o++) {
             float sum = 0.0f;  // rows in order: the same bits whatever the thread count
-            for (int n = 0; n < N; n++) sum += dout[(size_t)n * OC + o];
+            for (int n = 0; n < N; n++) sum += as_stored(dout[(size_t)n * OC + o], bf16_dout);
             dbias[o] += sum;
         }
     }
@@ -95,15 +97,16 @@ static __global__ void matmul_bias_add4_kernel(float* out, const float* bias, in
 // columns and all rows: thread (col, lane) sums rows lane, lane + COLSUM_LANES, ... in order, then each
 // column's COLSUM_LANES partial sums are added pairwise in shared memory. One block, one fixed order per
 // column: no atomics, the same bits every run.
-// (dout16: dout in 16-bit storage instead, dout NULL)
+// (dout16: dout in 16-bit storage instead, dout NULL; bf16_dout: each value rounded to bf16 as it is read)
 static __global__ void matmul_bias_backward_kernel(float* dbias, const float* dout, const bfloat16* dout16, int N,
-                                                   int OC) {
+                                                   int OC, bool bf16_dout) {
     __shared__ float partial[COLSUM_LANES][COLSUM_COLS];
     int col = threadIdx.x % COLSUM_COLS, lane = threadIdx.x / COLSUM_COLS;
     int o = blockIdx.x * COLSUM_COLS + col;
     float sum = 0.0f;
     if (o < OC)
-        for (int n = lane; n < N; n += COLSUM_LANES) sum += load_value(dout, dout16, (size_t)n * OC + o);
+        for (int n = lane; n < N; n += COLSUM_LANES)
+            sum += as_stored(load_value(dout, dout16, (size_t)n * OC + o), bf16_dout);
     partial[lane][col] = sum;
     __syncthreads();
     for (int stride = COLSUM_LANES / 2; stride > 0; stride /= 2) {
@@ -137,12 +140,12 @@ static void matmul_forward_cuda(GemmLevel gemm, float* out, const float* inp, co
 
 // backward formulas above matmul_backward_cpu_naive
 static void matmul_backward_cuda(GemmLevel gemm, float* dinp, float* dweight, float* dbias, const float* dout,
-                                 const float* inp, const float* weight, int N, int C, int OC) {
+                                 const float* inp, const float* weight, int N, int C, int OC, bool bf16_dout = false) {
     if (dinp) gemm_cuda(gemm, dinp, dout, weight, N, C, OC, false, false, true);  // (N,C) += (N,OC)·(OC,C)
     gemm_cuda(gemm, dweight, dout, inp, OC, C, N, true, false, true);             // (OC,C) += (N,OC)ᵀ·(N,C)
     if (dbias && OC > 0) {
         matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-            dbias, dout, (const bfloat16*)NULL, N, OC);
+            dbias, dout, (const bfloat16*)NULL, N, OC, bf16_dout);
         cudaCheckLaunch();
     }
 }
@@ -161,11 +164,11 @@ static void matmul_forward(Device d, GemmLevel gemm, float* out, const float* in
 }
 
 static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweight, float* dbias, const float* dout,
-                            const float* inp, const float* weight, int N, int C, int OC) {
+                            const float* inp, const float* weight, int N, int C, int OC, bool bf16_dout = false) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return matmul_backward_cuda(gemm, dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    if (d == DEV_CUDA) return matmul_backward_cuda(gemm, dinp, dweight, dbias, dout, inp, weight, N, C, OC, bf16_dout);
 #endif
-    matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, N, C, OC, gemm);
+    matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, N, C, OC, gemm, bf16_dout);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ static void matmul_backward(Device d, GemmLevel gemm, float* dinp, float* dweigh
 static void matmul_backward_node(const TapeNode* node) {
     const Tensor *out = node->out, *inp = node->in[0], *weight = node->in[1], *bias = node->in[2];
     matmul_backward(out->device, node->kernels.gemm, inp->grad, weight->grad, bias ? bias->grad : NULL, out->grad,
-                    inp->data, weight->data, node->dims[0], node->dims[1], node->dims[2]);
+                    inp->data, weight->data, node->dims[0], node->dims[1], node->dims[2], kernels_bf16(node->kernels));
 }
 
 static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Tensor* bias, Tensor* scratch, int N,
@@ -217,8 +220,8 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
 // gelu_in's gradient in bf16 (ops/gelu.h's backward formula; the next backward's products read it in bf16 anyway).
 // The bias gradient comes from the weight gradient's product too, in its epilogue (gemm.h's gemm_lt_row_sums_cuda).
 // The parameter gradients, and inp's otherwise, stay fp32. The same numbers as matmul() and gelu() at bf16 products,
-// but for two rounding points: the epilogue's GELU reads the fp32 sum (ops/gelu.h reads out's bf16 value), and the
-// bias gradient sums dout in bf16, as the products read it (matmul() sums the fp32 gradient).
+// but for the one rounding point of the epilogue's GELU, which reads the fp32 sum (ops/gelu.h reads out's bf16 value);
+// the bias gradient sums dout in bf16 either way, as the products read it (matmul() rounds it: kernels_bf16).
 // The CPU has no 16-bit storage (its bf16 precision keeps bf16 values in fp32 buffers): never called there.
 
 static void matmul_bf16_backward_node(const TapeNode* node) {
@@ -241,11 +244,12 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
     // such algorithm, by the column-sum kernel; both sum dout as the products read it, in bf16
     static void* sums = NULL;
     static size_t sums_bytes = 0;
-    bool dbias = bias && bias->grad && OC > 0;
+    bool dbias = bias && bias->grad && OC > 0, nonempty = N > 0 && C > 0;
     float* row_sums = dbias ? (float*)device_scratch_grow(&sums, &sums_bytes, sizeof(float) * OC) : NULL;
-    bool in_epilogue = dbias && gemm_lt_row_sums_cuda(weight->grad, row_sums, dout16, inp->data16, OC, C, N, true, false);
+    bool in_epilogue = dbias && nonempty &&
+                       gemm_lt_row_sums_cuda(weight->grad, row_sums, dout16, inp->data16, OC, C, N, true, false);
     static bool told = false;
-    if (dbias && !in_epilogue && !told) {
+    if (dbias && nonempty && !in_epilogue && !told) {
         told = true;
         fprintf(stderr, "note: cuBLASLt offers no bias-gradient epilogue for %s's (%d x %d) weight gradient: the bias "
                 "gradients by their own kernel\n", weight->name, OC, C);
@@ -253,7 +257,7 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
     if (!in_epilogue) gemm_bf16_cuda(weight->grad, dout16, inp->data16, OC, C, N, true, false, true);
     if (dbias) {
         matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-            bias->grad, in_epilogue ? row_sums : NULL, in_epilogue ? NULL : dout16, in_epilogue ? 1 : N, OC);
+            bias->grad, in_epilogue ? row_sums : NULL, in_epilogue ? NULL : dout16, in_epilogue ? 1 : N, OC, false);
         cudaCheckLaunch();
     }
 #else

@@ -83,7 +83,7 @@ static OpCase matmul_case(int N, int C, int OC, bool bias) {
     };
     c.rounds = true;
     c.backward = [=](Device d, Kernels k, float** b, int**) {
-        matmul_backward(d, k.gemm, b[5], b[6], bias ? b[7] : NULL, b[4], b[0], b[1], N, C, OC);
+        matmul_backward(d, k.gemm, b[5], b[6], bias ? b[7] : NULL, b[4], b[0], b[1], N, C, OC, kernels_bf16(k));
     };
     c.flops = 6.0 * N * C * OC;
     return c;

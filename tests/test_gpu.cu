@@ -303,9 +303,9 @@ TEST_CASE("gpu: the LM head and the loss in 16-bit storage give what fp32 storag
 // The MLP in 16-bit storage: fc writes its hidden layer in bf16 (the sums starting from the bias), GELU reads and
 // writes bf16, fcproj reads it and writes fp32 storage of bf16 values; the backward rounds each product's fp32 output
 // gradient into a bf16 scratch. Against matmul()'s and gelu()'s kernels at bf16 products on fp32 storage of bf16
-// values: the same numbers up to the order of the fp32 sums (the emulation: the same bits), but for the bias
-// gradients, which sum dout in bf16 (in the weight gradient's epilogue) where matmul() sums the fp32 gradient.
-// Gradient buffers start random: the backwards add.
+// values: the same numbers up to the order of the fp32 sums (the emulation: the same bits; the bias gradients sum
+// dout's bf16 values either way, in the weight gradient's epilogue or the column-sum kernel). Gradient buffers start
+// random: the backwards add.
 TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 storage of bf16 values gives") {
     if (!gpu_available()) { MESSAGE(SKIP_WITHOUT_GPU_MESSAGE); return; }
     const int N = 37, C = 64, H = 4 * C;
@@ -341,9 +341,9 @@ TEST_CASE("gpu: the MLP in 16-bit storage (fc, GELU, fcproj) gives what fp32 sto
         gelu_forward_cuda(d_g, d_fch, (size_t)N * H, true);
         if (gelu_in_product) device_round_bf16(DEV_CUDA, d_fch, d_fch, (size_t)N * H);
         matmul_forward_cuda(GEMM_CUBLAS_BF16, d_out, d_g, d_fcprojw, d_fcprojb, N, H, C, true);
-        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dg, d_dfcprojw, d_dfcprojb, d_dout, d_g, d_fcprojw, N, H, C);
+        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dg, d_dfcprojw, d_dfcprojb, d_dout, d_g, d_fcprojw, N, H, C, true);
         gelu_backward_cuda(d_dfch, d_fch, d_dg, (size_t)N * H);
-        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dln2, d_dfcw, d_dfcb, d_dfch, d_ln2, d_fcw, N, C, H);
+        matmul_backward_cuda(GEMM_CUBLAS_BF16, d_dln2, d_dfcw, d_dfcb, d_dfch, d_ln2, d_fcw, N, C, H, true);
 
         Tensor x = bf16_tensor(NULL, device_bf16((size_t)N * C), to_device(dln2_0));  // ln2 in 16-bit storage
         Tensor w1 = bf16_tensor(NULL, device_bf16((size_t)H * C), to_device(dfcw_0));

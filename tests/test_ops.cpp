@@ -86,6 +86,14 @@ TEST_CASE("matmul: fast forward and backward equal the naive reference") {
     CHECK(max_abs_diff(di1.data(), di2.data(), di1.size()) < 1e-4);
     CHECK(max_abs_diff(dw1.data(), dw2.data(), dw1.size()) < 1e-4);
     CHECK(max_abs_diff(db1.data(), db2.data(), db1.size()) < 1e-4);
+    // at bf16 (tensor.h's kernels_bf16) the bias gradient sums dout's bf16 values, as the bf16 products read them:
+    // the naive sums of dout rounded beforehand, in the same order (from zero), bit for bit; not fp32's
+    std::vector<float> rounded(dout), db3(OC, 0.0f), db4(OC, 0.0f), dw3(dw1), dw4(dw1);
+    for (float& x : rounded) x = bf16_round(x);
+    matmul_backward_cpu_naive(NULL, dw3.data(), db3.data(), rounded.data(), inp.data(), w.data(), N, C, OC);
+    matmul_backward_cpu(NULL, dw4.data(), db4.data(), dout.data(), inp.data(), w.data(), N, C, OC, GEMM_CUBLAS_BF16, true);
+    CHECK(db4 == db3);
+    CHECK(max_abs_diff(db4.data(), db2.data(), OC) > 1e-6);
 }
 
 // The finite-difference driver of the op-case table: for each case, the analytic gradients from one backward
