@@ -38,9 +38,8 @@ struct BlockActs {  // one layer's activations; shapes for the allocated (B, T)
 // and the stream entering it, which is layer l's res3); layer l + 2's are consumed by then. So layer l's gradients
 // live in set l % 2, which a tape node zeroes just before layer l's backward (recorded after the layer's forward;
 // set L % 2, which the LM head's backward writes first, by a node recorded after the head), so no backward clears
-// the whole arena:
-// 2 layers' worth of gradient memory instead of L (d12 at B = 32, T = 1024: 3.6 GB instead of 21.7 GB). llm.c
-// shares them the same way. The final layernorm's gradient is "ln1 of layer L" (set L % 2).
+// the whole arena: 2 layers' worth of gradient memory instead of L (d12 at B = 32, T = 1024: 3.6 GB instead of
+// 21.7 GB). llm.c shares them the same way. The final layernorm's gradient is "ln1 of layer L" (set L % 2).
 struct GradSet {  // the slots of one set, each (B, T, width)
     float *stream, *ln1, *qkv, *atty, *attproj, *res2, *ln2, *fch, *fch_gelu, *fcproj;
 };
@@ -56,8 +55,8 @@ struct GPT2 {
     Arena grad_arena;      // one allocation: their gradients, same layout
     Tensor params[NUM_PARAM_TENSORS];   // the master weights: what the optimizer updates and checkpoints hold
     Arena weight_arena;    // --precision bf16: the parameters rounded to bf16 (else nothing allocated)
-    Tensor weights[NUM_PARAM_TENSORS];  // what the layers read: params' values (fp32) or that rounded copy (bf16),
-                                        // with params' gradients either way (gpt2_forward refreshes the copy)
+    Tensor weights[NUM_PARAM_TENSORS];  // what the layers read: params' values (fp32) or the rounded copies (bf16:
+                                        // gpt2_weight_fp32_copy), with params' gradients (gpt2_forward refreshes)
     BlockParams* blocks;   // (L) views into weights
 
     int B, T;              // the batch the activations are sized for
@@ -87,26 +86,28 @@ struct GPT2 {
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (numerics.h's bfloat16, Tensor.data16): on the GPU at bf16 precision with bf16 products, the
-// activations are held in bf16, 2 bytes a value: the residual stream (encoded, res2, res3: B, T, C), the logits
-// (B, T, Vp), the layernorms' outputs (ln1, ln2, lnf), with flash attention qkv (B, T, 3C), attention's output and
-// its projection (atty, attproj), the MLP's hidden layer before and after GELU (B, T, 4C each) and its output
-// (fcproj); d12 at B = 64, T = 1024: 66.9 GB -> 36.1 GB in all, sizing tested. The products that read or write
-// them run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the layers' 16-bit copies of the token
-// embedding and of the qkv, attention projection, fc and fcproj weights and biases (beside the fp32-buffer copy),
-// and the fp32 output gradients rounded into a shared scratch in the backward. The bias and its gradient, and GELU
-// both ways, run in the products' epilogues: fc's stores fch and fch_gelu = GELU(fch), fcproj's backward writes
-// fch's gradient through GELU's derivative, in bf16 (fch.grad16); fch and fch_gelu get no fp32 gradient. The same
-// numbers as fp32 storage of bf16 values (those products round their operands to bf16 anyway; the bias gradients
-// sum the output gradients in bf16 on both: tensor.h's kernels_bf16) but for one rounding point: the epilogue's
-// GELU reads fc's fp32 sum (as llm.c's), where fp32 storage and the CPU read fch's bf16 value (as autocast). The
-// activation gradients, the statistics, qkv, atty and attproj on the simple attention path, and the CPU's every
-// tensor are fp32 storage.
+// 16-bit storage (numerics.h's bfloat16, Tensor.data16): on the GPU at bf16 precision with bf16 products the
+// activations are held in bf16, 2 bytes a value: the residual stream, the logits, the layernorms' outputs, with
+// flash attention qkv, atty and attproj, the MLP's fch, fch_gelu and fcproj (d12 at B = 64, T = 1024: 66.9 -> 35.7
+// GB in all, sizing tested). The products run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the
+// 16-bit copies of wte and of the qkv, attproj, fc and fcproj weights and biases, and the output gradients rounded
+// into a shared scratch. The bias and its gradient, and GELU both ways, run in the products' epilogues (fch's
+// gradient in bf16, fch.grad16; fch and fch_gelu get no fp32 gradient). The same numbers as fp32 storage of bf16
+// values but for one rounding point: the epilogue's GELU reads fc's fp32 sum (as llm.c's), the CPU fch's bf16 value
+// (as autocast). fp32 storage: the activation gradients, the statistics, qkv, atty and attproj on the simple
+// attention path, the CPU's every tensor.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
                                          P_FCPROJB};
-static bool gpt2_storage16(Device device, Kernels k) {
-    return device == DEV_CUDA && kernels_bf16(k);
+static bool gpt2_storage16(Device device, Kernels k) { return device == DEV_CUDA && kernels_bf16(k); }
+// whether weight i has an fp32 copy at bf16 precision: at 16-bit storage those the products read only through their
+// 16-bit copies have none (data NULL), all with one but the token embedding (the embedding reads fp32) and, on the
+// simple attention path, qkv's bias and the attention projection (fp32 storage there)
+static bool gpt2_weight_fp32_copy(Device device, Kernels k, int i) {
+    bool copy16 = false, simple = !attention_uses_flash(device, k.attention);
+    for (int j : STORAGE16_WEIGHTS) copy16 |= j == i;
+    return !gpt2_storage16(device, k) || !copy16 || i == P_WTE ||
+           (simple && (i == P_QKVB || i == P_ATTPROJW || i == P_ATTPROJB));
 }
 
 static void gpt2_layout_params(GPT2* m) {
@@ -119,15 +120,16 @@ static void gpt2_layout_params(GPT2* m) {
     all.size = gpt2_num_parameters(&m->config);
     all.data = arena_take(&m->param_arena, all.size);
     all.grad = arena_take(&m->grad_arena, all.size);
-    Tensor read = all;  // the weights the layers read: the same values, or the bf16 copy's (same gradients)
-    if (m->kernels.precision == PRECISION_BF16) read.data = arena_take(&m->weight_arena, all.size);
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        Tensor* w = &m->weights[i];
         m->params[i] = tensor_view(&all, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
-        m->weights[i] = tensor_view(&read, param_tensor_names[i], offset, layers[i] * rows[i], cols[i]);
-        offset += m->params[i].size;
+        *w = m->params[i];  // what the layers read: the same values, or bf16 copies (the same gradients)
+        if (m->kernels.precision == PRECISION_BF16)
+            w->data = gpt2_weight_fp32_copy(m->device, m->kernels, i) ? arena_take(&m->weight_arena, w->size) : NULL;
+        offset += w->size;
     }
-    if (gpt2_storage16(m->device, m->kernels))
+    if (gpt2_storage16(m->device, m->kernels))  // and the products' 16-bit copies
         for (int i : STORAGE16_WEIGHTS) m->weights[i].data16 = arena_take_bf16(&m->weight_arena, m->weights[i].size);
 }
 
@@ -342,9 +344,9 @@ static void gpt2_free(GPT2* m) {
 // ----------------------------------------------------------------------------------------------------
 // forward and backward
 
-// --precision bf16's rounding points (tensor.h's Precision). Before a forward, the layers' copy of the weights is
+// --precision bf16's rounding points (tensor.h's Precision). Before a forward, the layers' copies of the weights are
 // rounded from the fp32 master weights (one pass over the parameters: at every forward, so no optimizer step,
-// checkpoint load or test that writes params can leave it stale). Each activation is a tensor of bf16 values
+// checkpoint load or test that writes params can leave them stale). Each activation is a tensor of bf16 values
 // (gpt2_layout_acts sets Tensor.bf16), so the op that writes it rounds each value as it stores it (as_stored): the
 // ops compute in fp32 from bf16 inputs, and the backward reads the bf16 values. The rounding has no backward of its
 // own (the gradient passes through it as through a cast, as in autocast). At fp32 nothing is rounded.
@@ -355,9 +357,11 @@ static void gpt2_refresh_weights(GPT2* m) {
     if ((m->logits.data16 != NULL) != gpt2_storage16(m->device, m->kernels))
         die("gpt2_forward: the products' level changed after the model was built %s 16-bit storage",
             m->logits.data16 ? "with" : "without");
-    if (bf16) device_round_bf16(m->device, m->weights[0].data, m->params[0].data, m->num_parameters);
-    for (int i : STORAGE16_WEIGHTS)  // their 16-bit copies (gpt2_storage16)
-        if (m->weights[i].data16) device_to_bf16(m->device, m->weights[i].data16, m->params[i].data, m->weights[i].size);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {  // the fp32 copies (gpt2_weight_fp32_copy), the 16-bit ones
+        Tensor* w = &m->weights[i];
+        if (bf16 && w->data) device_round_bf16(m->device, w->data, m->params[i].data, w->size);
+        if (w->data16) device_to_bf16(m->device, w->data16, m->params[i].data, w->size);
+    }
 }
 
 // Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the

@@ -108,8 +108,8 @@ static int init_weights_from(const char* path, GPT2* model, char* err) {
 
 // The bytes a run will hold, against the memory there is, before anything is allocated: parameters and
 // gradients, two moments (4 floats a parameter; with N ranks each keeps about 1/N of the moments, and the
-// parameter gather's buffers take (1 + 1/N) floats a parameter: partition.h), at bf16 precision the weights' copy
-// (1 float a parameter, and on the GPU the 16-bit copies), the activations of one micro-batch and, at 16-bit
+// parameter gather's buffers take (1 + 1/N) floats a parameter: partition.h), at bf16 precision the weights' copies
+// (model.h's gpt2_weight_copy_bytes: fp32 and 16-bit), the activations of one micro-batch and, at 16-bit
 // storage, cuBLASLt's workspace; on the CPU the ranks of this machine share its memory. 0, or -1 naming the sizes.
 static int run_memory_check(const Run* r, Device dev, char* err) {
     const RunConfig* c = &r->rc;

@@ -141,47 +141,64 @@ TEST_CASE("gpu: one training step (loss, every gradient, AdamW) matches the CPU"
 // --precision bf16 on the GPU against the CPU's bf16 model (the same rounding points, model.h): the copy of the
 // weights the layers read is the master weights rounded, bit for bit; the activations are bf16 values; the loss
 // and the gradients agree within bf16's tolerance (the devices' fp32 sums differ in order, so a value near a
-// rounding boundary may round the other way: one bf16 step, 2^-8 relative).
-TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step") {
+// rounding boundary may round the other way: one bf16 step, 2^-8 relative). Both GPU attention paths: with the
+// simple one, qkv, atty and attproj stay in fp32 storage between 16-bit neighbours.
+TEST_CASE("gpu: a bf16-precision training step matches the CPU's bf16 step (flash and simple attention)") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
     GPT2Config cfg = small_config();
-    GPT2 cpu, gpu;
-    gpt2_build(&cpu, &cfg, SMALL_B, SMALL_T, DEV_CPU, 24, Kernels{GEMM_CUBLAS_BF16, ATTENTION_SIMPLE, PRECISION_BF16});
-    gpt2_build(&gpu, &cfg, SMALL_B, SMALL_T, DEV_CUDA, 24, Kernels{GEMM_CUBLAS_BF16, ATTENTION_FLASH, PRECISION_BF16});
-    std::vector<int> ids, targets;
-    random_tokens(&ids, SMALL_B * SMALL_T, cfg.vocab_size, 25);
-    random_tokens(&targets, SMALL_B * SMALL_T, cfg.vocab_size, 26);
-    CHECK((gpu.logits.data == NULL && gpu.logits.data16 != NULL));  // the GPU's logits in 16-bit storage (model.h)
-    CHECK((cpu.logits.data != NULL && cpu.logits.data16 == NULL));  // the CPU's in fp32 storage
-    float loss_cpu = train_forward_backward(&cpu, ids, targets);
-    float loss_gpu = train_forward_backward(&gpu, ids, targets);
-    CAPTURE(loss_cpu);
-    CAPTURE(loss_gpu);
-    CHECK(fabs(loss_gpu - loss_cpu) <= 1e-3 * fabs(loss_cpu));
-    std::vector<float> w_gpu = to_host(gpu.weights[0].data, gpu.num_parameters), p_gpu = model_params(&gpu);
-    size_t off = 0;
-    for (size_t j = 0; j < p_gpu.size(); j++) off += w_gpu[j] != bf16_round(p_gpu[j]);
-    CHECK(off == 0);
-    BlockActs* a = &gpu.acts[1];  // 16-bit storage (model.h's gpt2_storage16), the residual stream's included
-    for (const Tensor* t : {&gpu.encoded, &a->ln1, &a->qkv, &a->atty, &a->attproj, &a->res2, &a->ln2, &a->fch,
-                            &a->fch_gelu, &a->fcproj, &a->res3, &gpu.lnf}) {
-        CAPTURE(t->name);
-        CHECK((t->data == NULL && t->data16 != NULL));
+    for (AttentionPath path : {ATTENTION_FLASH, ATTENTION_SIMPLE}) {
+        bool flash = path == ATTENTION_FLASH;
+        CAPTURE(flash);
+        GPT2 cpu, gpu;
+        gpt2_build(&cpu, &cfg, SMALL_B, SMALL_T, DEV_CPU, 24, Kernels{GEMM_CUBLAS_BF16, ATTENTION_SIMPLE, PRECISION_BF16});
+        gpt2_build(&gpu, &cfg, SMALL_B, SMALL_T, DEV_CUDA, 24, Kernels{GEMM_CUBLAS_BF16, path, PRECISION_BF16});
+        std::vector<int> ids, targets;
+        random_tokens(&ids, SMALL_B * SMALL_T, cfg.vocab_size, 25);
+        random_tokens(&targets, SMALL_B * SMALL_T, cfg.vocab_size, 26);
+        CHECK((gpu.logits.data == NULL && gpu.logits.data16 != NULL));  // the GPU's logits in 16-bit storage (model.h)
+        CHECK((cpu.logits.data != NULL && cpu.logits.data16 == NULL));  // the CPU's in fp32 storage
+        float loss_cpu = train_forward_backward(&cpu, ids, targets);
+        float loss_gpu = train_forward_backward(&gpu, ids, targets);
+        CAPTURE(loss_cpu);
+        CAPTURE(loss_gpu);
+        CHECK(fabs(loss_gpu - loss_cpu) <= 1e-3 * fabs(loss_cpu));
+        // the weights' copies: fp32 ones of what is read in fp32, the others' values only in their 16-bit copies
+        std::vector<float> p_gpu = model_params(&gpu);
+        size_t off = 0, fp32_copies = 0;
+        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+            const Tensor* w = &gpu.weights[i];
+            size_t at = gpu.params[i].data - gpu.params[0].data;
+            std::vector<float> v = w->data ? to_host(w->data, w->size) : bf16_to_host(w->data16, w->size);
+            for (size_t j = 0; j < v.size(); j++) off += v[j] != bf16_round(p_gpu[at + j]);
+            fp32_copies += w->data != NULL;
+        }
+        CHECK(off == 0);
+        CHECK(fp32_copies == (flash ? 8u : 11u));  // wte, wpe, the layernorms'; simple: qkvb, attprojw, attprojb
+        CHECK(gpu.weights[P_FCW].data == NULL);
+        BlockActs* a = &gpu.acts[1];  // 16-bit storage (model.h's gpt2_storage16), the residual stream's included
+        for (const Tensor* t : {&gpu.encoded, &a->ln1, &a->qkv, &a->atty, &a->attproj, &a->res2, &a->ln2, &a->fch,
+                                &a->fch_gelu, &a->fcproj, &a->res3, &gpu.lnf}) {
+            bool fp32_storage = !flash && (t == &a->qkv || t == &a->atty || t == &a->attproj);
+            CAPTURE(t->name);
+            CHECK((t->data == NULL) != fp32_storage);
+            CHECK((t->data16 != NULL) != fp32_storage);
+        }
+        CHECK((a->fch.grad == NULL && a->fch.grad16 != NULL && a->fch_gelu.grad == NULL));  // GELU in the epilogues
+        std::vector<float> g_cpu = model_grads(&cpu), g_gpu = model_grads(&gpu);
+        double worst = 0.0;
+        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+            size_t at = cpu.params[i].data - cpu.params[0].data, n = cpu.params[i].size;
+            double err = rel_error(g_gpu.data() + at, g_cpu.data() + at, n);
+            CAPTURE(std::string(param_tensor_names[i]));
+            CAPTURE(err);
+            CHECK(err <= 1e-2);
+            worst = err > worst ? err : worst;
+        }
+        MESSAGE("the GPU's bf16 step (" << std::string(flash ? "flash" : "simple") << " attention) against the CPU's: "
+                "worst gradient relative error " << worst << " (bound 1e-2)");
+        gpt2_free(&cpu);
+        gpt2_free(&gpu);
     }
-    CHECK((a->fch.grad == NULL && a->fch.grad16 != NULL && a->fch_gelu.grad == NULL));  // GELU in the epilogues
-    std::vector<float> g_cpu = model_grads(&cpu), g_gpu = model_grads(&gpu);
-    double worst = 0.0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t at = cpu.params[i].data - cpu.params[0].data, n = cpu.params[i].size;
-        double err = rel_error(g_gpu.data() + at, g_cpu.data() + at, n);
-        CAPTURE(std::string(param_tensor_names[i]));
-        CAPTURE(err);
-        CHECK(err <= 1e-2);
-        worst = err > worst ? err : worst;
-    }
-    MESSAGE("the GPU's bf16 step against the CPU's: worst gradient relative error " << worst << " (bound 1e-2)");
-    gpt2_free(&cpu);
-    gpt2_free(&gpu);
 }
 
 // Runs `steps` AdamW steps of the small model on one device (a fixed sequence of random batches), with the kernel

@@ -148,11 +148,15 @@ TEST_CASE("model: the GPU at bf16 holds the activations only products and fused 
           head + L * (layer - N * 3 * C * 2 - 2 * N * C * 2));
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32) == stored32);
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, bf16) == gpt2_activation_bytes(&cfg, B, T, DEV_CPU, fp32));
-    size_t P = gpt2_num_parameters(&cfg);
-    // the fp32-buffer copy; the 16-bit copies of wte, of the qkv, attention projection, fc and fcproj weights
-    // (3 + 1 + 4 + 4 C² a layer) and biases (3 + 1 + 4 + 1 C a layer)
-    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) ==
-          ((P * 4 + 255) / 256 * 256) + Vp * C * 2 + L * 12 * C * C * 2 + L * 9 * C * 2);
+    size_t P = gpt2_num_parameters(&cfg), maxT = cfg.max_seq_len;
+    // the fp32 copies of those read in fp32 (model.h's gpt2_weight_fp32_copy: wte, wpe, the layernorms' gains and
+    // biases; on the simple attention path qkv's bias and the attention projection too); the 16-bit copies of wte,
+    // of the qkv, attention projection, fc and fcproj weights (3 + 1 + 4 + 4 C² a layer) and biases (3 + 1 + 4 + 1
+    // C a layer). Every piece a multiple of 256 bytes here.
+    size_t copies16 = Vp * C * 2 + L * 12 * C * C * 2 + L * 9 * C * 2;
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) == (Vp * C + maxT * C + 4 * L * C + 2 * C) * 4 + copies16);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, simple) ==
+          (Vp * C + maxT * C + 4 * L * C + 2 * C + L * (3 * C + C * C + C)) * 4 + copies16);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32_products) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CPU, bf16) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32) == 0);
@@ -212,7 +216,11 @@ TEST_CASE("model: bf16 precision stores bf16 weights and activations, keeps fp32
     }
     // the weights the layers read are the master weights rounded; the master weights are untouched
     size_t P = bf16.num_parameters;
-    for (size_t j = 0; j < P; j++) REQUIRE(bf16.weights[0].data[j] == bf16_round(p[j]));
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {  // every tensor has one on the CPU
+        size_t at = bf16.params[i].data - bf16.params[0].data;
+        REQUIRE(bf16.weights[i].data != NULL);
+        for (size_t j = 0; j < bf16.params[i].size; j++) REQUIRE(bf16.weights[i].data[j] == bf16_round(p[at + j]));
+    }
     CHECK(memcmp(bf16.params[0].data, p.data(), P * sizeof(float)) == 0);
     CHECK(not_bf16(bf16.params[0].data, P) > P / 2);
     CHECK(bf16.weights[P_QKVW].grad == bf16.params[P_QKVW].grad);  // one gradient for both
