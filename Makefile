@@ -28,7 +28,7 @@ WARN      := -Wall -Wno-unused-function
 CXXFLAGS  ?= -O3 -march=native
 CXXFLAGS  += -std=c++17 -fopenmp -fno-trapping-math $(WARN) -I. -MMD -MP
 NVCCFLAGS ?= -O3 -lineinfo
-NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -I. -MMD -MP -Xcompiler -fopenmp,-march=native,-fno-trapping-math,-Wall,-Wno-unused-function
+NVCCFLAGS += -std=c++17 $(CUDA_ARCH) --default-stream per-thread -I. -MMD -MP -Xcompiler -fopenmp,-march=native,-fno-trapping-math,-Wall,-Wno-unused-function
 LDLIBS    := -lpcre2-8
 CUDA_LIBS := -lcublas -lcublasLt -lcusolver
 

@@ -65,7 +65,7 @@ static void device_free(Device d, void* p) {
 static void device_zero(Device d, void* p, size_t bytes) {
     if (d == DEV_CPU) { memset(p, 0, bytes); return; }
 #ifdef __CUDACC__
-    cudaCheck(cudaMemset(p, 0, bytes));
+    cudaCheck(cudaMemsetAsync(p, 0, bytes));  // queued on the stream, so a graph can hold it (step_graph.h)
 #endif
 }
 
@@ -234,10 +234,16 @@ static unsigned cuda_blocks(size_t n, int threads) { return (unsigned)((n + thre
 static bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
 // One handle for the whole program, created on first use (cublasCreate costs milliseconds and some memory).
-// Default stream, host pointer mode; the math mode stays plain FP32 (gemm.h asks for TF32 per call, at GEMM_CUBLAS_TF32).
+// Host pointer mode; the math mode stays plain FP32 (gemm.h asks for TF32 per call, at GEMM_CUBLAS_TF32). Its
+// stream is ours: nvcc builds with `--default-stream per-thread` (Makefile), so every launch and copy here runs on
+// the thread's default stream, cudaStreamPerThread, which a CUDA graph can capture (step_graph.h); a library's
+// stream 0 is the legacy default stream, which cannot be captured, so the libraries are given ours.
 static cublasHandle_t cublas_handle() {
     static cublasHandle_t handle = NULL;
-    if (!handle) cublasCheck(cublasCreate(&handle));
+    if (!handle) {
+        cublasCheck(cublasCreate(&handle));
+        cublasCheck(cublasSetStream(handle, cudaStreamPerThread));
+    }
     return handle;
 }
 

@@ -208,7 +208,7 @@ static float* dist_staging(size_t n) {
 static void dist_sum(Device d, float* x, size_t n) {
 #ifdef DIST_NCCL
     if (d == DEV_CUDA && dist.nccl_ready) {
-        nccl_check(ncclAllReduce(x, x, n, ncclFloat, ncclSum, dist.nccl, 0), "ncclAllReduce");
+        nccl_check(ncclAllReduce(x, x, n, ncclFloat, ncclSum, dist.nccl, cudaStreamPerThread), "ncclAllReduce");
         return;
     }
 #endif
@@ -235,7 +235,7 @@ static void dist_sum(Device d, float* x, size_t n) {
 static void dist_allgather(Device d, const float* send, float* recv, size_t count) {
 #ifdef DIST_NCCL
     if (d == DEV_CUDA && dist.nccl_ready) {
-        nccl_check(ncclAllGather(send, recv, count, ncclFloat, dist.nccl, 0), "ncclAllGather");
+        nccl_check(ncclAllGather(send, recv, count, ncclFloat, dist.nccl, cudaStreamPerThread), "ncclAllGather");
         return;
     }
 #endif

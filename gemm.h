@@ -285,7 +285,7 @@ static bool gemm_lt_cuda(void* D, cudaDataType_t d_type, bool accumulate, const 
     if (found > 0) {
         float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
         cublasCheck(cublasLtMatmul(cublaslt_handle(), desc, &alpha, B, lb, A, la, &beta, D, ld, D, ld, &heuristic.algo,
-                                   cublaslt_workspace(), CUBLASLT_WORKSPACE_BYTES, 0));
+                                   cublaslt_workspace(), CUBLASLT_WORKSPACE_BYTES, cudaStreamPerThread));
     }
     cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
     cublasCheck(cublasLtMatrixLayoutDestroy(ld));

@@ -66,36 +66,28 @@ struct GPT2 {
     Tensor grad_sets[2];   // the two activation-gradient sets (above), as tensors for the tape's zeroing nodes
     Tensor encoded;        // (B, T, C)
     Tensor lnf, lnf_mean, lnf_rstd;  // (B, T, C), (B, T), (B, T)
-    Tensor logits;         // (B, T, Vp); its grad is its data: after the backward, dlogits (at 16-bit storage both
-                           // in logits.data16, below)
+    Tensor logits;         // (B, T, Vp); its grad is its data: dlogits after the backward (at 16-bit storage, data16)
     Tensor lse;            // (B, T)  log-sum-exp of each row of logits
     Tensor losses;         // (B, T)
     Tensor grad16;         // 16-bit storage (gpt2_storage16): a product's output gradient rounded to bf16, (B, T, 3C)
     Tensor fch_grad16;     // and fch's gradient, which fcproj's backward writes in bf16 (ops/matmul.h), (B, T, 4C)
-    Tensor att_scratch;    // working space for attention's backward, shared by the layers: (B, NH, T) on the
-                           // CPU and with flash attention, (B, NH, T, T) for the simple GPU path
-    Kernels kernels;       // how the GPU runs its products and attention (tensor.h); the buffers are sized for
-                           // kernels.attention (the CPU runs its own)
+    Tensor att_scratch;    // attention's backward's scratch, shared: (B, NH, T), (B, NH, T, T) on the simple GPU path
+    Kernels kernels;       // how the GPU runs its products and attention (tensor.h), what the buffers are sized for
     int* ids;              // (B, T) inputs on the device
-    int* token_groups;     // (3 B T) on the GPU: the batch's positions grouped by token, for dwte (ops/embedding.h)
-    int* host_groups;      // (3 B T) host copy of token_groups; (Vp) host_counts: scratch for computing it
-    int* host_counts;
+    int* token_groups;     // (3 B T + 1) on the GPU: the positions grouped by token, for dwte (ops/embedding.h)
+    int *host_groups, *host_counts;  // host copy of token_groups; (Vp) scratch for computing it
     int* targets;          // (B, T) targets on the device
     float* host_losses;    // (B, T) losses copied back for the mean
     Tape tape;
     float fused_loss_scale;  // > 0: the last recorded forward computed the loss's gradient for this loss_scale
 };
 
-// 16-bit storage (numerics.h's bfloat16, Tensor.data16): on the GPU at bf16 precision with bf16 products the
-// activations are held in bf16, 2 bytes a value: the residual stream, the logits, the layernorms' outputs, with
-// flash attention qkv, atty and attproj, the MLP's fch, fch_gelu and fcproj (d12 at B = 64, T = 1024: 66.9 -> 35.7
-// GB in all, sizing tested). The products run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt): the
-// 16-bit copies of wte and of the qkv, attproj, fc and fcproj weights and biases, and the output gradients rounded
-// into a shared scratch. The bias and its gradient, and GELU both ways, run in the products' epilogues (fch's
-// gradient in bf16, fch.grad16; fch and fch_gelu get no fp32 gradient). The same numbers as fp32 storage of bf16
-// values but for one rounding point: the epilogue's GELU reads fc's fp32 sum (as llm.c's), the CPU fch's bf16 value
-// (as autocast). fp32 storage: the activation gradients, the statistics, qkv, atty and attproj on the simple
-// attention path, the CPU's every tensor.
+// 16-bit storage (numerics.h's bfloat16, Tensor.data16; README's bf16 section): on the GPU at bf16 precision with
+// bf16 products the activations are held in bf16 (with flash attention every one; d12 at B = 64, T = 1024: 66.9 ->
+// 35.7 GB in all). The products run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt) with the bias,
+// its gradient and GELU both ways in their epilogues. The same numbers as fp32 storage of bf16 values but for one
+// rounding point: the epilogue's GELU reads fc's fp32 sum (as llm.c's), the CPU fch's bf16 value (as autocast).
+// fp32 storage: the activation gradients, the statistics, qkv, atty and attproj on the simple attention path.
 // the products' bf16 operands and biases
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
                                          P_FCPROJB};
@@ -242,8 +234,7 @@ static void gpt2_layout_acts(GPT2* m) {
 // Bytes of activation memory (values and gradients) a model of this config needs for batches of B x T on
 // `device` with the kernel choices `kernels`: gpt2_build's sizing pass alone, nothing allocated.
 static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device device, Kernels kernels) {
-    GPT2 m;
-    memset(&m, 0, sizeof(m));
+    GPT2 m = {};
     m.config = *cfg;
     m.device = device;
     m.kernels = kernels;
@@ -259,8 +250,7 @@ static size_t gpt2_activation_bytes(const GPT2Config* cfg, int B, int T, Device 
 
 // Bytes of the layers' copy of the weights (bf16 precision; none at fp32): its sizing pass alone, as above.
 static size_t gpt2_weight_copy_bytes(const GPT2Config* cfg, Device device, Kernels kernels) {
-    GPT2 m;
-    memset(&m, 0, sizeof(m));
+    GPT2 m = {};
     m.config = *cfg;
     m.device = device;
     m.kernels = kernels;
@@ -315,8 +305,8 @@ static void gpt2_build(GPT2* m, const GPT2Config* cfg, int B, int T, Device devi
 
     m->ids = (int*)device_malloc(device, sizeof(int) * B * T);
     if (device == DEV_CUDA) {
-        m->token_groups = (int*)device_malloc(device, sizeof(int) * 3 * B * T);
-        m->host_groups = (int*)xmalloc(sizeof(int) * 3 * B * T);
+        m->token_groups = (int*)device_malloc(device, sizeof(int) * (3 * B * T + 1));
+        m->host_groups = (int*)xmalloc(sizeof(int) * (3 * B * T + 1));
         m->host_counts = (int*)xmalloc(sizeof(int) * cfg->padded_vocab_size);
     }
     m->targets = (int*)device_malloc(device, sizeof(int) * B * T);
@@ -344,12 +334,10 @@ static void gpt2_free(GPT2* m) {
 // ----------------------------------------------------------------------------------------------------
 // forward and backward
 
-// --precision bf16's rounding points (tensor.h's Precision). Before a forward, the layers' copies of the weights are
-// rounded from the fp32 master weights (one pass over the parameters: at every forward, so no optimizer step,
-// checkpoint load or test that writes params can leave them stale). Each activation is a tensor of bf16 values
-// (gpt2_layout_acts sets Tensor.bf16), so the op that writes it rounds each value as it stores it (as_stored): the
-// ops compute in fp32 from bf16 inputs, and the backward reads the bf16 values. The rounding has no backward of its
-// own (the gradient passes through it as through a cast, as in autocast). At fp32 nothing is rounded.
+// --precision bf16's rounding points (tensor.h's Precision). Before each forward the layers' copies of the weights
+// are rounded from the fp32 masters, so nothing that writes params can leave them stale. Each activation holds bf16
+// values (Tensor.bf16): the op that writes it rounds each value as it stores it (as_stored), computing in fp32 from
+// bf16 inputs. The rounding has no backward of its own (a cast, as in autocast). At fp32 nothing is rounded.
 static void gpt2_refresh_weights(GPT2* m) {
     bool bf16 = m->kernels.precision == PRECISION_BF16;
     if (bf16 != m->encoded.bf16 || bf16 != (m->weight_arena.base != NULL))
@@ -364,31 +352,33 @@ static void gpt2_refresh_weights(GPT2* m) {
     }
 }
 
-// Runs the model on ids (B, T) (host memory; B, T at most the built sizes). With targets, computes the
-// per-position losses and returns their mean; without, only the logits (returns -1). The tape records
-// the ops when m->tape.recording is set, ready for gpt2_backward. loss_scale > 0: the loss_scale the
-// gpt2_backward to follow will be given, known now, so the loss's gradient is computed in its forward
-// (ops/crossentropy.h: one pass over the logits, which it overwrites).
-static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, int T, float loss_scale = 0.0f) {
-    const GPT2Config* cfg = &m->config;
-    int C = cfg->channels, NH = cfg->num_heads, V = cfg->vocab_size, Vp = cfg->padded_vocab_size;
+// The host's part of a forward: ids (B, T) and targets (or NULL) to the device, and on the GPU, when the tape
+// records, the positions grouped by token for dwte. What follows is device work alone (step_graph.h's graph).
+static void gpt2_load_batch(GPT2* m, const int* ids, const int* targets, int B, int T) {
     int N = B * T;
-    if (B > m->B || T > m->T || T > cfg->max_seq_len)
+    if (B > m->B || T > m->T || T > m->config.max_seq_len)
         die("gpt2_forward: batch %d x %d exceeds the %d x %d the model was built for", B, T, m->B, m->T);
     copy_to_device(m->device, m->ids, ids, sizeof(int) * N);
-    int groups = 0;  // on the GPU, the positions grouped by token, for the embedding's backward
     if (m->device == DEV_CUDA && m->tape.recording) {
-        groups = embedding_token_groups(ids, N, Vp, m->host_counts, m->host_groups);
-        copy_to_device(m->device, m->token_groups, m->host_groups, sizeof(int) * 3 * N);
+        embedding_token_groups(ids, N, m->config.padded_vocab_size, m->host_counts, m->host_groups);
+        copy_to_device(m->device, m->token_groups, m->host_groups, sizeof(int) * (3 * N + 1));
     }
     if (targets) copy_to_device(m->device, m->targets, targets, sizeof(int) * N);
+}
+
+// Runs the model on the batch loaded: the logits, and with targets the per-position losses (m->losses). The tape
+// records the ops when m->tape.recording is set, ready for gpt2_backward. loss_scale > 0: the loss_scale the
+// gpt2_backward to follow will be given, known now, so the loss's gradient is computed in its forward
+// (ops/crossentropy.h: one pass over the logits, which it overwrites).
+static void gpt2_run_forward(GPT2* m, int B, int T, bool with_targets, float loss_scale) {
+    const GPT2Config* cfg = &m->config;
+    int C = cfg->channels, NH = cfg->num_heads, V = cfg->vocab_size, Vp = cfg->padded_vocab_size, N = B * T;
     Tape* tape = &m->tape;
     tape_reset(tape);
     m->fused_loss_scale = 0.0f;
     gpt2_refresh_weights(m);
-
     Tensor* w = m->weights;
-    embedding(tape, &m->encoded, m->ids, m->token_groups, groups, &w[P_WTE], &w[P_WPE], B, T, C);
+    embedding(tape, &m->encoded, m->ids, m->token_groups, &w[P_WTE], &w[P_WPE], B, T, C);
     Tensor* stream = &m->encoded;  // the residual stream, (B, T, C)
     // every layernorm but the first reads a residual add's result: the two run fused (ops/layernorm.h), the add
     // writing the stream and the layernorm normalising it in one pass; so each block ends with the next one's ln1
@@ -424,15 +414,25 @@ static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, in
     }
     matmul(tape, m->kernels, &m->logits, &m->lnf, &w[P_WTE], NULL, N, C, Vp);  // tied LM head: lnf · wteᵀ
     tape_zero_grad(tape, &m->grad_sets[cfg->num_layers % 2]);  // runs before the head's backward: lnf's set
-    if (!targets) return -1.0f;
+    if (!with_targets) return;
 
     crossentropy(tape, &m->losses, &m->lse, &m->logits, m->targets, N, V, Vp, loss_scale,
                  m->kernels.precision == PRECISION_BF16);  // bf16: the loss reads the logits as bf16 values
     if (tape->recording) m->fused_loss_scale = loss_scale;  // what gpt2_backward must then be given
+}
+
+static float gpt2_batch_loss(GPT2* m, int N) {  // the mean of the N per-position losses, copied back
     copy_to_host(m->device, m->host_losses, m->losses.data, sizeof(float) * N);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += m->host_losses[i];
     return (float)(sum / N);
+}
+
+// Runs the model on ids (B, T) (host memory): with targets returns the mean loss, without -1 (the logits alone).
+static float gpt2_forward(GPT2* m, const int* ids, const int* targets, int B, int T, float loss_scale = 0.0f) {
+    gpt2_load_batch(m, ids, targets, B, T);
+    gpt2_run_forward(m, B, T, targets != NULL, loss_scale);
+    return targets ? gpt2_batch_loss(m, B * T) : -1.0f;
 }
 
 static void gpt2_zero_grad(GPT2* m) { device_zero(m->device, m->grad_arena.base, m->grad_arena.capacity); }

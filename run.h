@@ -12,6 +12,7 @@
 #include "data/prepare.h"
 #include "runlog.h"
 #include "sample.h"
+#include "step_graph.h"
 
 // The training and validation shard patterns for --data / --val-data. A .txt is tokenized by rank 0 first; the
 // other ranks then find its shards made.
@@ -69,12 +70,14 @@ struct Run {
     char ckpt_path[1024];
     int64_t checkpoint_step;    // the step of the checkpoint this run wrote last; -1 before the first
     RunLog log;                 // log.csv and health.csv
+    StepGraph graph;            // --cuda-graph: the micro-step captured (step_graph.h)
 };
 
 static void run_close(Run* r) {
     runlog_close(&r->log);
     if (r->have_tok) tokenizer_free(&r->tok);
     if (r->have_opt) optimizer_free(&r->opt);
+    step_graph_free(&r->graph);
     if (r->have_model) gpt2_free(&r->model);
     if (r->have_train) dataloader_free(&r->train);
     if (r->have_val) dataloader_free(&r->val);
@@ -223,6 +226,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
 
     gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, run_kernels(c));
     r->have_model = true;
+    step_graph_init(&r->graph, c->cuda_graph == 1 && dev == DEV_CUDA);
     if (optimizer_init(&r->opt, &r->model, &r->oc, err, dist.rank, dist.ranks)) return -1;
     r->have_opt = true;
     r->rng = rng_make((uint64_t)c->seed + 1);
@@ -312,8 +316,7 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     for (int micro = 0; micro < c->grad_accum; micro++) {  // the mean over every rank's B·T tokens of each
         if (dataloader_next(&r->train, err)) return -1;
         float loss_scale = 1.0f / ((float)B * T * c->grad_accum * dist.ranks);  // dL/dloss_i: L is the mean
-        loss_sum += gpt2_forward(&r->model, r->train.inputs, r->train.targets, B, T, loss_scale);  // the loss's
-        gpt2_backward(&r->model, B, T, loss_scale);                                // backward fused in its forward
+        loss_sum += step_micro(&r->graph, &r->model, r->train.inputs, r->train.targets, B, T, loss_scale);
     }
     dist_sum(r->dev, r->model.params[0].grad, r->model.num_parameters);  // every rank: the whole batch's gradient
     dist_sum_doubles(&loss_sum, 1);

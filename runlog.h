@@ -111,11 +111,12 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
         snprintf(ranks_batch, sizeof(ranks_batch), " x %d", dist.ranks);
     }
     printf("run %s: model %s (%.2fM parameters; L %d, NH %d, C %d, context %d), batch %d x %d x %d%s = %lld "
-           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s precision, %s products, seed %lld\n", c->run_name,
+           "tokens/step, %d steps, %s schedule, %d warmup, on %s%s, %s precision, %s products%s, seed %lld\n", c->run_name,
            c->model,
            m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
            c->seq_len, c->grad_accum, ranks_batch, (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks,
-           c->steps, c->schedule, c->warmup, device_name(dev), ranks, c->precision, c->matmul, c->seed);
+           c->steps, c->schedule, c->warmup, device_name(dev), ranks, c->precision, c->matmul,
+           dev == DEV_CUDA && c->cuda_graph ? ", the micro-step as a CUDA graph" : "", c->seed);
     if (dist.ranks > 1)
         printf("ranks: each rank reads %d of every %d sequences; Muon's matrices are dealt among the ranks by Newton-"
                "Schulz cost (each orthogonalizes its own), AdamW's moments are split in %d shares (ZeRO-1); the updated "

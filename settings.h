@@ -41,6 +41,7 @@ struct RunConfig {
     char matmul[8];                                 // the machine: the products' precision
     float ns_gram;                                  // the Muon family: Newton-Schulz on the Gram matrix
     char precision[8];                              // the machine: the numbers the model stores
+    int cuda_graph;                                 // the machine: the micro-step as a CUDA graph
 };
 
 enum FlagType { FLAG_INT, FLAG_INT64, FLAG_FLOAT, FLAG_STRING };
@@ -117,6 +118,8 @@ static int run_flags(RunConfig* rc, Flag* f) {
         FLAG_STR("--matmul", matmul, "auto", "auto|fp32|tf32|bf16", "the layers' matrix products: fp32, or on the GPU's tensor cores with inputs "
                                                                     "rounded to tf32 or bf16 and fp32 sums (the CPU rounds the same inputs; auto: "
                                                                     "bf16 at bf16 precision, else fp32)"),
+        FLAG_NUM("--cuda-graph", FLAG_INT, cuda_graph, "0", 0, 1, "GPU: 1 = capture the forward and backward once as a CUDA graph and "
+                                                                   "replay it each micro-step (the same results; step_graph.h)"),
         FLAG_NUM("--threads", FLAG_INT, threads, "0", 0, 4096, "CPU threads, at most the cores there are (0: all cores)"),
         FLAG_NUM("--seed", FLAG_INT64, seed, "1337", 1, 0, "initial weights and data order"),
         FLAG_STR("--optimizers", optimizers, "adamw,muon", NULL, "compare: the optimizers to compare"),
@@ -140,7 +143,7 @@ static int run_flags(RunConfig* rc, Flag* f) {
 
 // The settings --resume may change: where the run goes, how long it runs, and the machine it runs on. Every
 // other setting is the checkpoint's, so the resumed run is the same run.
-#define RESUMABLE "--steps --stop-at --checkpoint-every --out --run-name --device --threads --resume"
+#define RESUMABLE "--steps --stop-at --checkpoint-every --out --run-name --device --threads --resume --cuda-graph"
 
 static void flag_range_text(const Flag* f, char* out, size_t size) {
     const char* kind = f->type == FLAG_FLOAT ? "a number" : "an integer";

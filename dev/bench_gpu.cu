@@ -19,6 +19,7 @@
 #include <vector>
 #include "../data/prepare.h"
 #include "../optim.h"
+#include "../step_graph.h"
 #include "../tests/opcases.h"
 
 static const int BENCH_B = 16, BENCH_T = 1024, BENCH_C = 768, BENCH_NH = 12, BENCH_V = 50257, BENCH_VP = 50304;
@@ -258,7 +259,7 @@ BENCHMARK_CAPTURE(BM_attention_fwd_bwd, flash, true)->UseManualTime()->Unit(benc
 // ----------------------------------------------------------------------------------------------------
 // a whole d12 training step: forward, backward, AdamW (through optim.h, as the trainer runs it)
 
-static void BM_train_step(benchmark::State& state, GemmLevel products, Precision precision) {
+static void BM_train_step(benchmark::State& state, GemmLevel products, Precision precision, bool cuda_graph = false) {
     GPT2Config cfg;
     char err[ERR_LEN];
     if (gpt2_config_preset(&cfg, "d12", err)) die("%s", err);
@@ -269,12 +270,14 @@ static void BM_train_step(benchmark::State& state, GemmLevel products, Precision
     if (optimizer_init(&opt, &model, &oc, err)) die("%s", err);
     std::vector<int> text = bench_corpus_ids(BENCH_N + 1);  // real text: inputs and their next tokens
     std::vector<int> ids(text.begin(), text.end() - 1), targets(text.begin() + 1, text.end());
+    StepGraph graph;  // as ./train runs the micro-step (--cuda-graph 1: captured at the second, then replayed)
+    step_graph_init(&graph, cuda_graph);
     gpu_timed(state, [&]() {
         gpt2_zero_grad(&model);
-        gpt2_forward(&model, ids.data(), targets.data(), BENCH_B, BENCH_T, 1.0f / BENCH_N);  // as ./train: the loss fused
-        gpt2_backward(&model, BENCH_B, BENCH_T, 1.0f / BENCH_N);
+        step_micro(&graph, &model, ids.data(), targets.data(), BENCH_B, BENCH_T, 1.0f / BENCH_N);
         optimizer_step(&opt, &model, 1e-6f, false);  // a tiny lr keeps the weights where they are
     });
+    step_graph_free(&graph);
     double flops = gpt2_flops_per_token(&cfg, BENCH_T) * BENCH_N, peak = device_peak_flops(DEV_CUDA);
     state.counters["tok/s"] = benchmark::Counter(BENCH_N, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["TFLOP/s"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
@@ -287,6 +290,8 @@ BENCHMARK_CAPTURE(BM_train_step, tf32, GEMM_CUBLAS_TF32, PRECISION_FP32)->UseMan
 BENCHMARK_CAPTURE(BM_train_step, bf16, GEMM_CUBLAS_BF16, PRECISION_FP32)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 // ./train's GPU default: --precision bf16 (bf16 products, the weights' bf16 copy, bf16 activations)
 BENCHMARK_CAPTURE(BM_train_step, bf16_precision, GEMM_CUBLAS_BF16, PRECISION_BF16)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
+// and with the micro-step as a CUDA graph (--cuda-graph 1, step_graph.h)
+BENCHMARK_CAPTURE(BM_train_step, bf16_precision_graph, GEMM_CUBLAS_BF16, PRECISION_BF16, true)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 // Newton–Schulz alone (Keller's quintic, 5 steps, fp32), plain or on the Gram matrix (--ns-gram), batched over
 // d12's 12 layers as the step runs it: fcw (3072, 768) and qkvw (2304, 768), long/short 4 and 3
@@ -384,8 +389,8 @@ int main(int argc, char** argv) {
     if (bb_fused > 0 && bb_two > 0)
         printf("  fc's weight and bias gradients in 16 bits: the bias gradient in cuBLASLt's epilogue (BGRADB) %.3f ms ="
                " %.2fx the product then the column-sum kernel (%.3f ms)\n", bb_fused, bb_fused / bb_two, bb_two);
-    double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16"),
-           step_precision = ms_of("BM_train_step/bf16_precision");
+    double step = ms_of("BM_train_step/fp32"), step_tf32 = ms_of("BM_train_step/tf32"), step_bf16 = ms_of("BM_train_step/bf16/"),
+           step_precision = ms_of("BM_train_step/bf16_precision/"), step_graph = ms_of("BM_train_step/bf16_precision_graph");
     if (step > 0) {
         GPT2Config cfg;
         char err[ERR_LEN];
@@ -406,6 +411,9 @@ int main(int argc, char** argv) {
                 printf("\n");
             }
         }
+        if (step_precision > 0 && step_graph > 0)
+            printf("  and with --cuda-graph 1 (forward and backward replayed as one CUDA graph): %.1f ms = %.0f tokens/s "
+                   "(%.3fx the step without)\n", step_graph, BENCH_N / (step_graph / 1e3), step_graph / step_precision);
         double muon32 = ms_of("BM_muon_step/fp32"), muon16 = ms_of("BM_muon_step/bf16");
         if (muon32 > 0 && muon16 > 0)
             printf("  Muon's optimizer step (d12, 48 matrices, 5 Newton-Schulz steps): fp32 %.2f ms, bf16 %.2f ms (%.2fx);"

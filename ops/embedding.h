@@ -48,11 +48,13 @@ static void embedding_backward_cpu(float* dwte, float* dwpe, const float* dout, 
 
 // ----------------------------------------------------------------------------------------------------
 // dwte on the GPU sums, for each distinct token, the dout rows of the positions that hold it. Which positions
-// those are is worked out on the host, where the ids come from (llm.c does the same), into `groups` (3N ints):
+// those are is worked out on the host, where the ids come from (llm.c does the same), into `groups` (3N + 1 ints):
 //   groups[0 .. N)          the positions, token by token, each token's in increasing order (a counting sort)
 //   groups[N + 2g], [+ 1]   group g's first and one-past-last index into that list, for G groups, the largest
 //                           group first (so its long sum starts first), ties by token
-// counts: Vp ints of host scratch. Returns G, the number of distinct tokens.
+//   groups[3N]              G, the number of distinct tokens: the kernel reads it, so its launch is the same for
+//                           every batch (a CUDA graph replays it: step_graph.h)
+// counts: Vp ints of host scratch. Returns G.
 static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, int* groups) {
     memset(counts, 0, sizeof(int) * Vp);
     for (int n = 0; n < N; n++) counts[ids[n]]++;
@@ -74,6 +76,7 @@ static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, in
     struct Span { int begin, end; };
     Span* spans = (Span*)table;
     std::stable_sort(spans, spans + G, [](const Span& a, const Span& b) { return a.end - a.begin > b.end - b.begin; });
+    groups[3 * N] = G;
     return G;
 }
 
@@ -109,23 +112,26 @@ static __global__ void embedding_forward4_kernel(float* out, bfloat16* out16, co
                                       as_stored(e.z + p.z, bf16), as_stored(e.w + p.w, bf16));
 }
 
-#define WTE_THREADS 128  // channels per block of the dwte backward
+#define WTE_THREADS 128        // channels per block of the dwte backward
+#define WTE_GROUP_BLOCKS 512   // blocks along the groups (at most N), whatever the batch's G: 3,072 at d12
 
-// dwte, backward formula above embedding_backward_cpu. Block (g, y) owns token group g (embedding_token_groups)
-// and channels y·128 .. y·128 + 127: thread c adds the group's dout rows for its channel, in increasing position
-// order, onto the token's row of dwte. Every (token, channel) is one thread's sum in the CPU's order: no
-// atomics, the same bits as the CPU, and a frequent token (the newline, a thousand times in a batch) is summed
-// by C threads side by side, not by one warp.
+// dwte, backward formula above embedding_backward_cpu. Blocks (x, y) own channels y·128 .. y·128 + 127 of token
+// groups x, x + gridDim.x, ... below G (embedding_token_groups; G read from the table): thread c adds a group's
+// dout rows for its channel, in increasing position order, onto the token's row of dwte. Every (token, channel)
+// is one thread's sum in the CPU's order: no atomics, the same bits as the CPU, and a frequent token (the
+// newline, a thousand times in a batch) is summed by C threads side by side, not by one warp.
 static __global__ void embedding_backward_wte_kernel(float* dwte, const float* dout, const int* ids,
                                                      const int* groups, int N, int C) {
-    int g = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+    int c = blockIdx.y * blockDim.x + threadIdx.x, G = groups[3 * N];
     if (c >= C) return;
     const int* order = groups;
-    int begin = groups[N + 2 * g], end = groups[N + 2 * g + 1];
-    float* row = dwte + (size_t)ids[order[begin]] * C;
-    float sum = row[c];
-    for (int k = begin; k < end; k++) sum += dout[(size_t)order[k] * C + c];
-    row[c] = sum;
+    for (int g = blockIdx.x; g < G; g += gridDim.x) {
+        int begin = groups[N + 2 * g], end = groups[N + 2 * g + 1];
+        float* row = dwte + (size_t)ids[order[begin]] * C;
+        float sum = row[c];
+        for (int k = begin; k < end; k++) sum += dout[(size_t)order[k] * C + c];
+        row[c] = sum;
+    }
 }
 
 // dwpe[t, c] += Σ_b dout[b, t, c]: one thread per (t, c), summing b in order (the CPU's order)
@@ -138,8 +144,8 @@ static __global__ void embedding_backward_wpe_kernel(float* dwpe, const float* d
 }
 
 // ----------------------------------------------------------------------------------------------------
-// CUDA launchers: the CPU functions' arguments, as device pointers; groups (3N ints, device) and their count G
-// from embedding_token_groups
+// CUDA launchers: the CPU functions' arguments, as device pointers; groups (3N + 1 ints, device) from
+// embedding_token_groups
 
 static void embedding_forward_cuda(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
                                    int C, bool bf16 = false, bfloat16* out16 = NULL) {
@@ -153,11 +159,12 @@ static void embedding_forward_cuda(float* out, const int* ids, const float* wte,
 }
 
 static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout, const int* ids, const int* groups,
-                                    int G, int B, int T, int C) {
+                                    int B, int T, int C) {
     if ((size_t)B * T * C == 0) return;
-    if (dwte && G > 0) {
-        embedding_backward_wte_kernel<<<dim3(G, cuda_blocks(C, WTE_THREADS)), WTE_THREADS>>>(dwte, dout, ids, groups,
-                                                                                            B * T, C);
+    if (dwte) {
+        unsigned group_blocks = B * T < WTE_GROUP_BLOCKS ? B * T : WTE_GROUP_BLOCKS;
+        embedding_backward_wte_kernel<<<dim3(group_blocks, cuda_blocks(C, WTE_THREADS)), WTE_THREADS>>>(
+            dwte, dout, ids, groups, B * T, C);
         cudaCheckLaunch();
     }
     if (dwpe) {
@@ -182,9 +189,9 @@ static void embedding_forward(Device d, float* out, const int* ids, const float*
 }
 
 static void embedding_backward(Device d, float* dwte, float* dwpe, const float* dout, const int* ids,
-                               const int* groups, int G, int B, int T, int C) {
+                               const int* groups, int B, int T, int C) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return embedding_backward_cuda(dwte, dwpe, dout, ids, groups, G, B, T, C);
+    if (d == DEV_CUDA) return embedding_backward_cuda(dwte, dwpe, dout, ids, groups, B, T, C);
 #endif
     embedding_backward_cpu(dwte, dwpe, dout, ids, B, T, C);
 }
@@ -194,14 +201,14 @@ static void embedding_backward(Device d, float* dwte, float* dwpe, const float* 
 
 static void embedding_backward_node(const TapeNode* node) {
     embedding_backward(node->out->device, node->in[0]->grad, node->in[1]->grad, node->out->grad, node->ids, node->aux,
-                       node->dims[3], node->dims[0], node->dims[1], node->dims[2]);
+                       node->dims[0], node->dims[1], node->dims[2]);
 }
 
 // out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device. On the GPU the backward also
-// needs the positions grouped by token: groups (3·B·T ints on the device) and their count G, from
-// embedding_token_groups (unused on the CPU: NULL, 0). out in fp32 or 16-bit storage (tensor.h's stored16).
-static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, int G, Tensor* wte, Tensor* wpe,
-                      int B, int T, int C) {
+// needs the positions grouped by token: groups (3·B·T + 1 ints on the device) from embedding_token_groups (unused
+// on the CPU: NULL). out in fp32 or 16-bit storage (tensor.h's stored16).
+static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, Tensor* wte, Tensor* wpe, int B,
+                      int T, int C) {
     embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16, stored16(out));
     TapeNode node = tape_node("embedding", embedding_backward_node, out);
     node.in[0] = wte;
@@ -211,6 +218,5 @@ static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups
     node.dims[0] = B;
     node.dims[1] = T;
     node.dims[2] = C;
-    node.dims[3] = G;
     tape_push(tape, &node);
 }

@@ -14,12 +14,13 @@
 #define SKIP_WITHOUT_GPU_MESSAGE "SKIPPED: no CUDA GPU found"
 
 // The grouping of positions by token that the GPU's dwte backward reads (embedding_token_groups): every
-// position once, token by token, increasing within a token, the largest group first.
+// position once, token by token, increasing within a token, the largest group first, then the count.
 TEST_CASE("embedding: positions grouped by token, largest group first, positions in order") {
     const int ids[] = {7, 3, 7, 0, 3, 7, 9, 3, 7};
-    int N = 9, Vp = 16, counts[16], groups[27];
+    int N = 9, Vp = 16, counts[16], groups[28];
     int G = embedding_token_groups(ids, N, Vp, counts, groups);
     REQUIRE(G == 4);
+    CHECK(groups[3 * N] == G);  // the count, for the kernel
     const int order[] = {3, 1, 4, 7, 0, 2, 5, 8, 6};  // token 0: {3}; 3: {1, 4, 7}; 7: {0, 2, 5, 8}; 9: {6}
     for (int k = 0; k < N; k++) CHECK(groups[k] == order[k]);
     const int spans[] = {4, 8, 1, 4, 0, 1, 8, 9};  // tokens 7, 3, then the singletons 0 and 9 in token order

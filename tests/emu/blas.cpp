@@ -22,11 +22,12 @@
 
 struct EmuBlasHandle {
     cublasMath_t math;
+    cudaStream_t stream;  // cublasSetStream's; 0 (the legacy stream, for a library) until set
 };
 struct EmuSolverHandle {
     int unused;
 };
-static EmuBlasHandle lt_blas_handle = {CUBLAS_DEFAULT_MATH};  // what cublasLtMatmul hands gemm_call
+static EmuBlasHandle lt_blas_handle = {CUBLAS_DEFAULT_MATH, 0};  // what cublasLtMatmul hands gemm_call
 
 namespace {
 
@@ -194,9 +195,12 @@ bool types_supported(cudaDataType_t ta, cudaDataType_t tb, cudaDataType_t tc, cu
     return false;
 }
 
-cublasStatus_t gemm_call(const char* call, cublasHandle_t handle, Gemm g, const void* alpha, const void* beta) {
+// stream: where the library runs it (a cuBLAS handle's, the stream passed to cublasLtMatmul)
+cublasStatus_t gemm_call(const char* call, cublasHandle_t handle, Gemm g, const void* alpha, const void* beta,
+                         cudaStream_t stream) {
     emu::count_blas_call();
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!emu::library_stream_ok(call, stream)) return CUBLAS_STATUS_EXECUTION_FAILED;
     auto invalid = [&](const char* why) {
         emu::report("%s(%s, %s, m %d, n %d, k %d, lda %d, ldb %d, ldc %d, batch %d): %s: CUBLAS_STATUS_INVALID_VALUE",
                     call, op_name(g.transa), op_name(g.transb), g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.batch, why);
@@ -241,7 +245,7 @@ cublasStatus_t gemm_call(const char* call, cublasHandle_t handle, Gemm g, const 
 
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
     if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
-    *handle = new EmuBlasHandle{CUBLAS_DEFAULT_MATH};
+    *handle = new EmuBlasHandle{CUBLAS_DEFAULT_MATH, 0};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t handle) {
@@ -261,8 +265,10 @@ cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t* mode) {
     *mode = handle->math;
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t) {
-    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    handle->stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
@@ -273,7 +279,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                                           cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, batchCount, strideA, strideB, strideC, A, B, C, Atype, Btype, Ctype,
               computeType, 0.0, 0.0, NULL, false, false, NULL, 0, NULL};
-    return gemm_call("cublasGemmStridedBatchedEx", handle, g, alpha, beta);
+    return gemm_call("cublasGemmStridedBatchedEx", handle, g, alpha, beta, handle ? handle->stream : 0);
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
@@ -282,7 +288,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             cublasComputeType_t computeType, cublasGemmAlgo_t) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, Atype, Btype, Ctype, computeType, 0.0, 0.0,
               NULL, false, false, NULL, 0, NULL};
-    return gemm_call("cublasGemmEx", handle, g, alpha, beta);
+    return gemm_call("cublasGemmEx", handle, g, alpha, beta, handle ? handle->stream : 0);
 }
 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
@@ -292,7 +298,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
         handle && handle->math == CUBLAS_TF32_TENSOR_OP_MATH ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, compute,
               0.0, 0.0, NULL, false, false, NULL, 0, NULL};
-    return gemm_call("cublasSgemm", handle, g, alpha, beta);
+    return gemm_call("cublasSgemm", handle, g, alpha, beta, handle ? handle->stream : 0);
 }
 
 cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
@@ -300,7 +306,7 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            const double* beta, double* C, int ldc) {
     Gemm g = {transa, transb, m, n, k, lda, ldb, ldc, 1, 0, 0, 0, A, B, C, CUDA_R_64F, CUDA_R_64F, CUDA_R_64F,
               CUBLAS_COMPUTE_64F, 0.0, 0.0, NULL, false, false, NULL, 0, NULL};
-    return gemm_call("cublasDgemm", handle, g, alpha, beta);
+    return gemm_call("cublasDgemm", handle, g, alpha, beta, handle ? handle->stream : 0);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -459,7 +465,8 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
                               cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc,
                               const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
-                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t) {
+                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t*, void*, size_t,
+                              cudaStream_t stream) {
     Gemm g;
     cublasStatus_t s = lt_check("cublasLtMatmul", handle, desc, Adesc, Bdesc, Cdesc, Ddesc, &g);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
@@ -470,7 +477,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     g.A = A;
     g.B = B;
     g.C = D;
-    return gemm_call("cublasLtMatmul", handle ? (cublasHandle_t)&lt_blas_handle : NULL, g, alpha, beta);
+    return gemm_call("cublasLtMatmul", handle ? (cublasHandle_t)&lt_blas_handle : NULL, g, alpha, beta, stream);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -529,6 +536,7 @@ cusolverStatus_t cusolverDnDsyevd(cusolverDnHandle_t handle, cusolverEigMode_t j
     cusolverStatus_t s = syevd_check("cusolverDnDsyevd", handle, jobz, uplo, n, lda);
     if (s != CUSOLVER_STATUS_SUCCESS) return s;
     if (!devInfo) return CUSOLVER_STATUS_INVALID_VALUE;
+    if (!emu::library_stream_ok("cusolverDnDsyevd", 0)) return CUSOLVER_STATUS_EXECUTION_FAILED;  // no stream set
     int need = syevd_lwork(jobz, n);
     emu::enqueue_work("cusolverDnDsyevd", [=]() {
         if (!emu::is_device_range(devInfo, sizeof(int)) ||

@@ -90,6 +90,10 @@ enum cudaError {
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureUnmatched = 903,
+    cudaErrorStreamCaptureImplicit = 906,
     cudaErrorUnknown = 999
 };
 typedef cudaError cudaError_t;
@@ -122,6 +126,20 @@ struct EmuStream;
 typedef EmuStream* cudaStream_t;
 struct EmuEvent;
 typedef EmuEvent* cudaEvent_t;
+struct EmuGraph;
+typedef EmuGraph* cudaGraph_t;
+struct EmuGraphExec;
+typedef EmuGraphExec* cudaGraphExec_t;
+// The streams (one queue runs them all, in order). The emulation builds as nvcc builds the project, with
+// `--default-stream per-thread`: stream 0 in a launch or a runtime call is the calling thread's default stream,
+// cudaStreamPerThread, which stream capture accepts. The libraries (cuBLAS, cuBLASLt, cuSOLVER) are not built so:
+// their stream 0, a handle's stream never set, is cudaStreamLegacy, which a capture refuses.
+#define cudaStreamLegacy ((cudaStream_t)0x1)
+#define cudaStreamPerThread ((cudaStream_t)0x2)
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
+                             cudaStreamCaptureModeRelaxed = 2 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1,
+                               cudaStreamCaptureStatusInvalidated = 2 };
 
 // ----------------------------------------------------------------------------------------------------
 // the built-in variables: the running block's (set by the runtime before each block) and the running thread's
@@ -269,6 +287,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+// Stream capture and graphs (global mode only). While a stream captures, what would be queued (launches, library
+// calls, async device copies and memsets) is recorded instead; a call that needs the host to wait or that stands
+// outside the stream (a synchronous or host copy, cudaMemset, cudaMalloc, cudaFree, a synchronize, an event, a
+// library call on the legacy stream) fails and invalidates the capture, so cudaStreamEndCapture fails too. A
+// graph launch queues a copy of every recorded operation, with the argument values captured.
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
 namespace emu {
 cudaError_t func_set_attribute(const void* func, cudaFuncAttribute attr, int value);
@@ -286,7 +316,7 @@ struct LaunchConfig {
     size_t shared_bytes;
 };
 static inline LaunchConfig config(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t stream = 0) {
-    (void)stream;  // one stream: everything runs in order
+    (void)stream;  // one queue runs every stream in order
     LaunchConfig c = {grid, block, shared_bytes};
     return c;
 }
@@ -302,6 +332,7 @@ struct Launch {
     LaunchConfig cfg;
     void (*body)(void* args);
     void (*destroy)(void* args);
+    void* (*copy)(const void* args);  // a copy of the argument block (a graph's launches run more than once)
     void* args;
     const void* pointers[16];
     int pointer_index[16];
@@ -343,6 +374,7 @@ static void emu_launch(const char* file, int line, const char* name, void (*kern
         std::apply(b->kernel, b->args);
     };
     l->destroy = [](void* p) { delete (Bound*)p; };
+    l->copy = [](const void* p) -> void* { return new Bound(*(const Bound*)p); };
     l->args = bound;
     emu::note_pointers(l, bound->args, std::index_sequence_for<Params...>());
     emu::enqueue_launch(l);
@@ -370,7 +402,7 @@ double device_clock();
 void set_kernel_cost(const char* name_part, double seconds);
 size_t queued_work();  // queued operations not yet executed
 struct Stats {
-    long long launches, blocks, threads, blas_calls;
+    long long launches, blocks, threads, blas_calls, graph_launches;
 };
 Stats stats();
 }  // namespace emu

@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <vector>
 #include "internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -797,8 +798,63 @@ static void drain() {
     }
 }
 
+// ----------------------------------------------------------------------------------------------------
+// stream capture: while `capturing`, enqueue records into the graph instead of the queue (global mode: one capture
+// at a time, and calls that stand outside the stream are refused, invalidating it)
+
+}  // namespace emu
+struct EmuGraph {
+    std::vector<emu::Op> ops;  // their launches owned by the graph
+};
+struct EmuGraphExec {
+    std::vector<emu::Op> ops;
+};
+namespace emu {
+
+static EmuGraph* capturing = NULL;
+static bool capture_invalidated = false;
+
+static void free_ops(std::vector<Op>* ops) {
+    for (Op& op : *ops)
+        if (op.kind == Op::LAUNCH) free_launch(op.launch);
+    ops->clear();
+}
+// an operation recorded or replayed: its own copy of a launch's argument block
+static Op copy_op(const Op& op) {
+    Op c = op;
+    if (op.kind == Op::LAUNCH) {
+        c.launch = new Launch(*op.launch);
+        c.launch->args = op.launch->copy(op.launch->args);
+    }
+    return c;
+}
+// true (and the capture invalidated, the call failing) when a stream is capturing: `call` cannot be captured
+static bool refused_in_capture(const char* call) {
+    if (!capturing) return false;
+    report("%s while a stream is capturing: not allowed in a capture (global mode): the capture is invalidated", call);
+    capture_invalidated = true;
+    set_last(cudaErrorStreamCaptureUnsupported);
+    return true;
+}
+bool library_stream_ok(const char* call, cudaStream_t stream) {
+    if (!capturing || (stream != 0 && stream != cudaStreamLegacy)) return true;
+    report("%s on the legacy default stream (the library's stream 0: no cublasSetStream, or stream 0 passed) while "
+           "a stream is capturing: the capture is invalidated", call);
+    capture_invalidated = true;
+    set_last(cudaErrorStreamCaptureImplicit);
+    return false;
+}
+
 static void enqueue(Op op) {
     if (sync_mode < 0) sync_mode = getenv("EMU_SYNC") && atoi(getenv("EMU_SYNC")) != 0;
+    if (capturing) {
+        if (op.kind == Op::EVENT) {  // events in a capture: not emulated
+            refused_in_capture("cudaEventRecord");
+            return;
+        }
+        capturing->ops.push_back(std::move(op));
+        return;
+    }
     queue.push_back(std::move(op));
     if (sync_mode || queue.size() >= QUEUE_LIMIT) drain();
 }
@@ -880,6 +936,7 @@ static cudaError_t check_sticky() { return sticky_error; }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
     if (!p) return set_last(cudaErrorInvalidValue);
     *p = NULL;
+    if (emu::refused_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     if (bytes > DEVICE_MEMORY - allocated_bytes) {
         report("cudaMalloc: %zu bytes, %zu of the device's %zu in use", bytes, allocated_bytes, DEVICE_MEMORY);
         return set_last(cudaErrorMemoryAllocation);
@@ -898,6 +955,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 
 cudaError_t cudaFree(void* p) {
     if (!p) return cudaSuccess;
+    if (emu::refused_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     drain();  // cudaFree waits for the work that may still use the memory
     auto it = allocations.find((uintptr_t)p);
     if (it == allocations.end()) {
@@ -955,7 +1013,8 @@ static cudaError_t memcpy_checked(void* dst, const void* src, size_t bytes, cuda
         return cudaSuccess;
     }
     // with host memory (pageable), the copy waits for the queue and completes before returning (CUDA's rules for
-    // pageable memory make cudaMemcpyAsync behave so too)
+    // pageable memory make cudaMemcpyAsync behave so too): no capture can hold it
+    if (refused_in_capture(call)) return cudaErrorStreamCaptureUnsupported;
     drain();
     if (sticky_error != cudaSuccess) return sticky_error;
     memmove(dst, src, bytes);
@@ -985,7 +1044,10 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
     enqueue(std::move(op));
     return cudaSuccess;
 }
-cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, 0); }
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {  // synchronous: cudaMemsetAsync is what a capture holds
+    if (emu::refused_in_capture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
+    return cudaMemsetAsync(p, value, bytes, 0);
+}
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     if (free_bytes) *free_bytes = DEVICE_MEMORY - allocated_bytes;
@@ -994,6 +1056,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaDeviceSynchronize() {
+    if (emu::refused_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
     drain();
     return sticky_error;
 }
@@ -1033,6 +1096,14 @@ static const struct {
     {cudaErrorIllegalAddress, "cudaErrorIllegalAddress", "an illegal memory access was encountered"},
     {cudaErrorLaunchOutOfResources, "cudaErrorLaunchOutOfResources", "too many resources requested for launch"},
     {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+     "operation not permitted when stream is capturing"},
+    {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated",
+     "operation failed due to a previous error during capture"},
+    {cudaErrorStreamCaptureUnmatched, "cudaErrorStreamCaptureUnmatched",
+     "capture was not initiated in this stream"},
+    {cudaErrorStreamCaptureImplicit, "cudaErrorStreamCaptureImplicit",
+     "operation would make the legacy stream depend on a capturing blocking stream"},
 };
 const char* cudaGetErrorName(cudaError_t e) {
     for (auto& row : error_table)
@@ -1126,6 +1197,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (!event) return set_last(cudaErrorInvalidResourceHandle);
+    if (emu::refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     drain();
     return sticky_error;
 }
@@ -1134,5 +1206,81 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
     if (!start->recorded || !end->recorded) return set_last(cudaErrorInvalidResourceHandle);
     if (!start->done || !end->done) return set_last(cudaErrorNotReady);
     *ms = (float)((end->wall_seconds - start->wall_seconds) * 1e3);
+    return cudaSuccess;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// stream capture and graphs (cuda_emu.h says what is recorded and what is refused)
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    if (stream == cudaStreamLegacy) {
+        emu::report("cudaStreamBeginCapture: the legacy default stream cannot be captured");
+        return emu::set_last(cudaErrorStreamCaptureUnsupported);
+    }
+    if (mode != cudaStreamCaptureModeGlobal) {
+        emu::report("cudaStreamBeginCapture: only the global capture mode is emulated");
+        return emu::set_last(cudaErrorInvalidValue);
+    }
+    if (emu::capturing) {
+        emu::report("cudaStreamBeginCapture: a stream is capturing already");
+        return emu::set_last(cudaErrorStreamCaptureUnsupported);
+    }
+    emu::capturing = new EmuGraph();
+    emu::capture_invalidated = false;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+    if (!graph || stream == cudaStreamLegacy) return emu::set_last(cudaErrorInvalidValue);
+    *graph = NULL;
+    if (!emu::capturing) {
+        emu::report("cudaStreamEndCapture: the stream is not capturing");
+        return emu::set_last(cudaErrorStreamCaptureUnmatched);
+    }
+    EmuGraph* g = emu::capturing;
+    emu::capturing = NULL;
+    if (emu::capture_invalidated) {
+        emu::free_ops(&g->ops);
+        delete g;
+        return emu::set_last(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
+    if (!status) return emu::set_last(cudaErrorInvalidValue);
+    *status = !emu::capturing ? cudaStreamCaptureStatusNone
+              : emu::capture_invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+    if (!exec || !graph) return emu::set_last(cudaErrorInvalidValue);
+    *exec = new EmuGraphExec();
+    for (const emu::Op& op : graph->ops) (*exec)->ops.push_back(emu::copy_op(op));
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+    if (!exec) return emu::set_last(cudaErrorInvalidResourceHandle);
+    if (emu::refused_in_capture("cudaGraphLaunch")) return cudaErrorStreamCaptureUnsupported;
+    emu::counters.graph_launches++;
+    for (const emu::Op& op : exec->ops) emu::enqueue(emu::copy_op(op));
+    return emu::sticky_error;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    if (!exec) return emu::set_last(cudaErrorInvalidResourceHandle);
+    cudaDeviceSynchronize();  // its copies are queued with launches of their own: nothing of the exec is in use
+    emu::free_ops(&exec->ops);
+    delete exec;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    if (!graph) return emu::set_last(cudaErrorInvalidResourceHandle);
+    emu::free_ops(&graph->ops);
+    delete graph;
     return cudaSuccess;
 }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <string>
+#include <functional>
 #include <cublasLt.h>
 #include "../gpu_testutil.h"
 #include "../../ops/matmul.h"
@@ -574,4 +575,90 @@ TEST_CASE("emulation: cuBLASLt's BGRADB sums op(B) over k; refused, a layer's bi
     check_close("dbias", grads[0][1], ref, 1e-6);
     for (bfloat16* p : {d_a, d_b}) cudaCheck(cudaFree(p));
     for (float* p : {d_c, d_sums}) cudaCheck(cudaFree(p));
+}
+
+// ----------------------------------------------------------------------------------------------------
+// stream capture and graphs
+
+static __global__ void add_one_kernel(float* x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += 1.0f;
+}
+
+// What a capture records runs only when its graph is launched, each launch with the values captured; the calls CUDA's
+// global capture mode refuses fail, name themselves, and invalidate the capture, so cudaStreamEndCapture fails.
+TEST_CASE("emulation: stream capture records launches, copies and cuBLAS calls, replays them, refuses round trips") {
+    std::vector<float> h = {1, 2, 3, 4};
+    float *d = to_device(h), *d_sum = to_device(std::vector<float>(1, 0.0f)), *d_copy = to_device(std::vector<float>(4, 0.0f));
+    std::vector<float> ones(4, 1.0f);
+    float* d_ones = to_device(ones);
+    cublasHandle_t blas = NULL;
+    REQUIRE(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(cublasSetStream(blas, cudaStreamPerThread) == CUBLAS_STATUS_SUCCESS);
+    float alpha = 1.0f, beta = 0.0f;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    REQUIRE(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    cudaStreamCaptureStatus status;
+    REQUIRE(cudaStreamIsCapturing(cudaStreamPerThread, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusActive);
+    add_one_kernel<<<1, 32>>>(d, 4);                                                      // x += 1
+    cudaCheck(cudaMemcpyAsync(d_copy, d, 4 * sizeof(float), cudaMemcpyDeviceToDevice));  // a copy of x
+    REQUIRE(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 4, &alpha, d_ones, 1, d, 4, &beta, d_sum, 1) ==
+            CUBLAS_STATUS_SUCCESS);                                                      // sum = Σ x
+    alpha = 100.0f;  // changed after the call: the graph keeps the value it was given
+    REQUIRE(cudaStreamEndCapture(cudaStreamPerThread, &graph) == cudaSuccess);
+    REQUIRE(graph != NULL);
+    CHECK(to_host(d, 4)[0] == 1.0f);  // nothing ran yet
+    REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+    cudaCheck(cudaGraphDestroy(graph));  // the executable graph holds its own copy
+    for (int launch = 1; launch <= 3; launch++) {
+        cudaCheck(cudaGraphLaunch(exec, cudaStreamPerThread));
+        std::vector<float> x = to_host(d, 4), copy = to_host(d_copy, 4);
+        for (int i = 0; i < 4; i++) CHECK(x[i] == h[i] + launch);
+        CHECK(copy == x);
+        CHECK(to_host(d_sum, 1)[0] == 10.0f + 4 * launch);
+    }
+    cudaCheck(cudaGraphExecDestroy(exec));
+
+    ExpectErrors expect;
+    // each of these, inside a capture, fails and invalidates it
+    struct Refused {
+        const char* name;
+        std::function<bool()> call;  // true when the call failed as it should
+    };
+    float host = 0.0f;
+    void* p = NULL;
+    cublasHandle_t legacy = NULL;
+    REQUIRE(cublasCreate(&legacy) == CUBLAS_STATUS_SUCCESS);  // its stream never set: the legacy stream
+    std::vector<Refused> refused = {
+        {"cudaMemcpy", [&] { return cudaMemcpy(&host, d, sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess; }},
+        {"cudaMemcpyAsync", [&] { return cudaMemcpyAsync(d, &host, sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess; }},
+        {"cudaMemset", [&] { return cudaMemset(d, 0, sizeof(float)) != cudaSuccess; }},
+        {"cudaMalloc", [&] { return cudaMalloc(&p, 64) != cudaSuccess; }},
+        {"cudaFree", [&] { return cudaFree(d_ones) != cudaSuccess; }},
+        {"cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize() != cudaSuccess; }},
+        {"legacy stream", [&] {
+             return cublasSgemm(legacy, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 4, &alpha, d_ones, 1, d, 4, &beta, d_sum, 1) !=
+                    CUBLAS_STATUS_SUCCESS;
+         }},
+    };
+    for (const Refused& r : refused) {
+        CAPTURE(r.name);
+        REQUIRE(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeGlobal) == cudaSuccess);
+        add_one_kernel<<<1, 32>>>(d, 4);
+        CHECK(r.call());
+        CHECK(message_has(strcmp(r.name, "legacy stream") == 0 ? "legacy default stream" : r.name));
+        REQUIRE(cudaStreamIsCapturing(cudaStreamPerThread, &status) == cudaSuccess);
+        CHECK(status == cudaStreamCaptureStatusInvalidated);
+        CHECK(cudaStreamEndCapture(cudaStreamPerThread, &graph) == cudaErrorStreamCaptureInvalidated);
+        CHECK(graph == NULL);
+        emu::clear_errors();
+    }
+    CHECK(to_host(d, 4)[0] == h[0] + 3);  // the invalidated captures ran nothing
+    CHECK(cudaStreamBeginCapture(cudaStreamLegacy, cudaStreamCaptureModeGlobal) == cudaErrorStreamCaptureUnsupported);
+    emu::clear_errors();
+    cublasDestroy(legacy);
+    cublasDestroy(blas);
+    for (float* q : {d, d_sum, d_copy, d_ones}) cudaCheck(cudaFree(q));
 }
