@@ -84,7 +84,7 @@ struct GPT2 {
 
 // 16-bit storage (numerics.h's bfloat16, Tensor.data16; README's bf16 section): on the GPU at bf16 precision with
 // bf16 products the activations are held in bf16 (with flash attention every one; d12 at B = 64, T = 1024: 66.9 ->
-// 35.7 GB in all). The products run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt) with the bias,
+// 35.6 GB in all). The products run on bf16 operands (ops/matmul.h's matmul_bf16, through cuBLASLt) with the bias,
 // its gradient and GELU both ways in their epilogues. The same numbers as fp32 storage of bf16 values but for one
 // rounding point: the epilogue's GELU reads fc's fp32 sum (as llm.c's), the CPU fch's bf16 value (as autocast).
 // fp32 storage: the activation gradients, the statistics, qkv, atty and attproj on the simple attention path.
@@ -92,14 +92,13 @@ struct GPT2 {
 static const int STORAGE16_WEIGHTS[9] = {P_WTE, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
                                          P_FCPROJB};
 static bool gpt2_storage16(Device device, Kernels k) { return device == DEV_CUDA && kernels_bf16(k); }
-// whether weight i has an fp32 copy at bf16 precision: at 16-bit storage those the products read only through their
-// 16-bit copies have none (data NULL), all with one but the token embedding (the embedding reads fp32) and, on the
-// simple attention path, qkv's bias and the attention projection (fp32 storage there)
+// whether weight i has an fp32 copy at bf16 precision: at 16-bit storage those with 16-bit copies have none (data
+// NULL; the embedding reads wte's too), but on the simple attention path qkv's bias and the attention projection
+// (fp32 storage there)
 static bool gpt2_weight_fp32_copy(Device device, Kernels k, int i) {
     bool copy16 = false, simple = !attention_uses_flash(device, k.attention);
     for (int j : STORAGE16_WEIGHTS) copy16 |= j == i;
-    return !gpt2_storage16(device, k) || !copy16 || i == P_WTE ||
-           (simple && (i == P_QKVB || i == P_ATTPROJW || i == P_ATTPROJB));
+    return !gpt2_storage16(device, k) || !copy16 || (simple && (i == P_QKVB || i == P_ATTPROJW || i == P_ATTPROJB));
 }
 
 static void gpt2_layout_params(GPT2* m) {

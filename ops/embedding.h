@@ -84,23 +84,29 @@ static int embedding_token_groups(const int* ids, int N, int Vp, int* counts, in
 // ----------------------------------------------------------------------------------------------------
 // CUDA kernels
 
-// one thread per output element (n, c), n = b·T + t; out16 not NULL: the output in 16-bit storage instead of out
-// (the residual stream on the GPU at bf16: model.h's gpt2_storage16), the same values
+// one thread per output element (n, c), n = b·T + t. 16-bit storage where not NULL (on the GPU at bf16: model.h's
+// gpt2_storage16), the same values: out16, the output (the residual stream) instead of out; wte16, the table read
+// instead of wte (its bf16 copy, which the LM head's product reads too)
 static __global__ void embedding_forward_kernel(float* out, bfloat16* out16, const int* ids, const float* wte,
-                                                const float* wpe, int N, int T, int C, bool bf16) {
+                                                const bfloat16* wte16, const float* wpe, int N, int T, int C, bool bf16) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     int n = (int)(i / C), c = (int)(i % C);
-    store_value(out, out16, i, wte[(size_t)ids[n] * C + c] + wpe[(size_t)(n % T) * C + c], bf16);
+    store_value(out, out16, i, load_value(wte, wte16, (size_t)ids[n] * C + c) + wpe[(size_t)(n % T) * C + c], bf16);
 }
 // the same, four channels a thread with 128-bit accesses (float4), where C % 4 == 0 and the tables and out are
-// 16-byte aligned (every row then starts aligned)
+// 16-byte aligned (every row then starts aligned); wte16's four values as four 16-bit loads
 static __global__ void embedding_forward4_kernel(float* out, bfloat16* out16, const int* ids, const float* wte,
-                                                 const float* wpe, int N, int T, int C, bool bf16) {
+                                                 const bfloat16* wte16, const float* wpe, int N, int T, int C,
+                                                 bool bf16) {
     size_t i = 4 * ((size_t)blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= (size_t)N * C) return;
     int n = (int)(i / C), c = (int)(i % C);
-    float4 e = *(const float4*)(wte + (size_t)ids[n] * C + c), p = *(const float4*)(wpe + (size_t)(n % T) * C + c);
+    size_t row = (size_t)ids[n] * C + c;
+    float4 e = wte16 ? make_float4(bf16_to_float(wte16[row]), bf16_to_float(wte16[row + 1]),
+                                   bf16_to_float(wte16[row + 2]), bf16_to_float(wte16[row + 3]))
+                     : *(const float4*)(wte + row);
+    float4 p = *(const float4*)(wpe + (size_t)(n % T) * C + c);
     if (out16) {  // four bf16 values, one 16-bit store each (a warp's stores still cover 256 contiguous bytes)
         out16[i] = bf16_from_float(e.x + p.x);
         out16[i + 1] = bf16_from_float(e.y + p.y);
@@ -148,13 +154,14 @@ static __global__ void embedding_backward_wpe_kernel(float* dwpe, const float* d
 // embedding_token_groups
 
 static void embedding_forward_cuda(float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                                   int C, bool bf16 = false, bfloat16* out16 = NULL) {
+                                   int C, bool bf16 = false, bfloat16* out16 = NULL, const bfloat16* wte16 = NULL) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return;
-    if (C % 4 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe))
-        embedding_forward4_kernel<<<cuda_blocks(n / 4, 256), 256>>>(out, out16, ids, wte, wpe, B * T, T, C, bf16);
+    if (C % 4 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe))  // NULL counts as aligned
+        embedding_forward4_kernel<<<cuda_blocks(n / 4, 256), 256>>>(out, out16, ids, wte, wte16, wpe, B * T, T, C,
+                                                                    bf16);
     else
-        embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, out16, ids, wte, wpe, B * T, T, C, bf16);
+        embedding_forward_kernel<<<cuda_blocks(n, 256), 256>>>(out, out16, ids, wte, wte16, wpe, B * T, T, C, bf16);
     cudaCheckLaunch();
 }
 
@@ -176,15 +183,15 @@ static void embedding_backward_cuda(float* dwte, float* dwpe, const float* dout,
 
 // ----------------------------------------------------------------------------------------------------
 // by device: the one place that picks the CPU or the CUDA code (the GPU's backward reads the token groups; the
-// CPU's sums in position order without them); out16 not NULL: the output in 16-bit storage instead of out (the
-// GPU's only)
+// CPU's sums in position order without them); out16, wte16 not NULL: the output, the table in 16-bit storage
+// instead of out, wte (the GPU's only)
 
 static void embedding_forward(Device d, float* out, const int* ids, const float* wte, const float* wpe, int B, int T,
-                              int C, bool bf16 = false, bfloat16* out16 = NULL) {
+                              int C, bool bf16 = false, bfloat16* out16 = NULL, const bfloat16* wte16 = NULL) {
 #ifdef __CUDACC__
-    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C, bf16, out16);
+    if (d == DEV_CUDA) return embedding_forward_cuda(out, ids, wte, wpe, B, T, C, bf16, out16, wte16);
 #endif
-    if (out16) die("embedding: 16-bit storage is the GPU's only");
+    if (out16 || wte16) die("embedding: 16-bit storage is the GPU's only");
     embedding_forward_cpu(out, ids, wte, wpe, B, T, C, bf16);
 }
 
@@ -206,10 +213,11 @@ static void embedding_backward_node(const TapeNode* node) {
 
 // out (B, T, C) = wte[ids] + wpe[0:T]; ids (B, T) live on the tensors' device. On the GPU the backward also
 // needs the positions grouped by token: groups (3·B·T + 1 ints on the device) from embedding_token_groups (unused
-// on the CPU: NULL). out in fp32 or 16-bit storage (tensor.h's stored16).
+// on the CPU: NULL). out and wte in fp32 or 16-bit storage (tensor.h's stored16).
 static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups, Tensor* wte, Tensor* wpe, int B,
                       int T, int C) {
-    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16, stored16(out));
+    embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16, stored16(out),
+                      stored16(wte));
     TapeNode node = tape_node("embedding", embedding_backward_node, out);
     node.in[0] = wte;
     node.in[1] = wpe;

@@ -447,7 +447,8 @@ TEST_CASE("gpu: layernorm's output (and the fused add's addend) in 16-bit storag
     for (bfloat16* p : {d_out16, d_b16}) cudaCheck(cudaFree(p));
 }
 
-// The residual stream in 16-bit storage (model.h's gpt2_storage16): the embedding writes it, layernorm reads it, the
+// The residual stream in 16-bit storage (model.h's gpt2_storage16): the embedding writes it (reading wte's 16-bit
+// copy, or its fp32 one), layernorm reads it, the
 // fused add + layernorm reads one stream and writes the next, and their backwards read it for x̂. Against the same
 // bf16 values in fp32 storage: the same kernels, only the loads and stores differ, so every output and gradient is
 // the same bits (C 200: the embedding's float4 kernel; C 67: its scalar one).
@@ -462,8 +463,8 @@ TEST_CASE("gpu: the residual stream in 16-bit storage (embedding, layernorm alon
         std::vector<float> a = random_vector((size_t)N * C, 123, 2.0f), b = random_vector((size_t)N * C, 124);
         std::vector<float> w = random_vector(C, 125), bias = random_vector(C, 126), dout = random_vector((size_t)N * C, 127);
         std::vector<float> dsum = random_vector((size_t)N * C, 128), zeros((size_t)N * C, 0.0f), small(C, 0.0f);
-        for (std::vector<float>* v : {&a, &b})
-            for (float& x : *v) x = bf16_round(x);  // the stream and the block's output hold bf16 values
+        for (std::vector<float>* v : {&a, &b, &wte})
+            for (float& x : *v) x = bf16_round(x);  // the stream, the block's output and the table hold bf16 values
         int* d_ids = to_device_int(ids);
         float *d_wte = to_device(wte), *d_wpe = to_device(wpe), *d_a = to_device(a), *d_b = to_device(b);
         float *d_w = to_device(w), *d_bias = to_device(bias), *d_dout = to_device(dout), *d_dsum = to_device(dsum);
@@ -475,6 +476,12 @@ TEST_CASE("gpu: the residual stream in 16-bit storage (embedding, layernorm alon
         embedding_forward(DEV_CUDA, d_enc, d_ids, d_wte, d_wpe, B, T, C, true);
         embedding_forward(DEV_CUDA, NULL, d_ids, d_wte, d_wpe, B, T, C, true, d_enc16);
         check_bitwise("the embedding's output", bf16_to_host(d_enc16, (size_t)N * C), to_host(d_enc, (size_t)N * C));
+        bfloat16 *d_wte16 = bf16_to_device(wte), *d_enc16_b = device_bf16((size_t)N * C);  // the table in 16 bits
+        embedding_forward(DEV_CUDA, NULL, d_ids, NULL, d_wpe, B, T, C, true, d_enc16_b, d_wte16);
+        check_bitwise("the embedding's output from wte in 16-bit storage", bf16_to_host(d_enc16_b, (size_t)N * C),
+                      to_host(d_enc, (size_t)N * C));
+        cudaCheck(cudaFree(d_wte16));
+        cudaCheck(cudaFree(d_enc16_b));
 
         // each side's forward then backward: out, mean, rstd, and every gradient, as host vectors
         auto run = [&](bool stored16, bool fused) {

@@ -149,14 +149,14 @@ TEST_CASE("model: the GPU at bf16 holds the activations only products and fused 
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CUDA, fp32) == stored32);
     CHECK(gpt2_activation_bytes(&cfg, B, T, DEV_CPU, bf16) == gpt2_activation_bytes(&cfg, B, T, DEV_CPU, fp32));
     size_t P = gpt2_num_parameters(&cfg), maxT = cfg.max_seq_len;
-    // the fp32 copies of those read in fp32 (model.h's gpt2_weight_fp32_copy: wte, wpe, the layernorms' gains and
+    // the fp32 copies of those read in fp32 (model.h's gpt2_weight_fp32_copy: wpe, the layernorms' gains and
     // biases; on the simple attention path qkv's bias and the attention projection too); the 16-bit copies of wte,
     // of the qkv, attention projection, fc and fcproj weights (3 + 1 + 4 + 4 C² a layer) and biases (3 + 1 + 4 + 1
     // C a layer). Every piece a multiple of 256 bytes here.
     size_t copies16 = Vp * C * 2 + L * 12 * C * C * 2 + L * 9 * C * 2;
-    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) == (Vp * C + maxT * C + 4 * L * C + 2 * C) * 4 + copies16);
+    CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, bf16) == (maxT * C + 4 * L * C + 2 * C) * 4 + copies16);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, simple) ==
-          (Vp * C + maxT * C + 4 * L * C + 2 * C + L * (3 * C + C * C + C)) * 4 + copies16);
+          (maxT * C + 4 * L * C + 2 * C + L * (3 * C + C * C + C)) * 4 + copies16);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32_products) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CPU, bf16) == (P * 4 + 255) / 256 * 256);
     CHECK(gpt2_weight_copy_bytes(&cfg, DEV_CUDA, fp32) == 0);
