@@ -187,21 +187,39 @@ static __global__ void grad_norm_kernel(double* partial, const float* g, size_t 
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-// sqrt(Σ g²) over n floats on the device: the 512 partial sums come back to the host and are added in
-// order, so the result is the same on every run (it may differ from grad_norm_cpu in the last bits: the
-// order of the double sums differs). Waits for the GPU (the caller needs the number for clipping).
-static double grad_norm_cuda(const float* g, size_t n) {
+// sqrt(Σ g²) of each of `count` buffers on the device, xs[k] of ns[k] floats, into out[k]: each buffer's 512
+// partial sums (grad_norm_kernel) come back to the host, all in one copy, and are added in order, so each result
+// is the same on every run and the same bits however many are measured together (it may differ from
+// grad_norm_cpu in the last bits: the order of the double sums differs). One wait for the GPU for all of them
+// (the caller needs the numbers: for clipping, the divergence check, the log).
+static void grad_norms_cuda(const float* const* xs, const size_t* ns, int count, double* out) {
     static void* partial = NULL;
     static size_t capacity = 0;
-    if (n == 0) return 0.0;
-    double* d = (double*)device_scratch_grow(&partial, &capacity, sizeof(double) * GRAD_NORM_BLOCKS);
-    grad_norm_kernel<<<GRAD_NORM_BLOCKS, GRAD_NORM_THREADS>>>(d, g, n);
-    cudaCheckLaunch();
-    double host[GRAD_NORM_BLOCKS];
-    cudaCheck(cudaMemcpy(host, d, sizeof(host), cudaMemcpyDeviceToHost));
-    double total = 0.0;
-    for (int b = 0; b < GRAD_NORM_BLOCKS; b++) total += host[b];
-    return sqrt(total);
+    static double* host = NULL;
+    static int host_count = 0;
+    if (count <= 0) return;
+    double* d = (double*)device_scratch_grow(&partial, &capacity, sizeof(double) * GRAD_NORM_BLOCKS * count);
+    if (count > host_count) {
+        free(host);
+        host = (double*)xmalloc(sizeof(double) * GRAD_NORM_BLOCKS * count);
+        host_count = count;
+    }
+    for (int k = 0; k < count; k++) {
+        if (ns[k] == 0) continue;
+        grad_norm_kernel<<<GRAD_NORM_BLOCKS, GRAD_NORM_THREADS>>>(d + (size_t)k * GRAD_NORM_BLOCKS, xs[k], ns[k]);
+        cudaCheckLaunch();
+    }
+    cudaCheck(cudaMemcpy(host, d, sizeof(double) * GRAD_NORM_BLOCKS * count, cudaMemcpyDeviceToHost));
+    for (int k = 0; k < count; k++) {
+        double total = 0.0;
+        for (int b = 0; b < GRAD_NORM_BLOCKS && ns[k] > 0; b++) total += host[(size_t)k * GRAD_NORM_BLOCKS + b];
+        out[k] = sqrt(total);
+    }
+}
+static double grad_norm_cuda(const float* g, size_t n) {
+    double norm = 0.0;
+    grad_norms_cuda(&g, &n, 1, &norm);
+    return norm;
 }
 #endif
 
@@ -213,6 +231,13 @@ static double grad_norm(Device d, const float* g, size_t n) {
     if (d == DEV_CUDA) return grad_norm_cuda(g, n);
 #endif
     return grad_norm_cpu(g, n);
+}
+// the norms of `count` buffers, xs[k] of ns[k] floats, into out[k] (on the GPU with one wait for all)
+static void grad_norms(Device d, const float* const* xs, const size_t* ns, int count, double* out) {
+#ifdef __CUDACC__
+    if (d == DEV_CUDA) return grad_norms_cuda(xs, ns, count, out);
+#endif
+    for (int k = 0; k < count; k++) out[k] = grad_norm_cpu(xs[k], ns[k]);
 }
 
 static void adamw_update_slices(Device d, float* params, const float* grads, float* m, float* v,

@@ -270,15 +270,27 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
 }
 
 // The RMS of the hidden matrices' weights taken together, sqrt(Σ w² / n): the quantity the weight-decay rule
-// sets at steady state (arXiv 2512.08217). One norm pass per matrix, logged every step (log.csv's matrix_rms).
+// sets at steady state (arXiv 2512.08217). One norm pass per matrix, all in one wait on the GPU (grad_norms),
+// logged every step (log.csv's matrix_rms).
 static double hidden_matrix_rms(const Optimizer* opt, const float* params) {
-    double sum_sq = 0.0, count = 0.0;
+    const float** xs = (const float**)xmalloc(sizeof(float*) * (opt->num_slots + 1));
+    size_t* ns = (size_t*)xmalloc(sizeof(size_t) * (opt->num_slots + 1));
+    double* norms = (double*)xmalloc(sizeof(double) * (opt->num_slots + 1));
+    int count = 0;
     for (int i = 0; i < opt->num_slots; i++) {
         const ParamSlot* s = &opt->slots[i];
         if (s->kind != PARAM_MATRIX) continue;
-        double norm = grad_norm(opt->device, params + s->offset, (size_t)s->rows * s->cols);
-        sum_sq += norm * norm;
-        count += (double)s->rows * s->cols;
+        xs[count] = params + s->offset;
+        ns[count++] = (size_t)s->rows * s->cols;
     }
-    return count > 0 ? sqrt(sum_sq / count) : 0.0;
+    grad_norms(opt->device, xs, ns, count, norms);
+    double sum_sq = 0.0, n = 0.0;
+    for (int k = 0; k < count; k++) {
+        sum_sq += norms[k] * norms[k];
+        n += (double)ns[k];
+    }
+    free(xs);
+    free(ns);
+    free(norms);
+    return n > 0 ? sqrt(sum_sq / n) : 0.0;
 }

@@ -53,6 +53,26 @@ TEST_CASE("gpu: grad_norm_cuda matches grad_norm_cpu and repeats bit for bit") {
     }
 }
 
+// Several norms with one wait (grad_norms_cuda, what the logged matrix RMS uses): each the same bits as its norm
+// alone, an empty buffer's 0.
+TEST_CASE("gpu: grad_norms_cuda gives each buffer's grad_norm_cuda, bit for bit, in one copy back") {
+    if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
+    std::vector<float> g = random_vector(300000, 81, 1e-2f);
+    float* d = to_device(g);
+    const float* xs[4] = {d, d + 1000, d + 7, d + 5};
+    size_t ns[4] = {300000, 99001, 0, 1};
+    double together[4];
+    grad_norms_cuda(xs, ns, 4, together);
+    for (int k = 0; k < 4; k++) {
+        CAPTURE(k);
+        double alone = grad_norm_cuda(xs[k], ns[k]);
+        CHECK(memcmp(&together[k], &alone, sizeof(double)) == 0);
+    }
+    CHECK(together[2] == 0.0);
+    CHECK(together[3] == doctest::Approx(fabs(g[5])));
+    cudaCheck(cudaFree(d));
+}
+
 TEST_CASE("gpu: adamw_update_slices_cuda matches the CPU over three steps (gaps, empty and odd-sized slices)") {
     if (!gpu_available()) { MESSAGE("SKIPPED: no CUDA GPU found"); return; }
     // slices with gaps between them (left untouched), an empty one, sizes around the 4096-per-block chunk, one
