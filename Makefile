@@ -220,6 +220,10 @@ bench: all $(BENCH_BINS)
 	 else echo "tokenizer vs tiktoken: skipped (needs $(PYTHON) with tiktoken: pip install tiktoken)"; fi
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
 	   $(PYTHON) dev/speed_compare.py --device cpu --model d4 --batch 8 --seq-len 256 --steps 8; \
+	   if [ -x build/bench_gpu ] && nvidia-smi >/dev/null 2>&1; then \
+	     $(PYTHON) dev/speed_compare.py --device cuda --model d12 --batch 16 --seq-len 1024 --precision bf16 --steps 12 && \
+	     $(PYTHON) dev/speed_compare.py --device cuda --model d12 --batch 16 --seq-len 1024 --precision bf16 --steps 12 \
+	       --no-compile --cuda-graph 1; fi; \
 	 else echo "training step vs PyTorch eager and torch.compile: skipped (needs $(PYTHON) with torch:" \
 	   "pip install torch numpy, or make bench PYTHON=/path/to/venv/bin/python)"; fi
 

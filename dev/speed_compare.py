@@ -10,8 +10,8 @@ ratios. Flow: the whole training step (data -> model -> loss -> backward -> opti
 Precision: by default both compute in FP32 everywhere (cuBLAS in plain FP32, no TF32), the like-for-like
 comparison. --precision tf32 runs PyTorch's matmuls in TF32 and ./train with --matmul tf32 (the same inputs
 rounded, on the tensor cores); --precision bf16 runs PyTorch under bf16 autocast and ./train with --precision
-bf16 (a bf16 copy of the weights, bf16 activations and bf16 tensor-core products; ./train still holds the bf16
-values in fp32 buffers, so it moves twice the bytes a bf16 tensor would).
+bf16 (a bf16 copy of the weights, bf16 activations in 16-bit storage on the GPU, bf16 tensor-core products).
+--cuda-graph 1 passes the same flag to ./train (its micro-step replayed as a CUDA graph; PyTorch runs as above).
 
 Timing: each step from zeroing the gradients to the end of the optimizer step (the GPU synchronized), the
 first --skip steps left out (warm-up: allocation, torch.compile's compilation, cuBLAS heuristics); the
@@ -93,6 +93,10 @@ def time_train(args, device, threads):
         cmd += ["--precision", "bf16" if args.precision == "bf16" else "fp32"]
     if "--matmul" in help_text:
         cmd += ["--matmul", args.precision]
+    if args.cuda_graph:
+        if "--cuda-graph" not in help_text:
+            raise SystemExit(f"error: --cuda-graph 1: {args.train} has no --cuda-graph flag")
+        cmd += ["--cuda-graph", "1"]
     print("  " + " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     times, reported, tail = [], None, []
@@ -129,6 +133,8 @@ def main():
                     help="PyTorch's precision: fp32 (as ./train), tf32 matmuls, or bf16 autocast")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on the CPU)")
     ap.add_argument("--train", default="./train", help="the muongpt binary")
+    ap.add_argument("--cuda-graph", type=int, default=0, choices=[0, 1],
+                    help="./train's --cuda-graph (1: its micro-step as a CUDA graph)")
     args = ap.parse_args()
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
