@@ -83,7 +83,7 @@ static void crossentropy_backward_cpu(float* dlogits, const float* dlosses, cons
 // be z); the padded columns get zero.
 // Each row is fp32 storage (z, dz; read as bf16 values with bf16) or 16-bit storage (z16, dz16 not NULL).
 static __device__ float logit_at(const float* z, const bfloat16* z16, int v, bool bf16) {
-    return z16 ? bf16_to_float(z16[v]) : as_stored(z[v], bf16);
+    return as_stored(load_value(z, z16, v), bf16);  // a bf16 value from z16 is already as stored
 }
 
 static __device__ void crossentropy_row_backward(float* dz, bfloat16* dz16, const float* z, const bfloat16* z16,
