@@ -226,7 +226,7 @@ static int run_open(Run* r, const RunConfig* rc, const OptimizerConfig* oc, Devi
 
     gpt2_build(&r->model, &r->cfg, c->batch, c->seq_len, dev, (uint64_t)c->seed, run_kernels(c));
     r->have_model = true;
-    step_graph_init(&r->graph, c->cuda_graph == 1 && dev == DEV_CUDA);
+    step_graph_init(&r->graph, c->cuda_graph == 1);
     if (optimizer_init(&r->opt, &r->model, &r->oc, err, dist.rank, dist.ranks)) return -1;
     r->have_opt = true;
     r->rng = rng_make((uint64_t)c->seed + 1);

@@ -116,7 +116,7 @@ static void runlog_header(const RunConfig* c, const GPT2* m, const Optimizer* op
            m->num_parameters / 1e6, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, c->batch,
            c->seq_len, c->grad_accum, ranks_batch, (long long)c->batch * c->seq_len * c->grad_accum * dist.ranks,
            c->steps, c->schedule, c->warmup, device_name(dev), ranks, c->precision, c->matmul,
-           dev == DEV_CUDA && c->cuda_graph ? ", the micro-step as a CUDA graph" : "", c->seed);
+           c->cuda_graph ? ", the micro-step as a CUDA graph" : "", c->seed);
     if (dist.ranks > 1)
         printf("ranks: each rank reads %d of every %d sequences; Muon's matrices are dealt among the ranks by Newton-"
                "Schulz cost (each orthogonalizes its own), AdamW's moments are split in %d shares (ZeRO-1); the updated "

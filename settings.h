@@ -344,6 +344,7 @@ static void run_config_resolve(RunConfig* rc, Device dev) {
     if (strcmp(rc->precision, "auto") == 0) snprintf(rc->precision, sizeof(rc->precision), "%s", gpu ? "bf16" : "fp32");
     if (strcmp(rc->matmul, "auto") == 0)  // a bf16 model's products take bf16 values: the bf16 tensor cores' work
         snprintf(rc->matmul, sizeof(rc->matmul), "%s", strcmp(rc->precision, "bf16") == 0 ? "bf16" : "fp32");
+    if (!gpu) rc->cuda_graph = 0;  // a GPU's only: the CPU runs its micro-steps as they come
 }
 
 // the kernels the flags choose (tensor.h's Kernels): --matmul's product level, --attention's path, --precision's

@@ -135,6 +135,8 @@ TEST_CASE("hostile: flags out of range are refused by name, with the range") {
         {"--batch -1", "--batch -1: expected an integer from 0 to 65536"},
         {"--eval-batches 0", "--eval-batches 0: expected an integer from 1 to"},
         {"--sweep-lr 7", "--sweep-lr 7: expected an integer from 0 to 1"},
+        {"--cuda-graph 2", "--cuda-graph 2: expected an integer from 0 to 1"},
+        {"--cuda-graph -1", "--cuda-graph -1: expected an integer from 0 to 1"},
         {"--optimizer p=0junk --device cpu", "unknown optimizer 'p=0junk'"},
         {"compare --optimizers muon,adamw,muon --device cpu", "--optimizers: 'muon' named twice"},
         {"compare --resume x --device cpu", "--resume: continues one run"},

@@ -195,3 +195,11 @@ TEST_CASE("flags: defaults come from the table; bad values are refused by name")
     CHECK(rc.seed == 1337);
     CHECK(rc.grad_accum == 1);
 }
+
+// --cuda-graph is the GPU's only: the CPU's resolved settings say 0 (so the start-up line and a checkpoint say what
+// runs), the GPU's keep what was asked
+TEST_CASE("settings: --cuda-graph 1 is kept on the GPU and resolved to 0 on the CPU") {
+    CHECK(test_config("/nonexistent", {"--cuda-graph", "1"}, DEV_CPU).cuda_graph == 0);
+    CHECK(test_config("/nonexistent", {"--cuda-graph", "1"}, DEV_CUDA).cuda_graph == 1);
+    CHECK(test_config("/nonexistent", {}, DEV_CUDA).cuda_graph == 0);  // off by default
+}
