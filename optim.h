@@ -269,14 +269,17 @@ static double optimizer_step(Optimizer* opt, GPT2* model, float lr_mult, bool he
     return norm;
 }
 
-// The RMS of the hidden matrices' weights taken together, sqrt(Σ w² / n): the quantity the weight-decay rule
-// sets at steady state (arXiv 2512.08217). One norm pass per matrix, all in one wait on the GPU (grad_norms),
-// logged every step (log.csv's matrix_rms).
-static double hidden_matrix_rms(const Optimizer* opt, const float* params) {
+// After the update: the norm of all the parameters, sqrt(Σ w²), into *params_norm (the run checks it is finite
+// before any checkpoint can hold them), and the RMS of the hidden matrices' weights taken together, sqrt(Σ w² / n),
+// returned: the quantity the weight-decay rule sets at steady state (arXiv 2512.08217), logged every step
+// (log.csv's matrix_rms). One norm pass per buffer, all in one wait on the GPU (grad_norms).
+static double params_norms(const Optimizer* opt, const float* params, size_t num_params, double* params_norm) {
     const float** xs = (const float**)xmalloc(sizeof(float*) * (opt->num_slots + 1));
     size_t* ns = (size_t*)xmalloc(sizeof(size_t) * (opt->num_slots + 1));
     double* norms = (double*)xmalloc(sizeof(double) * (opt->num_slots + 1));
-    int count = 0;
+    xs[0] = params;  // all of them first, then each hidden matrix
+    ns[0] = num_params;
+    int count = 1;
     for (int i = 0; i < opt->num_slots; i++) {
         const ParamSlot* s = &opt->slots[i];
         if (s->kind != PARAM_MATRIX) continue;
@@ -285,10 +288,11 @@ static double hidden_matrix_rms(const Optimizer* opt, const float* params) {
     }
     grad_norms(opt->device, xs, ns, count, norms);
     double sum_sq = 0.0, n = 0.0;
-    for (int k = 0; k < count; k++) {
+    for (int k = 1; k < count; k++) {
         sum_sq += norms[k] * norms[k];
         n += (double)ns[k];
     }
+    *params_norm = norms[0];
     free(xs);
     free(ns);
     free(norms);

@@ -329,9 +329,8 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     double t2 = device_clock(r->dev);
     if (!isfinite(norm)) return run_diverged(r, res, step + 1, "gradient norm", norm, err);
     // the updated parameters, checked before any checkpoint can hold them (one pass, a norm's cost)
-    double params = grad_norm(r->dev, r->model.params[0].data, r->model.num_parameters);
+    double params, matrix_rms = params_norms(&r->opt, r->model.params[0].data, r->model.num_parameters, &params);
     if (!isfinite(params)) return run_diverged(r, res, step + 1, "norm of the updated parameters", params, err);
-    double matrix_rms = hidden_matrix_rms(&r->opt, r->model.params[0].data);
     // the health measurement is not training time
     double dt = t2 - t0 - r->opt.health_seconds, tokens = (double)B * T * c->grad_accum * dist.ranks;
     if (health) runlog_health(&r->log, res, step + 1, &r->opt);

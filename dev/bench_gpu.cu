@@ -208,22 +208,16 @@ BENCHMARK_CAPTURE(BM_gelu_backward, three_passes, false)->UseManualTime()->Unit(
 // what the model runs where cuBLASLt offers it), against the product then the column-sum kernel (a pass over dout).
 static void BM_bias_backward(benchmark::State& state, bool epilogue) {
     const int N = BENCH_N, C = BENCH_C, H = 4 * BENCH_C;
-    float *dw = bench_buffer((size_t)H * C, 81), *db = bench_buffer(H, 82), *sums = bench_buffer(H, 83);
-    float* src = bench_buffer((size_t)N * H, 84, 1e-3f);
+    float *dw = bench_buffer((size_t)H * C, 81), *db = bench_buffer(H, 82), *src = bench_buffer((size_t)N * H, 84, 1e-3f);
     bfloat16* dout16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * H * sizeof(bfloat16));
     bfloat16* inp16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * C * sizeof(bfloat16));
     device_to_bf16(DEV_CUDA, dout16, src, (size_t)N * H);
     device_to_bf16(DEV_CUDA, inp16, src, (size_t)N * C);
-    if (epilogue && !gemm_lt_row_sums_cuda(dw, sums, dout16, inp16, H, C, N, true, false))
+    if (matmul_weight_bias_grad_bf16_cuda(dw, db, dout16, inp16, N, C, H, epilogue) != epilogue)
         state.SkipWithError("cuBLASLt offers no BGRADB algorithm for this shape");
     else
-        gpu_timed(state, [&]() {
-            if (epilogue) gemm_lt_row_sums_cuda(dw, sums, dout16, inp16, H, C, N, true, false);
-            else gemm_bf16_cuda(dw, dout16, inp16, H, C, N, true, false, true);
-            matmul_bias_backward_kernel<<<cuda_blocks(H, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-                db, epilogue ? sums : NULL, epilogue ? NULL : dout16, epilogue ? 1 : N, H, false);
-        });
-    for (float* p : {dw, db, sums, src}) device_free(DEV_CUDA, p);
+        gpu_timed(state, [&]() { matmul_weight_bias_grad_bf16_cuda(dw, db, dout16, inp16, N, C, H, epilogue); });
+    for (float* p : {dw, db, src}) device_free(DEV_CUDA, p);
     for (bfloat16* p : {dout16, inp16}) device_free(DEV_CUDA, p);
 }
 BENCHMARK_CAPTURE(BM_bias_backward, epilogue, true)->UseManualTime()->Unit(benchmark::kMillisecond);

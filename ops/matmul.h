@@ -149,6 +149,29 @@ static void matmul_backward_cuda(GemmLevel gemm, float* dinp, float* dweight, fl
         cudaCheckLaunch();
     }
 }
+
+// dweight (OC, C) += doutᵀ · inp and dbias (OC, or NULL) += Σ_n dout[n, :] with dout (N, OC) and inp (N, C) in
+// bf16 (16-bit storage: matmul_bf16 below). With `epilogue`, the bias gradient, the row sums of doutᵀ, comes from the
+// weight gradient's product, in its epilogue (gemm.h's gemm_lt_row_sums_cuda, into scratch it writes over, then
+// added by the column-sum kernel over that one row); where cuBLASLt offers no such algorithm, or without
+// `epilogue`, the column-sum kernel sums dout itself. Both sum dout as the products read it, in bf16. True when the
+// epilogue computed it (dev/bench_gpu.cu times both ways).
+static bool matmul_weight_bias_grad_bf16_cuda(float* dweight, float* dbias, const bfloat16* dout16,
+                                              const bfloat16* inp16, int N, int C, int OC, bool epilogue) {
+    static void* sums = NULL;
+    static size_t sums_bytes = 0;
+    bool with_bias = dbias && OC > 0;
+    float* row_sums = with_bias ? (float*)device_scratch_grow(&sums, &sums_bytes, sizeof(float) * OC) : NULL;
+    bool in_epilogue = with_bias && epilogue && N > 0 && C > 0 &&
+                       gemm_lt_row_sums_cuda(dweight, row_sums, dout16, inp16, OC, C, N, true, false);
+    if (!in_epilogue) gemm_bf16_cuda(dweight, dout16, inp16, OC, C, N, true, false, true);
+    if (with_bias) {
+        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
+            dbias, in_epilogue ? row_sums : NULL, in_epilogue ? NULL : dout16, in_epilogue ? 1 : N, OC, false);
+        cudaCheckLaunch();
+    }
+    return in_epilogue;
+}
 #endif
 
 // ----------------------------------------------------------------------------------------------------
@@ -239,26 +262,13 @@ static void matmul_bf16_backward_node(const TapeNode* node) {
                           gelu_in->data16);
     else if (inp->grad)
         gemm_bf16_cuda(inp->grad, dout16, weight->data16, N, C, OC, false, false, true);
-    // dW += doutᵀ · inp; and dbias += Σ_n dout[n, :], the row sums of doutᵀ, in the same product's epilogue (into
-    // `sums`, which it writes over, then added: the column-sum kernel over that one row), or where cuBLASLt offers no
-    // such algorithm, by the column-sum kernel; both sum dout as the products read it, in bf16
-    static void* sums = NULL;
-    static size_t sums_bytes = 0;
-    bool dbias = bias && bias->grad && OC > 0, nonempty = N > 0 && C > 0;
-    float* row_sums = dbias ? (float*)device_scratch_grow(&sums, &sums_bytes, sizeof(float) * OC) : NULL;
-    bool in_epilogue = dbias && nonempty &&
-                       gemm_lt_row_sums_cuda(weight->grad, row_sums, dout16, inp->data16, OC, C, N, true, false);
+    float* dbias = bias && bias->grad ? bias->grad : NULL;
     static bool told = false;
-    if (dbias && nonempty && !in_epilogue && !told) {
+    if (!matmul_weight_bias_grad_bf16_cuda(weight->grad, dbias, dout16, inp->data16, N, C, OC, true) && dbias &&
+        OC > 0 && N > 0 && C > 0 && !told) {
         told = true;
         fprintf(stderr, "note: cuBLASLt offers no bias-gradient epilogue for %s's (%d x %d) weight gradient: the bias "
                 "gradients by their own kernel\n", weight->name, OC, C);
-    }
-    if (!in_epilogue) gemm_bf16_cuda(weight->grad, dout16, inp->data16, OC, C, N, true, false, true);
-    if (dbias) {
-        matmul_bias_backward_kernel<<<cuda_blocks(OC, COLSUM_COLS), COLSUM_COLS * COLSUM_LANES>>>(
-            bias->grad, in_epilogue ? row_sums : NULL, in_epilogue ? NULL : dout16, in_epilogue ? 1 : N, OC, false);
-        cudaCheckLaunch();
     }
 #else
     (void)out, (void)inp, (void)weight, (void)bias, (void)gelu_in, (void)N, (void)C, (void)OC;

@@ -63,6 +63,49 @@ TEST_CASE("train: N steps straight equal N/2 steps + checkpoint + resume + N/2 s
     CHECK(resumed[0] != resumed[1]);  // the resumed bf16 run kept its checkpoint's precision
 }
 
+// log.csv's last column, matrix_rms, is sqrt(Σ w² / n) over the hidden matrices' weights after the step
+// (optim.h's params_norms): the last step's value against the same RMS computed here from the final checkpoint.
+TEST_CASE("train: log.csv's matrix_rms is the RMS of the hidden matrices' weights after the step") {
+    std::string dir = make_test_data(1);
+    char err[ERR_LEN];
+    OptimizerConfig oc = optimizer_config_muon();
+    RunResult res;
+    RunConfig rc = test_config(dir, {"--run-name", "rms", "--steps", "3"});
+    REQUIRE_MESSAGE(run_training(&rc, &oc, DEV_CPU, &res, err) == 0, err);
+    GPT2Config cfg;
+    TrainState st;
+    REQUIRE_MESSAGE(checkpoint_peek((dir + "/runs/rms/checkpoint.bin").c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0,
+                    err);
+    GPT2 model;
+    gpt2_build(&model, &cfg, 1, 1, DEV_CPU, 0);
+    Optimizer opt;
+    REQUIRE(optimizer_init(&opt, &model, &oc, err) == 0);
+    REQUIRE_MESSAGE(checkpoint_load((dir + "/runs/rms/checkpoint.bin").c_str(), &model, &opt, &st, err) == 0, err);
+    double sum_sq = 0.0, n = 0.0;
+    for (int i = 0; i < opt.num_slots; i++) {
+        const ParamSlot* s = &opt.slots[i];
+        if (s->kind != PARAM_MATRIX) continue;
+        for (size_t k = 0; k < (size_t)s->rows * s->cols; k++) sum_sq += (double)model.params[0].data[s->offset + k] *
+                                                                          model.params[0].data[s->offset + k];
+        n += (double)s->rows * s->cols;
+    }
+    REQUIRE(n > 0);
+    optimizer_free(&opt);
+    gpt2_free(&model);
+    FILE* f = fopen((dir + "/runs/rms/log.csv").c_str(), "r");
+    REQUIRE(f != NULL);
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof(line), f)) {
+        const char* end = strrchr(line, ',');  // step 3's training row (its evaluation's row ends with a comma)
+        if (strncmp(line, "3,", 2) == 0 && end && end[1] != '\n') snprintf(last, sizeof(last), "%s", line);
+    }
+    fclose(f);
+    const char* col = strrchr(last, ',');
+    REQUIRE(col != NULL);
+    CHECK(atof(col + 1) > 0.0);
+    CHECK(fabs(atof(col + 1) - sqrt(sum_sq / n)) <= 6e-7);  // printed with 6 decimals
+}
+
 // --matmul bf16 rounds every input of the layers' products to bf16 (8 mantissa bits), and --precision bf16 also
 // stores the weights the layers read and every activation as bf16 values (model.h): over 50 steps the losses
 // of d2 on a learnable corpus follow the fp32 run's within 1% (the bf16 target of issue 14; measured 2.1e-4 relative
