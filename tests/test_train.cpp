@@ -5,20 +5,24 @@
 #include <vector>
 #include "runutil.h"
 
-// parameters and optimizer moments of a checkpoint, as one host vector
-static std::vector<float> checkpoint_numbers(const std::string& path) {
+// a checkpoint's model and optimizer, loaded on the CPU (gpt2_free and optimizer_free them)
+static void checkpoint_model(const std::string& path, GPT2* model, Optimizer* opt) {
     GPT2Config cfg;
     RunConfig rc;
     OptimizerConfig oc;
-    TrainState peeked;
-    char err[ERR_LEN];
-    REQUIRE_MESSAGE(checkpoint_peek(path.c_str(), &cfg, &rc, sizeof(rc), &oc, &peeked, err) == 0, err);
-    GPT2 model;
-    gpt2_build(&model, &cfg, 1, 1, DEV_CPU, 0);
-    Optimizer opt;
-    REQUIRE(optimizer_init(&opt, &model, &oc, err) == 0);
     TrainState st;
-    REQUIRE_MESSAGE(checkpoint_load(path.c_str(), &model, &opt, &st, err) == 0, err);
+    char err[ERR_LEN];
+    REQUIRE_MESSAGE(checkpoint_peek(path.c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0, err);
+    gpt2_build(model, &cfg, 1, 1, DEV_CPU, 0);
+    REQUIRE(optimizer_init(opt, model, &oc, err) == 0);
+    REQUIRE_MESSAGE(checkpoint_load(path.c_str(), model, opt, &st, err) == 0, err);
+}
+
+// parameters and optimizer moments of a checkpoint, as one host vector
+static std::vector<float> checkpoint_numbers(const std::string& path) {
+    GPT2 model;
+    Optimizer opt;
+    checkpoint_model(path, &model, &opt);
     std::vector<float> all(model.params[0].data, model.params[0].data + model.num_parameters);
     all.insert(all.end(), opt.m, opt.m + model.num_parameters);
     all.insert(all.end(), opt.v, opt.v + model.num_parameters);
@@ -72,15 +76,9 @@ TEST_CASE("train: log.csv's matrix_rms is the RMS of the hidden matrices' weight
     RunResult res;
     RunConfig rc = test_config(dir, {"--run-name", "rms", "--steps", "3"});
     REQUIRE_MESSAGE(run_training(&rc, &oc, DEV_CPU, &res, err) == 0, err);
-    GPT2Config cfg;
-    TrainState st;
-    REQUIRE_MESSAGE(checkpoint_peek((dir + "/runs/rms/checkpoint.bin").c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0,
-                    err);
     GPT2 model;
-    gpt2_build(&model, &cfg, 1, 1, DEV_CPU, 0);
     Optimizer opt;
-    REQUIRE(optimizer_init(&opt, &model, &oc, err) == 0);
-    REQUIRE_MESSAGE(checkpoint_load((dir + "/runs/rms/checkpoint.bin").c_str(), &model, &opt, &st, err) == 0, err);
+    checkpoint_model(dir + "/runs/rms/checkpoint.bin", &model, &opt);
     double sum_sq = 0.0, n = 0.0;
     for (int i = 0; i < opt.num_slots; i++) {
         const ParamSlot* s = &opt.slots[i];
