@@ -1,6 +1,6 @@
 // adamw.h: AdamW exactly as torch.optim.AdamW computes it, the global gradient norm used for clipping, and
 // the learning-rate schedules (linear warmup, then cosine or warmup-stable-decay).
-// Flow: backward -> grad_norm -> (clip) -> adamw_update on each AdamW-managed slice (optim.h decides which).
+// Flow: backward -> grad_norm -> (clip) -> adamw_update_slices over the AdamW-managed slices (optim.h decides which).
 #pragma once
 #include "tensor.h"
 

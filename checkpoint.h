@@ -40,7 +40,7 @@ struct AtomicFile {
     FILE* f;
     char path[1024], tmp[1040];
     bool ok;       // false once any write failed
-    Checksum sum;  // of what was written since atomic_open or the last checksum_restart
+    Checksum sum;  // of everything written since atomic_open (the model part of a checkpoint)
 };
 
 static int atomic_open(AtomicFile* af, const char* path, char* err) {

@@ -161,7 +161,7 @@ static void device_synchronize(Device d) {
 #endif
 }
 
-// The clock the training loop's phase times read (trainer.h's step and optimizer times, optim.h's health time),
+// The clock the training loop's phase times read (run.h's step and optimizer times, optim.h's health time),
 // through device_clock: the wall clock, read once the device has finished its queued work, so that each phase is
 // charged with its own GPU work and not with work queued before it. Tests of those boundaries swap in the CUDA
 // emulation's device clock (tests/emu), which moves only as queued work executes.

@@ -263,7 +263,7 @@ static __global__ void muon_identity_kernel(float* T, int s, float keep, float d
     t[i] = off + (i / s == i % s ? diag : 0.0f);
 }
 
-// Y, Z <- (Y + Yᵀ)/2, (Z + Zᵀ)/2 (sqrt_newton keeps them symmetric): one thread per pair i < j
+// Y, Z <- (Y + Yᵀ)/2, (Z + Zᵀ)/2 (sqrt_newton_batch keeps them symmetric): one thread per pair i < j
 static __global__ void muon_symmetrize_kernel(float* Y, float* Z, int s) {
     size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= (size_t)s * s) return;

@@ -153,7 +153,7 @@ static void runlog_eval(RunLog* log, RunResult* res, int64_t step, float val_los
 }
 
 // A training step took dt seconds for `tokens` tokens: the step line (with the moving tokens/s, MFU against the
-// device's peak and the ETA over `steps_left`), the CSV row, and the GPU's peak memory.
+// device's peak and the ETA over the steps left at the recent rate), the CSV row, and the GPU's peak memory.
 static void runlog_step(RunLog* log, RunResult* res, int64_t step, int steps, float loss, float lr, float lr_mult,
                         double norm, double matrix_rms, double dt, double tokens, double total_tokens,
                         double train_seconds, double flops_per_token, Device dev) {

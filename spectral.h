@@ -110,7 +110,7 @@ static void sqrt_newton_batch(Real* Y, Real* Z, Real* T, Real* tmp, int s, int c
 
 // X = U Σ Vᵀ -> U Σ^p Vᵀ, p in [0, 1] (clamped; rounded to a multiple of 1/32): X M^(-q) with M = XᵀX (tall or
 // square; M^(-q) X with M = XXᵀ when wide) and q = (1-p)/2 in [0, 1/2]. With q = Σ_j b_j 2^-j (binary digits),
-// M^(-q) = Π_{b_j = 1} (M^(1/2^j))^(-1): repeated square roots of M, each one run of sqrt_newton, which also
+// M^(-q) = Π_{b_j = 1} (M^(1/2^j))^(-1): repeated square roots of M, each one run of sqrt_newton_batch, which also
 // returns the inverse root. p = 0 (q = 1/2): one run, then two cubic NS steps polish the result to the exact
 // polar factor (not NS's banded one); p = 1/2 (q = 1/4): two runs; p = 1/4 (q = 3/8): three; p = 1: untouched.
 // Regularization: the iteration runs on N = M/‖M‖_F + SPECTRAL_EPS·I, so σ comes out as σ^p times

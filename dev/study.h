@@ -105,7 +105,7 @@ static int study_default_lr(const char* name, double* lr, char* err) {
 
 enum RunStatus { RUN_TODO, RUN_OK, RUN_DIVERGED, RUN_FAILED };
 
-// What a finished run's log.csv and health.csv say (study_load_run).
+// What a finished run's log.csv and health.csv say (study_load_curves).
 struct RunCurves {
     std::vector<double> eval_step, eval_tokens, eval_seconds, eval_loss;
     std::vector<double> step, matrix_rms;          // every training step

@@ -13,7 +13,7 @@
 // forward and in the dq pass, key rows in the dk/dv pass). Thread (tx, ty) = (tid % 16, tid / 16) holds, of
 // every TILE x TILE block of scores, rows ty + 16r and columns tx + 16c (r, c < TILE/16), and of every
 // TILE x HS block of outputs, rows ty + 16r and channels tx + 16c (c < HS/16): the register tiles of
-// ops/matmul_tiled.h. The 16 threads that share a ty (half a warp) together hold whole rows, so the
+// gemm_tiled.h. The 16 threads that share a ty (half a warp) together hold whole rows, so the
 // softmax's row maxima and sums are shuffles within half a warp. TILE = 64 for head sizes up to 64, 32 for 128,
 // so that no kernel asks for more than 97.5 KiB of shared memory (head size 64's dk/dv pass): within what
 // every GPU since Ampere lets a block use (99 KiB on consumer Ampere and Ada, 163 on an A100, 227 on an H100).
