@@ -214,13 +214,17 @@ static void tape_backward(const Tape* tape) {
     for (int i = tape->count - 1; i >= 0; i--) tape->nodes[i].backward(&tape->nodes[i]);
 }
 
-// a node with the common fields filled in; ops set the rest
-static TapeNode tape_node(const char* op, BackwardFn backward, Tensor* out) {
+// a node: the op, its backward, its output, its inputs, what the forward saved for the backward and the op's sizes
+// (each list as long as the op needs, the rest NULL or 0); ops set the other fields (ids, aux, out2, kernels)
+static TapeNode tape_node(const char* op, BackwardFn backward, Tensor* out, Tensor* const (&in)[4] = {},
+                          Tensor* const (&saved)[2] = {}, const int (&dims)[4] = {}) {
     TapeNode n;
     memset(&n, 0, sizeof(n));
     n.op = op;
     n.backward = backward;
     n.out = out;
+    for (int i = 0; i < 4; i++) n.in[i] = in[i], n.dims[i] = dims[i];
+    for (int i = 0; i < 2; i++) n.saved[i] = saved[i];
     return n;
 }
 

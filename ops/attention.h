@@ -309,14 +309,7 @@ static void attention(Tape* tape, Kernels kernels, Tensor* out, Tensor* att, Ten
     attention_forward(out->device, kernels, out->data, att->data, qkv->data, B, T, C, NH, out->bf16,
                       stored16(qkv), stored16(out));
     TapeNode node = tape_node(attention_uses_flash(out->device, kernels.attention) ? "attention_flash" : "attention",
-                              attention_backward_node, out);
+                              attention_backward_node, out, {qkv}, {att, scratch}, {B, T, C, NH});
     node.kernels = kernels;
-    node.in[0] = qkv;
-    node.saved[0] = att;
-    node.saved[1] = scratch;
-    node.dims[0] = B;
-    node.dims[1] = T;
-    node.dims[2] = C;
-    node.dims[3] = NH;
     tape_push(tape, &node);
 }

@@ -221,13 +221,8 @@ static void crossentropy(Tape* tape, Tensor* losses, Tensor* lse, Tensor* logits
     crossentropy_forward(losses->device, losses->data, lse->data, logits->data, targets, N, V, Vp,
                          fused ? logits->grad : NULL, dloss, bf16, logits16, fused ? logits16 : NULL);
     if (fused) return;
-    TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses);
-    node.in[0] = logits;
-    node.saved[0] = lse;
+    TapeNode node = tape_node("crossentropy", crossentropy_backward_node, losses, {logits}, {lse}, {N, V, Vp});
     node.ids = targets;
-    node.dims[0] = N;
-    node.dims[1] = V;
-    node.dims[2] = Vp;
     node.kernels.precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
     tape_push(tape, &node);
 }

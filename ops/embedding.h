@@ -218,13 +218,8 @@ static void embedding(Tape* tape, Tensor* out, const int* ids, const int* groups
                       int T, int C) {
     embedding_forward(out->device, out->data, ids, wte->data, wpe->data, B, T, C, out->bf16, stored16(out),
                       stored16(wte));
-    TapeNode node = tape_node("embedding", embedding_backward_node, out);
-    node.in[0] = wte;
-    node.in[1] = wpe;
+    TapeNode node = tape_node("embedding", embedding_backward_node, out, {wte, wpe}, {}, {B, T, C});
     node.ids = ids;
     node.aux = groups;
-    node.dims[0] = B;
-    node.dims[1] = T;
-    node.dims[2] = C;
     tape_push(tape, &node);
 }

@@ -146,9 +146,6 @@ static void gelu(Tape* tape, Tensor* out, Tensor* inp, int N, int C) {
     if ((out->data == NULL) != (inp->data == NULL)) die("gelu: %s and %s in different storage", out->name, inp->name);
     gelu_forward(out->device, out->data, inp->data, (size_t)N * C, out->bf16, stored16(out),
                  stored16(inp));
-    TapeNode node = tape_node("gelu", gelu_backward_node, out);
-    node.in[0] = inp;
-    node.dims[0] = N;
-    node.dims[1] = C;
+    TapeNode node = tape_node("gelu", gelu_backward_node, out, {inp}, {}, {N, C});
     tape_push(tape, &node);
 }

@@ -311,14 +311,7 @@ static void layernorm(Tape* tape, Tensor* out, Tensor* mean, Tensor* rstd, Tenso
                       Tensor* bias, int N, int C) {
     layernorm_forward(out->device, out->data, mean->data, rstd->data, inp->data, weight->data, bias->data, N, C,
                       out->bf16, stored16(out), stored16(inp));
-    TapeNode node = tape_node("layernorm", layernorm_backward_node, out);
-    node.in[0] = inp;
-    node.in[1] = weight;
-    node.in[2] = bias;
-    node.saved[0] = mean;
-    node.saved[1] = rstd;
-    node.dims[0] = N;
-    node.dims[1] = C;
+    TapeNode node = tape_node("layernorm", layernorm_backward_node, out, {inp, weight, bias}, {mean, rstd}, {N, C});
     tape_push(tape, &node);
 }
 
@@ -339,15 +332,8 @@ static void residual_layernorm(Tape* tape, Tensor* sum, Tensor* out, Tensor* mea
     residual_layernorm_forward(out->device, sum->data, out->data, mean->data, rstd->data, a->data, b->data,
                                weight->data, bias->data, N, C, out->bf16, stored16(out), stored16(b), stored16(a),
                                stored16(sum));
-    TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out);
+    TapeNode node = tape_node("residual_layernorm", residual_layernorm_backward_node, out, {a, b, weight, bias},
+                              {mean, rstd}, {N, C});
     node.out2 = sum;
-    node.in[0] = a;
-    node.in[1] = b;
-    node.in[2] = weight;
-    node.in[3] = bias;
-    node.saved[0] = mean;
-    node.saved[1] = rstd;
-    node.dims[0] = N;
-    node.dims[1] = C;
     tape_push(tape, &node);
 }

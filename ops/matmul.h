@@ -217,14 +217,8 @@ static void matmul(Tape* tape, Kernels kernels, Tensor* out, Tensor* inp, Tensor
     if (gelu_out || gelu_in) die("matmul: GELU in the products' epilogues is 16-bit storage's only (%s)", out->name);
     matmul_forward(out->device, kernels.gemm, out->data, inp->data, weight->data, bias ? bias->data : NULL, N, C, OC,
                    out->bf16);
-    TapeNode node = tape_node("matmul", matmul_backward_node, out);
+    TapeNode node = tape_node("matmul", matmul_backward_node, out, {inp, weight, bias}, {}, {N, C, OC});
     node.kernels = kernels;
-    node.in[0] = inp;
-    node.in[1] = weight;
-    node.in[2] = bias;
-    node.dims[0] = N;
-    node.dims[1] = C;
-    node.dims[2] = OC;
     tape_push(tape, &node);
 }
 
@@ -298,14 +292,7 @@ static void matmul_bf16(Tape* tape, Tensor* out, Tensor* inp, Tensor* weight, Te
         matmul_bias_round_cuda(out->data, bias ? bias->data : NULL, N, OC, out->bf16);
     }
 #endif
-    TapeNode node = tape_node("matmul_bf16", matmul_bf16_backward_node, out);
-    node.in[0] = inp;
-    node.in[1] = weight;
-    node.in[2] = bias;
-    node.saved[0] = scratch;
-    node.saved[1] = gelu_in;
-    node.dims[0] = N;
-    node.dims[1] = C;
-    node.dims[2] = OC;
+    TapeNode node = tape_node("matmul_bf16", matmul_bf16_backward_node, out, {inp, weight, bias}, {scratch, gelu_in},
+                              {N, C, OC});
     tape_push(tape, &node);
 }
