@@ -6,6 +6,7 @@
 // are summed across ranks, and rank 0 alone writes the logs, samples and checkpoints.
 // Flow: RunConfig -> run_training: [data -> model -> loss -> backward -> optimizer] x steps -> RunResult.
 #pragma once
+#include <signal.h>
 #include <sys/stat.h>
 #include "checkpoint.h"
 #include "data/loader.h"
@@ -343,6 +344,35 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     return 0;
 }
 
+// Interruption: Ctrl-C (SIGINT) or SIGTERM (what a batch system sends before it kills a job) stops the run at the
+// next step boundary with a checkpoint, as --stop-at does; ./train then exits with 128 + the signal. The handler
+// resets itself as it runs (SA_RESETHAND), so a second signal ends the process at once. A SIGINT the shell set to
+// be ignored (a background job, nohup) stays ignored. Outside the step loop the signals do what they did before.
+static volatile sig_atomic_t run_signal = 0;
+static const int RUN_SIGNALS[2] = {SIGINT, SIGTERM};
+static struct sigaction run_signal_before[2];
+static void run_on_signal(int sig) { run_signal = sig; }
+static int run_signal_exit_status() { return 128 + (run_signal ? run_signal : SIGTERM); }
+static void run_catch_signals(bool catching) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = run_on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++) {
+        if (!catching) sigaction(RUN_SIGNALS[i], &run_signal_before[i], NULL);
+        else if (sigaction(RUN_SIGNALS[i], NULL, &run_signal_before[i]) == 0 && run_signal_before[i].sa_handler != SIG_IGN)
+            sigaction(RUN_SIGNALS[i], &sa, NULL);
+    }
+}
+// whether a signal asked the run to stop: on any rank, so that every rank stops at the same step (called once a
+// step by every rank)
+static bool run_interrupted() {
+    double asked = run_signal != 0;
+    dist_sum_doubles(&asked, 1);
+    return asked > 0;
+}
+
 // One run. `oc` is the optimizer (already resolved from its name and the flags). Returns 0, or -1 with a
 // message in err (bad settings or data, or a non-finite loss: the last good checkpoint is then kept).
 // The loop, per step: evaluate (every eval_every, timed apart from training), sample, checkpoint, train.
@@ -356,6 +386,7 @@ static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device d
         return -1;
     }
     runlog_header(&r->rc, &r->model, &r->opt, r->dev);
+    run_catch_signals(true);
     const RunConfig* c = &r->rc;
     int status = 0;
     const int64_t first_step = r->st.step;
@@ -370,17 +401,22 @@ static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device d
             }
             if (reached) last = true;
         }
-        bool interrupt = c->stop_at > 0 && step == c->stop_at && !last;
+        bool signalled = run_interrupted() && !last;
+        bool interrupt = (c->stop_at > 0 && step == c->stop_at && !last) || signalled;
         if (r->have_tok && step > 0 && step % c->sample_every == 0)
             print_sample(&r->model, &r->tok, c->sample_tokens, &r->rng);
         if ((c->checkpoint_every > 0 && step > first_step && step % c->checkpoint_every == 0) || last || interrupt)
             if ((status = run_checkpoint(r, step, err)) != 0) break;
         if (interrupt)
-            printf("stopping at step %lld as asked (--stop-at); continue with --resume %s\n", (long long)step,
+            printf("stopping at step %lld %s; continue with --resume %s\n", (long long)step,
+                   !signalled ? "as asked (--stop-at)" : run_signal == SIGTERM ? "on SIGTERM"
+                   : run_signal == SIGINT ? "on SIGINT (Ctrl-C)" : "on another rank's signal",
                    r->ckpt_path);
+        if (signalled) res->status = 2;
         if (last || interrupt) break;
         if ((status = run_train_step(r, step, res, err)) != 0) break;
     }
+    run_catch_signals(false);
     res->steps = (int)r->st.step;
     res->tokens = r->st.tokens;
     res->train_seconds = r->st.train_seconds;

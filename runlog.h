@@ -11,7 +11,7 @@
 #define MAX_EVALS 512
 struct RunResult {
     char name[64];
-    int status;                 // 0 finished; 1 stopped on a non-finite loss
+    int status;                 // 0 finished; 1 stopped on a non-finite loss; 2 stopped by a signal (run.h)
     int steps;                  // optimizer steps done
     double tokens;              // training tokens seen
     double train_seconds;       // training time (evaluation and logging excluded)

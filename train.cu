@@ -22,6 +22,8 @@ static void print_help() {
            "flags (name, default, meaning):\n");
     flags_print(flags, n);
     printf("\nwith --resume the checkpoint's settings win; these may change: %s\n", RESUMABLE);
+    printf("Ctrl-C (SIGINT) or SIGTERM: the run stops at the next step with a checkpoint (exit status 130 or 143);\n"
+           "a second one stops it at once\n");
     printf("\noptimizers: %s\n\ntheir defaults (a flag left at default keeps them):\n", OPTIMIZER_NAMES_HELP);
     optimizer_print_defaults(stdout);
     if (dist_build()[0])
@@ -71,7 +73,7 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
     if (res.peak_memory > 0)
         printf("peak GPU memory in use: %.0f MiB (the whole device: our buffers, cuBLAS, the CUDA context)\n",
                res.peak_memory / 1048576.0);
-    return 0;
+    return res.status == 2 ? run_signal_exit_status() : 0;
 }
 
 // ./train sample: text from a checkpoint (or any llm.c model file)

@@ -71,8 +71,9 @@ static void compare_optimizer(const RunConfig* rc, const OptimizerConfig* oc, De
             snprintf(best->res.name, sizeof(best->res.name), "%s", oc->name);
             have = true;
         }
-        if (!have && k == 2) *best = *e;  // all diverged: report the last
+        if ((!have && k == 2) || e->res.status == 2) *best = *e;  // all diverged: report the last
         free(e);
+        if (best->res.status == 2) return;  // stopped by a signal: no more runs
     }
 }
 
@@ -250,8 +251,17 @@ static int compare_main(const RunConfig* rc, Device dev) {
     printf("compare: %zu optimizers, each from the same initial weights and data order%s\n", configs.size(),
            rc->sweep_lr ? ", best of lr x {0.5, 1, 2}" : "");
     std::vector<CompareEntry> runs(configs.size());
-    for (size_t i = 0; i < configs.size(); i++) compare_optimizer(rc, &configs[i], dev, &runs[i], sweep_log);
+    size_t done = 0;
+    while (done < configs.size() && (done == 0 || runs[done - 1].res.status != 2)) {
+        compare_optimizer(rc, &configs[done], dev, &runs[done], sweep_log);
+        done++;
+    }
     fclose(sweep_log);
+    if (runs[done - 1].res.status == 2) {  // a signal stopped a run (run.h): its checkpoint is written; no table
+        printf("compare: stopped by a signal in run %zu of %zu (%s, resumable with ./train --resume); no table\n",
+               done, configs.size(), runs[done - 1].res.name);
+        return run_signal_exit_status();
+    }
     int failed = 0;
     for (const CompareEntry& e : runs) failed |= e.failed;
     if (!dist_root()) return failed;

@@ -1,6 +1,8 @@
 // tests/test_cli.cpp: ./train itself on bad input: each case must end with exactly one line on stderr,
-// "error: ..." naming the file or flag and what was expected, and a non-zero exit status (never a crash).
+// "error: ..." naming the file or flag and what was expected, and a non-zero exit status (never a crash); and
+// ./train on a whole run: sampling from its checkpoint, starting from one, stopping on a signal.
 // `make test` builds ./train before running the tests, from the repository root.
+#include <signal.h>
 #include "cliutil.h"
 
 static const char* SMALL = " --device cpu --model tiny --batch 1 --seq-len 8 --steps 1 --out /tmp/muongpt_cli_runs";
@@ -76,9 +78,8 @@ TEST_CASE("cli: --help lists every flag with its default") {
         CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
 }
 
-TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing checkpoint is one clear line") {
-    REQUIRE(access("./train", X_OK) == 0);
-    std::string dir = temp_dir();
+// dir/train.bin and dir/val.bin: 600 random GPT-2 tokens each, as llm.c shards
+static void write_random_shards(const std::string& dir) {
     Rng rng = rng_make(5);
     for (const char* name : {"/train.bin", "/val.bin"}) {
         int header[256] = {20240520, 1, 600};
@@ -88,6 +89,12 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
         bytes.insert(bytes.end(), (char*)tokens.data(), (char*)tokens.data() + 1200);
         write_file(dir + name, bytes.data(), bytes.size());
     }
+}
+
+TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing checkpoint is one clear line") {
+    REQUIRE(access("./train", X_OK) == 0);
+    std::string dir = temp_dir();
+    write_random_shards(dir);
     // --sample-every prints samples during training (a regression: the run's tokenizer once lived in
     // calloc'ed memory, and loading it crashed)
     std::string run = "./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 2 --eval-batches 1 --out " +
@@ -126,4 +133,42 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
     expect_one_line_error(std::string(SMALL) + " --init-from tests/fixtures/reference_model_fp32.bin",
                           "vocabulary of 10 tokens, but the data are GPT-2 tokens");
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
+}
+
+// Ctrl-C (SIGINT) or SIGTERM stops a run at the next step boundary with a checkpoint (run.h): the exit status is
+// 128 + the signal, the last line names the checkpoint, and a run resumed from it goes on from that step.
+TEST_CASE("cli: SIGINT and SIGTERM stop a run at the next step, with a checkpoint it resumes from") {
+    REQUIRE(access("./train", X_OK) == 0);
+    std::string dir = temp_dir();
+    write_random_shards(dir);
+    for (std::string sig : {"INT", "TERM"}) {
+        CAPTURE(sig);
+        std::string log = dir + "/" + sig + ".log", ckpt = dir + "/runs/" + sig + "/checkpoint.bin";
+        // set -m: the run in a process group of its own, where a background job's SIGINT is not ignored; the
+        // signal once the run has logged step 3 (3000 steps would take minutes)
+        FILE* f = fopen((dir + "/run.sh").c_str(), "w");
+        REQUIRE(f != NULL);
+        fprintf(f, "set -m\n./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 3000 --eval-every 1000 "
+                   "--eval-batches 1 --out %s/runs --run-name %s --data %s/train.bin > %s 2>&1 &\npid=$!\n"
+                   "for i in $(seq 1200); do grep -q '^step 3/' %s && break; sleep 0.05; done\nkill -%s $pid\nwait $pid\n",
+                dir.c_str(), sig.c_str(), dir.c_str(), log.c_str(), log.c_str(), sig.c_str());
+        fclose(f);
+        CommandResult r = run_command("bash " + dir + "/run.sh");
+        std::string text = file_text(log);
+        INFO(text);
+        CHECK(r.status == 128 + (sig == "INT" ? SIGINT : SIGTERM));
+        size_t at = text.find("stopping at step ");
+        REQUIRE(at != std::string::npos);
+        long long step = atoll(text.c_str() + at + 17);
+        CHECK(step >= 3);
+        CHECK(step < 3000);
+        CHECK(text.find(sig == "INT" ? "on SIGINT (Ctrl-C); continue with --resume " + ckpt
+                                     : "on SIGTERM; continue with --resume " + ckpt) != std::string::npos);
+        std::string stop = std::to_string(step + 2);
+        CommandResult resumed = run_command("./train --resume " + ckpt + " --stop-at " + stop, "2>&1");
+        INFO(resumed.text);
+        CHECK(resumed.status == 0);
+        CHECK(resumed.text.find("step " + std::to_string(step + 1) + "/3000 ") != std::string::npos);
+        CHECK(resumed.text.find("stopping at step " + stop + " as asked (--stop-at)") != std::string::npos);
+    }
 }
