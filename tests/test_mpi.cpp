@@ -1,6 +1,6 @@
 // tests/test_mpi.cpp: whole runs of ./train on 2 ranks under mpirun (dist.h's promise): one rank's losses with twice
 // the batch, an exact resume, resumes across rank counts, bad input stopping every rank with one line, a killed
-// rank ending the job with its last checkpoint whole. They skip, saying so, where ./train was built without MPI.
+// rank ending the job with its last checkpoint whole, a signal to one rank stopping them all at one step. They skip, saying so, where ./train was built without MPI.
 // Inside one job of ranks (the exchanges, the split optimizer step, the split checkpoint): tests/mpi/test_ranks.cpp.
 #include <signal.h>
 #include "cliutil.h"
@@ -234,4 +234,57 @@ TEST_CASE("mpirun -np 2: a rank killed mid-run ends the job in seconds, and the 
     REQUIRE_MESSAGE(checkpoint_peek(ckpt.c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0, err);
     CHECK(st.step >= 2);
     run_ok(std::string(MPIRUN) + " -np 2 ./train --resume " + ckpt + " --stop-at " + std::to_string(st.step + 2));
+}
+
+// SIGTERM to one rank (run.h): the ranks agree on the step at the next boundary, every rank stops there, the
+// checkpoint of that step is written whole, the job exits with 143, and a run resumes from that checkpoint.
+TEST_CASE("mpirun -np 2: SIGTERM to one rank stops every rank at the same step, with its checkpoint") {
+    REQUIRE_MPI();
+    std::string dir = make_test_data(35), out = dir + "/stopped";
+    std::string cmd = "exec " + std::string(MPIRUN) + " -np 2 ./train " +
+                      flags(dir, "--batch 2 --steps 100000 --eval-every 1000 --out " + out) + " > " + dir + "/job.log 2>&1";
+    pid_t job = fork();
+    REQUIRE(job >= 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)NULL);
+        _exit(127);
+    }
+    bool started = false;  // a few steps logged
+    for (int i = 0; i < 1200 && !started; i++) {
+        usleep(100000);
+        std::string log = file_text(out + "/adamw/log.csv");
+        started = std::count(log.begin(), log.end(), '\n') >= 6;
+    }
+    pid_t victim = started ? rank_pid(out, 1) : 0;
+    if (victim > 0) kill(victim, SIGTERM);
+    int status = 0;
+    double t0 = now_seconds();
+    bool ended = false;
+    while (!ended && now_seconds() - t0 < 60) {
+        ended = waitpid(job, &status, WNOHANG) == job;
+        if (!ended) usleep(50000);
+    }
+    if (!ended) {  // a hang (or no signal sent): end it, then fail
+        run_command("pkill -9 -f -- '--out " + out + "'");
+        waitpid(job, &status, 0);
+    }
+    std::string text = file_text(dir + "/job.log");
+    INFO(text);
+    REQUIRE(victim > 0);
+    CHECK(ended);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+    size_t at = text.find("stopping at step ");
+    REQUIRE(at != std::string::npos);
+    long long step = atoll(text.c_str() + at + 17);
+    CHECK(text.find("stopping at step " + std::to_string(step) + " on another rank's signal") != std::string::npos);
+    GPT2Config cfg = {};
+    RunConfig rc;
+    OptimizerConfig oc;
+    TrainState st;
+    char err[ERR_LEN];
+    std::string ckpt = out + "/adamw/checkpoint.bin";
+    REQUIRE_MESSAGE(checkpoint_peek(ckpt.c_str(), &cfg, &rc, sizeof(rc), &oc, &st, err) == 0, err);
+    CHECK(st.step == step);
+    run_ok(std::string(MPIRUN) + " -np 2 ./train --resume " + ckpt + " --stop-at " + std::to_string(step + 2));
 }
