@@ -1,6 +1,7 @@
 // tests/test_mpi.cpp: whole runs of ./train on 2 ranks under mpirun (dist.h's promise): one rank's losses with twice
 // the batch, an exact resume, resumes across rank counts, bad input stopping every rank with one line, a killed
-// rank ending the job with its last checkpoint whole, a signal to one rank stopping them all at one step. They skip, saying so, where ./train was built without MPI.
+// rank ending the job with its last checkpoint whole, a signal to one rank stopping them all at one step. They
+// skip, saying so, where ./train was built without MPI.
 // Inside one job of ranks (the exchanges, the split optimizer step, the split checkpoint): tests/mpi/test_ranks.cpp.
 #include <signal.h>
 #include "cliutil.h"
