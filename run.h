@@ -360,8 +360,9 @@ static void run_catch_signals(bool catching) {
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 2; i++) {
-        if (!catching) sigaction(RUN_SIGNALS[i], &run_signal_before[i], NULL);
-        else if (sigaction(RUN_SIGNALS[i], NULL, &run_signal_before[i]) == 0 && run_signal_before[i].sa_handler != SIG_IGN)
+        struct sigaction* before = &run_signal_before[i];
+        if (!catching) sigaction(RUN_SIGNALS[i], before, NULL);
+        else if (sigaction(RUN_SIGNALS[i], NULL, before) == 0 && before->sa_handler != SIG_IGN)
             sigaction(RUN_SIGNALS[i], &sa, NULL);
     }
 }

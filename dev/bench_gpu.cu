@@ -208,7 +208,8 @@ BENCHMARK_CAPTURE(BM_gelu_backward, three_passes, false)->UseManualTime()->Unit(
 // what the model runs where cuBLASLt offers it), against the product then the column-sum kernel (a pass over dout).
 static void BM_bias_backward(benchmark::State& state, bool epilogue) {
     const int N = BENCH_N, C = BENCH_C, H = 4 * BENCH_C;
-    float *dw = bench_buffer((size_t)H * C, 81), *db = bench_buffer(H, 82), *src = bench_buffer((size_t)N * H, 84, 1e-3f);
+    float *dw = bench_buffer((size_t)H * C, 81), *db = bench_buffer(H, 82);
+    float* src = bench_buffer((size_t)N * H, 84, 1e-3f);
     bfloat16* dout16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * H * sizeof(bfloat16));
     bfloat16* inp16 = (bfloat16*)device_malloc(DEV_CUDA, (size_t)N * C * sizeof(bfloat16));
     device_to_bf16(DEV_CUDA, dout16, src, (size_t)N * H);

@@ -71,7 +71,7 @@ static void compare_optimizer(const RunConfig* rc, const OptimizerConfig* oc, De
             snprintf(best->res.name, sizeof(best->res.name), "%s", oc->name);
             have = true;
         }
-        if ((!have && k == 2) || e->res.status == 2) *best = *e;  // all diverged: the last; or the one a signal stopped
+        if ((!have && k == 2) || e->res.status == 2) *best = *e;  // all diverged: the last; or the signal's run
         free(e);
         if (best->res.status == 2) return;  // stopped by a signal: no more runs
     }
