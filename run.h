@@ -344,22 +344,27 @@ static int run_train_step(Run* r, int64_t step, RunResult* res, char* err) {
     return 0;
 }
 
-// Interruption: Ctrl-C (SIGINT) or SIGTERM (what a batch system sends before it kills a job) stops the run at the
-// next step boundary with a checkpoint, as --stop-at does; ./train then exits with 128 + the signal. The handler
-// resets itself as it runs (SA_RESETHAND), so a second signal ends the process at once. A SIGINT the shell set to
-// be ignored (a background job, nohup) stays ignored. Outside the step loop the signals do what they did before.
+// Interruption: Ctrl-C (SIGINT), SIGTERM (what a batch system sends before it kills a job) or SIGHUP (the terminal
+// closed, an ssh connection dropped) stops the run at the next step boundary with a checkpoint, as --stop-at does;
+// ./train then exits with 128 + the signal. The handler resets itself as it runs (SA_RESETHAND), so a second signal
+// ends the process at once. A signal the shell set to be ignored (SIGINT for a background job, SIGHUP under nohup)
+// stays ignored. Outside the step loop the signals do what they did before.
 static volatile sig_atomic_t run_signal = 0;
-static const int RUN_SIGNALS[2] = {SIGINT, SIGTERM};
-static struct sigaction run_signal_before[2];
+static const int RUN_SIGNALS[3] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction run_signal_before[3];
 static void run_on_signal(int sig) { run_signal = sig; }
 static int run_signal_exit_status() { return 128 + (run_signal ? run_signal : SIGTERM); }
+static const char* run_stopped_by() {
+    return run_signal == SIGINT ? "on SIGINT (Ctrl-C)" : run_signal == SIGTERM ? "on SIGTERM"
+           : run_signal == SIGHUP ? "on SIGHUP" : "on another rank's signal";
+}
 static void run_catch_signals(bool catching) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = run_on_signal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         struct sigaction* before = &run_signal_before[i];
         if (!catching) sigaction(RUN_SIGNALS[i], before, NULL);
         else if (sigaction(RUN_SIGNALS[i], NULL, before) == 0 && before->sa_handler != SIG_IGN)
@@ -410,9 +415,7 @@ static int run_training(const RunConfig* rc, const OptimizerConfig* oc, Device d
             if ((status = run_checkpoint(r, step, err)) != 0) break;
         if (interrupt)
             printf("stopping at step %lld %s; continue with --resume %s\n", (long long)step,
-                   !signalled ? "as asked (--stop-at)" : run_signal == SIGTERM ? "on SIGTERM"
-                   : run_signal == SIGINT ? "on SIGINT (Ctrl-C)" : "on another rank's signal",
-                   r->ckpt_path);
+                   signalled ? run_stopped_by() : "as asked (--stop-at)", r->ckpt_path);
         if (signalled) res->status = 2;
         if (last || interrupt) break;
         if ((status = run_train_step(r, step, res, err)) != 0) break;

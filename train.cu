@@ -22,8 +22,8 @@ static void print_help() {
            "flags (name, default, meaning):\n");
     flags_print(flags, n);
     printf("\nwith --resume the checkpoint's settings win; these may change: %s\n", RESUMABLE);
-    printf("Ctrl-C (SIGINT) or SIGTERM: the run stops at the next step with a checkpoint (exit status 130 or 143);\n"
-           "a second one stops it at once\n");
+    printf("Ctrl-C (SIGINT), SIGTERM or SIGHUP: the run stops at the next step with a checkpoint (exit status\n"
+           "128 + the signal: 130, 143, 129); a second one stops it at once\n");
     printf("\noptimizers: %s\n\ntheir defaults (a flag left at default keeps them):\n", OPTIMIZER_NAMES_HELP);
     optimizer_print_defaults(stdout);
     if (dist_build()[0])
@@ -68,8 +68,9 @@ static int cmd_train(int argc, char** argv, int first, bool compare) {
     if (optimizer_config_from_run(&rc, rc.optimizer, &oc, err)) die("%s", err);
     RunResult res;
     if (run_training(&rc, &oc, dev, &res, err)) die("%s", err);
-    printf("done: %d steps, final val_loss %.4f (best %.4f), %.0f tokens in %.1fs of training\n", res.steps,
-           res.final_val_loss, res.best_val_loss, res.tokens, res.train_seconds);
+    printf("%s: %d steps, final val_loss %.4f (best %.4f), %.0f tokens in %.1fs of training\n",
+           res.status == 2 ? "stopped" : "done", res.steps, res.final_val_loss, res.best_val_loss, res.tokens,
+           res.train_seconds);
     if (res.peak_memory > 0)
         printf("peak GPU memory in use: %.0f MiB (the whole device: our buffers, cuBLAS, the CUDA context)\n",
                res.peak_memory / 1048576.0);

@@ -135,13 +135,13 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
 }
 
-// Ctrl-C (SIGINT) or SIGTERM stops a run at the next step boundary with a checkpoint (run.h): the exit status is
-// 128 + the signal, the last line names the checkpoint, and a run resumed from it goes on from that step.
-TEST_CASE("cli: SIGINT and SIGTERM stop a run at the next step, with a checkpoint it resumes from") {
+// Ctrl-C (SIGINT), SIGTERM or SIGHUP stops a run at the next step boundary with a checkpoint (run.h): the exit
+// status is 128 + the signal, the last line names the checkpoint, and a run resumed from it goes on from that step.
+TEST_CASE("cli: SIGINT, SIGTERM and SIGHUP stop a run at the next step, with a checkpoint it resumes from") {
     REQUIRE(access("./train", X_OK) == 0);
     std::string dir = temp_dir();
     write_random_shards(dir);
-    for (std::string sig : {"INT", "TERM"}) {
+    for (std::string sig : {"INT", "TERM", "HUP"}) {
         CAPTURE(sig);
         std::string log = dir + "/" + sig + ".log", ckpt = dir + "/runs/" + sig + "/checkpoint.bin";
         // set -m: the run in a process group of its own, where a background job's SIGINT is not ignored; the
@@ -156,14 +156,15 @@ TEST_CASE("cli: SIGINT and SIGTERM stop a run at the next step, with a checkpoin
         CommandResult r = run_command("bash " + dir + "/run.sh");
         std::string text = file_text(log);
         INFO(text);
-        CHECK(r.status == 128 + (sig == "INT" ? SIGINT : SIGTERM));
+        CHECK(r.status == 128 + (sig == "INT" ? SIGINT : sig == "TERM" ? SIGTERM : SIGHUP));
         size_t at = text.find("stopping at step ");
         REQUIRE(at != std::string::npos);
         long long step = atoll(text.c_str() + at + 17);
         CHECK(step >= 3);
         CHECK(step < 3000);
-        CHECK(text.find(sig == "INT" ? "on SIGINT (Ctrl-C); continue with --resume " + ckpt
-                                     : "on SIGTERM; continue with --resume " + ckpt) != std::string::npos);
+        CHECK(text.find("on SIG" + sig + (sig == "INT" ? " (Ctrl-C)" : "") + "; continue with --resume " + ckpt) !=
+              std::string::npos);
+        CHECK(text.find("\nstopped: ") != std::string::npos);
         std::string stop = std::to_string(step + 2);
         CommandResult resumed = run_command("./train --resume " + ckpt + " --stop-at " + stop, "2>&1");
         INFO(resumed.text);
