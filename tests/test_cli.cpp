@@ -135,26 +135,37 @@ TEST_CASE("cli: train a tiny model, then sample from its checkpoint; a missing c
     expect_one_line_error("sample --device cpu --checkpoint " + dir + "/train.bin", "bad magic 20240520");
 }
 
+// Runs ./train on dir's shards for `steps` steps as a background job, sends it SIG<sig> once it has logged step 3,
+// and waits for it: its exit status (its output in dir/<name>.log). set -m puts the run in a process group of its
+// own, where a background job's SIGINT is not ignored.
+static CommandResult run_and_signal(const std::string& dir, const std::string& name, const std::string& sig,
+                                    int steps) {
+    std::string log = dir + "/" + name + ".log";
+    FILE* f = fopen((dir + "/run.sh").c_str(), "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "set -m\n./train --device cpu --model tiny --batch 2 --seq-len 16 --steps %d --eval-every 1000 "
+               "--eval-batches 1 --out %s/runs --run-name %s --data %s/train.bin > %s 2>&1 &\npid=$!\n"
+               "for i in $(seq 1200); do grep -q '^step 3/' %s && break; sleep 0.05; done\nkill -%s $pid\nwait $pid\n",
+            steps, dir.c_str(), name.c_str(), dir.c_str(), log.c_str(), log.c_str(), sig.c_str());
+    fclose(f);
+    return run_command("bash " + dir + "/run.sh");
+}
+
 // Ctrl-C (SIGINT), SIGTERM or SIGHUP stops a run at the next step boundary with a checkpoint (run.h): the exit
 // status is 128 + the signal, the last line names the checkpoint, and a run resumed from it goes on from that step.
+// A signal ignored when ./train starts (SIGHUP under nohup) stays ignored: that run trains to its end.
 TEST_CASE("cli: SIGINT, SIGTERM and SIGHUP stop a run at the next step, with a checkpoint it resumes from") {
     REQUIRE(access("./train", X_OK) == 0);
     std::string dir = temp_dir();
     write_random_shards(dir);
+    const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    void (*before[3])(int);  // the runs start with each at its default (this test may itself run under nohup)
+    for (int i = 0; i < 3; i++) before[i] = signal(signals[i], SIG_DFL);
     for (std::string sig : {"INT", "TERM", "HUP"}) {
         CAPTURE(sig);
-        std::string log = dir + "/" + sig + ".log", ckpt = dir + "/runs/" + sig + "/checkpoint.bin";
-        // set -m: the run in a process group of its own, where a background job's SIGINT is not ignored; the
-        // signal once the run has logged step 3 (3000 steps would take minutes)
-        FILE* f = fopen((dir + "/run.sh").c_str(), "w");
-        REQUIRE(f != NULL);
-        fprintf(f, "set -m\n./train --device cpu --model tiny --batch 2 --seq-len 16 --steps 3000 --eval-every 1000 "
-                   "--eval-batches 1 --out %s/runs --run-name %s --data %s/train.bin > %s 2>&1 &\npid=$!\n"
-                   "for i in $(seq 1200); do grep -q '^step 3/' %s && break; sleep 0.05; done\nkill -%s $pid\nwait $pid\n",
-                dir.c_str(), sig.c_str(), dir.c_str(), log.c_str(), log.c_str(), sig.c_str());
-        fclose(f);
-        CommandResult r = run_command("bash " + dir + "/run.sh");
-        std::string text = file_text(log);
+        std::string ckpt = dir + "/runs/" + sig + "/checkpoint.bin";
+        CommandResult r = run_and_signal(dir, sig, sig, 3000);  // 3000 steps would take minutes
+        std::string text = file_text(dir + "/" + sig + ".log");
         INFO(text);
         CHECK(r.status == 128 + (sig == "INT" ? SIGINT : sig == "TERM" ? SIGTERM : SIGHUP));
         size_t at = text.find("stopping at step ");
@@ -172,4 +183,12 @@ TEST_CASE("cli: SIGINT, SIGTERM and SIGHUP stop a run at the next step, with a c
         CHECK(resumed.text.find("step " + std::to_string(step + 1) + "/3000 ") != std::string::npos);
         CHECK(resumed.text.find("stopping at step " + stop + " as asked (--stop-at)") != std::string::npos);
     }
+    signal(SIGHUP, SIG_IGN);
+    CommandResult ignored = run_and_signal(dir, "nohup", "HUP", 100);
+    std::string text = file_text(dir + "/nohup.log");
+    INFO(text);
+    CHECK(ignored.status == 0);
+    CHECK(text.find("stopping at step") == std::string::npos);
+    CHECK(text.find("\ndone: 100 steps") != std::string::npos);
+    for (int i = 0; i < 3; i++) signal(signals[i], before[i]);
 }
